@@ -1,0 +1,111 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { StorageError } from '../engine/errors.ts';
+import { retryAfterSeconds } from '../engine/limits.ts';
+import type { FailureCode, RejectionCode } from '../engine/types.ts';
+
+/** Every stable error code of API.md, and its HTTP status. The only such table. */
+const statusOf = {
+  validation_failed: 400,
+  idempotency_key_required: 400,
+  product_not_found: 404,
+  reservation_not_found: 404,
+  not_found: 404,
+  product_exists: 409,
+  insufficient_stock: 409,
+  stock_limit_exceeded: 409,
+  reservation_cancelled: 409,
+  reservation_expired: 409,
+  reservation_purchased: 409,
+  request_in_progress: 409,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  idempotency_key_reused: 422,
+  internal_error: 500,
+  storage_unavailable: 503,
+  overloaded: 503,
+} as const satisfies Record<RejectionCode | FailureCode | string, number>;
+
+export type ErrorCode = keyof typeof statusOf;
+
+const titleOf: Record<ErrorCode, string> = {
+  validation_failed: 'The request is not valid',
+  idempotency_key_required: 'An Idempotency-Key header is required',
+  product_not_found: 'No such product',
+  reservation_not_found: 'No such reservation',
+  not_found: 'No such resource',
+  product_exists: 'A different product with this SKU exists',
+  insufficient_stock: 'Not enough stock',
+  stock_limit_exceeded: 'Stock would exceed its limit',
+  reservation_cancelled: 'The reservation is cancelled',
+  reservation_expired: 'The reservation has expired',
+  reservation_purchased: 'The reservation is purchased',
+  request_in_progress: 'A request with this key is in progress',
+  payload_too_large: 'The request body is too large',
+  unsupported_media_type: 'The request body must be JSON',
+  idempotency_key_reused: 'The Idempotency-Key was used for a different request',
+  internal_error: 'Internal error',
+  storage_unavailable: 'Storage is unavailable; nothing was acknowledged, retry with the same Idempotency-Key',
+  overloaded: 'Too many requests are waiting; nothing was done, retry later',
+};
+
+/** A refusal by the API or the engine, rendered as problem+json by the one error handler. */
+export class ApiError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    readonly detail: string,
+  ) {
+    super(detail);
+  }
+}
+
+export function problem(code: ErrorCode, detail: string, request?: FastifyRequest) {
+  return {
+    type: `https://secventory.dev/problems/${code.replaceAll('_', '-')}`,
+    title: titleOf[code],
+    status: statusOf[code],
+    code,
+    detail,
+    ...(request === undefined ? {} : { instance: request.url.split('?')[0], requestId: request.id }),
+  };
+}
+
+export function sendProblem(reply: FastifyReply, code: ErrorCode, detail: string): FastifyReply {
+  const status = statusOf[code];
+  if (status === 503) reply.header('retry-after', String(retryAfterSeconds));
+  return reply.code(status).type('application/problem+json').send(problem(code, detail, reply.request));
+}
+
+/** Fastify's own errors, by their stable FST_ codes. */
+function codeOfFrameworkError(error: FastifyError): { code: ErrorCode; detail: string } {
+  if (error.validation !== undefined) return { code: 'validation_failed', detail: `${error.validationContext ?? 'request'} ${error.validation.map((v) => `${v.instancePath || '/'} ${v.message}`).join('; ')}` };
+  switch (error.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return { code: 'payload_too_large', detail: error.message };
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return { code: 'unsupported_media_type', detail: 'send the body as application/json' };
+    default:
+      if (error.statusCode === 413) return { code: 'payload_too_large', detail: error.message };
+      if (error.statusCode === 415) return { code: 'unsupported_media_type', detail: 'send the body as application/json' };
+      if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
+        return { code: 'validation_failed', detail: error.message };
+      }
+      return { code: 'internal_error', detail: 'the server failed; nothing about the failure is shown here' };
+  }
+}
+
+/** Installs the problem+json error and not-found handlers on `app`. */
+export function installErrorHandlers(app: FastifyInstance): void {
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (error instanceof ApiError) return sendProblem(reply, error.code, error.detail);
+    if (error instanceof StorageError) {
+      request.log.warn({ reason: error.message, sqlState: error.sqlState }, 'storage unavailable');
+      return sendProblem(reply, 'storage_unavailable', 'the database did not answer; retry later');
+    }
+    const { code, detail } = codeOfFrameworkError(error);
+    // Stack traces and SQL go to the log, never to the client.
+    if (code === 'internal_error') request.log.error({ err: error }, 'request failed');
+    return sendProblem(reply, code, detail);
+  });
+  app.setNotFoundHandler((request, reply) => sendProblem(reply, 'not_found', `no route for ${request.method} ${request.url.split('?')[0]}`));
+}

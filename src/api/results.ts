@@ -1,0 +1,40 @@
+import type { FastifyReply } from 'fastify';
+import type { CommandResult, FailureCode } from '../engine/types.ts';
+import { sendProblem } from './errors.ts';
+
+// What a client reads for a failure. The engine's reason (which may name SQL or hosts) goes to
+// the log instead.
+const failureDetail: Record<FailureCode, string> = {
+  storage_unavailable: 'the database did not confirm the change; it may or may not have happened - retry with the same Idempotency-Key',
+  overloaded: 'too many commands are waiting for this product; nothing was done',
+  product_not_found: 'no product with this SKU',
+  reservation_not_found: 'no reservation with this id',
+  idempotency_key_reused: 'this Idempotency-Key was used with a different request on this product',
+  internal_error: 'the server failed to process this command; nothing was acknowledged',
+};
+
+/** Renders an engine result: the outcome's status and body, or a problem. */
+export function sendResult(reply: FastifyReply, result: CommandResult): FastifyReply {
+  if (result.type === 'failed') {
+    const detail = result.code === 'product_not_found' || result.code === 'reservation_not_found' || result.code === 'idempotency_key_reused'
+      ? result.reason
+      : failureDetail[result.code];
+    return sendProblem(reply, result.code, detail);
+  }
+  if (result.replayed) reply.header('idempotent-replayed', 'true');
+  const outcome = result.outcome;
+  switch (outcome.kind) {
+    case 'reservation':
+      return reply.code(outcome.created ? 201 : 200).send(outcome.reservation);
+    case 'inventory':
+      return reply.code(200).send(outcome.inventory);
+    case 'rejected':
+      return sendProblem(reply, outcome.code, outcome.detail);
+    case 'noop':
+      return sendProblem(reply, 'internal_error', failureDetail.internal_error);
+    default: {
+      const unreachable: never = outcome;
+      return unreachable;
+    }
+  }
+}

@@ -1,0 +1,96 @@
+import { Type } from 'typebox';
+import * as limits from '../engine/limits.ts';
+
+// Route schemas. They validate every request before the engine sees it (coercion is off, so
+// "1" is not 1), and they are the source of /openapi.json. Every object refuses unknown fields.
+
+const strict = { additionalProperties: false } as const;
+
+export const Sku = Type.String({ pattern: limits.skuPattern, minLength: 1, maxLength: limits.skuLengthMax, description: 'SKU: 1-64 of [A-Za-z0-9._:-]' });
+export const Uuid = Type.String({
+  pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$',
+  minLength: 36,
+  maxLength: 36,
+  description: 'reservation id (UUID)',
+});
+const Timestamp = Type.String({ description: 'RFC 3339, UTC' });
+const Count = Type.Integer({ minimum: 0 });
+
+export const SkuParams = Type.Object({ sku: Sku }, strict);
+export const ReservationParams = Type.Object({ id: Uuid }, strict);
+
+export const CreateProductBody = Type.Object({
+  sku: Sku,
+  name: Type.String({ minLength: 1, maxLength: limits.nameLengthMax }),
+  stock: Type.Integer({ minimum: 0, maximum: limits.stockMax }),
+}, strict);
+
+export const ReserveBody = Type.Object({
+  quantity: Type.Integer({ minimum: 1, maximum: limits.quantityMax }),
+  ttlSeconds: Type.Optional(Type.Integer({ minimum: limits.ttlSecondsMin, maximum: limits.ttlSecondsMax, description: 'default 600' })),
+}, strict);
+
+export const AdjustBody = Type.Object({
+  delta: Type.Integer({ minimum: -limits.stockMax, maximum: limits.stockMax, not: { const: 0 }, description: 'non-zero' }),
+  reason: Type.String({ minLength: 1, maxLength: limits.reasonLengthMax }),
+}, strict);
+
+export const Inventory = Type.Object({
+  sku: Type.String(),
+  total: Count,
+  reserved: Count,
+  purchased: Count,
+  available: Count,
+  activeReservations: Count,
+  version: Type.Integer({ minimum: 1 }),
+}, strict);
+
+export const Product = Type.Object({
+  sku: Type.String(),
+  name: Type.String(),
+  createdAt: Timestamp,
+  inventory: Inventory,
+}, strict);
+
+export const Reservation = Type.Object({
+  id: Type.String(),
+  sku: Type.String(),
+  quantity: Type.Integer(),
+  status: Type.Unsafe<'active' | 'purchased' | 'cancelled' | 'expired'>({ type: 'string', enum: ['active', 'purchased', 'cancelled', 'expired'] }),
+  createdAt: Timestamp,
+  expiresAt: Timestamp,
+  purchasedAt: Type.Optional(Timestamp),
+  cancelledAt: Type.Optional(Timestamp),
+  expiredAt: Type.Optional(Timestamp),
+}, strict);
+
+export const Problem = Type.Object({
+  type: Type.String(),
+  title: Type.String(),
+  status: Type.Integer(),
+  code: Type.String(),
+  detail: Type.String(),
+  instance: Type.Optional(Type.String()),
+  requestId: Type.Optional(Type.String()),
+}, { additionalProperties: true, description: 'RFC 9457 problem details' });
+
+export const IdempotencyHeaders = Type.Object({
+  'idempotency-key': Type.Optional(Type.String({ description: '1-255 printable ASCII characters' })),
+});
+
+export const EventPageQuery = Type.Object({
+  after: Type.Optional(Type.String({ pattern: '^[0-9]{1,18}$', description: 'cursor: the `next` of the previous page' })),
+  limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,4}$', description: `1..${limits.eventPageLimitMax}, default ${limits.eventPageLimitDefault}` })),
+}, strict);
+
+/** Problem responses every mutating route may give. */
+export const problemResponses = {
+  400: Problem,
+  404: Problem,
+  409: Problem,
+  413: Problem,
+  415: Problem,
+  422: Problem,
+  500: Problem,
+  503: Problem,
+} as const;

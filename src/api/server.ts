@@ -1,0 +1,75 @@
+import { randomUUID } from 'node:crypto';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { bodyBytesMax, keepAliveTimeoutMs, requestIdPattern, requestTimeoutMs } from '../engine/limits.ts';
+import type { Registry } from '../engine/registry.ts';
+import type { ReadModel } from '../persistence/read-model.ts';
+import { ApiError, installErrorHandlers } from './errors.ts';
+import { healthRoutes } from './routes/health.ts';
+import { productRoutes } from './routes/products.ts';
+import { reservationRoutes } from './routes/reservations.ts';
+
+export interface ServerDeps {
+  readonly registry: Registry;
+  readonly readModel: ReadModel;
+  readonly expectedMigrations: readonly string[];
+  readonly logger: Logger;
+}
+
+/** Builds the HTTP API over an engine; it knows nothing of SQL. */
+export async function buildServer(deps: ServerDeps) {
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    // Per-request log lines would cost more than the requests; failures are logged where they happen.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: bodyBytesMax,
+    requestTimeout: requestTimeoutMs,
+    keepAliveTimeout: keepAliveTimeoutMs,
+    return503OnClosing: true,
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const sent = req.headers['x-request-id'];
+      return typeof sent === 'string' && requestIdPattern.test(sent) ? sent : randomUUID();
+    },
+    ajv: {
+      // API.md: "1" is not 1, and unknown fields are refused, not silently dropped.
+      customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false },
+    },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+
+  // JSON bodies: Fastify's parser (refuses __proto__ and constructor.prototype), but an empty
+  // body is no body, so a bare POST to /purchase with a JSON content type is fine.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  // Only JSON is accepted; anything else is 415 unsupported_media_type.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: bodyBytesMax }, (request, body, done) => {
+    if (body === '' || (typeof body === 'string' && body.trim() === '')) return done(null, undefined);
+    parseJson(request, body as string, (error, value) => {
+      if (error) return done(new ApiError('validation_failed', 'the body is not valid JSON'), undefined);
+      done(null, value);
+    });
+  });
+
+  installErrorHandlers(app);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'Secventory', version: '1.0.0', description: 'An inventory reservation engine that is never wrong about stock. See API.md.' },
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  await app.register(healthRoutes, { readModel: deps.readModel, expectedMigrations: deps.expectedMigrations });
+  await app.register(productRoutes, { registry: deps.registry });
+  await app.register(reservationRoutes, { registry: deps.registry, readModel: deps.readModel });
+  return app;
+}

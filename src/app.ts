@@ -1,0 +1,142 @@
+import path from 'node:path';
+import pg from 'pg';
+import type { Logger } from 'pino';
+import { buildServer } from './api/server.ts';
+import type { Config } from './config.ts';
+import { systemClock, type Clock } from './engine/clock.ts';
+import { idleInTransactionTimeoutMs, passivationIntervalMs } from './engine/limits.ts';
+import type { EngineObserver } from './engine/observer.ts';
+import { Registry } from './engine/registry.ts';
+import { Sweeper } from './engine/sweeper.ts';
+import { createPool } from './persistence/database.ts';
+import { EmbeddedServer } from './persistence/embedded-postgres.ts';
+import { migrate, migrationsDir } from './persistence/migrate.ts';
+import { PgStore } from './persistence/pg-store.ts';
+import { ReadModel } from './persistence/read-model.ts';
+import { readdirSync } from 'node:fs';
+
+export interface App {
+  readonly url: string;
+  readonly databaseUrl: string;
+  readonly registry: Registry;
+  readonly sweeper: Sweeper;
+  readonly pool: pg.Pool;
+  readonly embedded: EmbeddedServer | undefined;
+  /** Stops in order: HTTP (draining), sweeper, actors, pool, then the embedded PostgreSQL. */
+  stop(): Promise<void>;
+}
+
+export interface AppOptions {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly clock?: Clock;
+  readonly observers?: readonly EngineObserver[];
+}
+
+export const databaseName = 'secventory';
+
+export function knownMigrations(): string[] {
+  return readdirSync(migrationsDir).filter((f) => f.endsWith('.sql')).map((f) => f.replace(/\.sql$/, '')).sort();
+}
+
+/** Starts the embedded PostgreSQL under the data dir and makes sure Secventory's database exists. */
+export async function startEmbeddedDatabase(dataDir: string, logger: Logger): Promise<{ server: EmbeddedServer; url: string }> {
+  const pgDir = path.join(dataDir, 'postgres');
+  const server = new EmbeddedServer({ dataDir: pgDir, log: (line) => logger.debug({ postgres: line }) });
+  await server.start();
+  const admin = new pg.Client({ connectionString: server.url });
+  await admin.connect();
+  try {
+    const { rowCount } = await admin.query('select 1 from pg_database where datname = $1', [databaseName]);
+    if (rowCount === 0) await admin.query(`create database ${databaseName}`);
+  } finally {
+    await admin.end();
+  }
+  logger.info({ dataDir: pgDir, port: server.port }, 'embedded PostgreSQL is running; its data lives in dataDir');
+  return { server, url: server.urlFor(databaseName) };
+}
+
+/** Logs every failure that left no trace in the database, so log + audit trail cover every request. */
+function failureLogger(logger: Logger): EngineObserver {
+  return {
+    commandFailed(sku, command, code, reason) {
+      const ids = command.type === 'expire'
+        ? { reservationId: command.reservationId, source: 'sweeper' }
+        : { requestId: command.requestId, idempotencyKey: command.idempotencyKey, reservationId: 'reservationId' in command ? command.reservationId : undefined };
+      logger.warn({ sku, command: command.type, code, reason, ...ids }, 'command failed and was not recorded');
+    },
+    versionConflict(sku) {
+      logger.info({ sku }, 'version conflict: another writer changed the product; reloading');
+    },
+  };
+}
+
+export function composeObservers(observers: readonly EngineObserver[]): EngineObserver {
+  const each = <K extends keyof EngineObserver>(key: K) =>
+    ((...args: unknown[]) => {
+      for (const o of observers) (o[key] as ((...a: unknown[]) => void) | undefined)?.(...args);
+    }) as EngineObserver[K];
+  return {
+    commandCompleted: each('commandCompleted'),
+    batchCommitted: each('batchCommitted'),
+    versionConflict: each('versionConflict'),
+    storageError: each('storageError'),
+    commandFailed: each('commandFailed'),
+    expiriesSwept: each('expiriesSwept'),
+    actorActivated: each('actorActivated'),
+    actorPassivated: each('actorPassivated'),
+  };
+}
+
+export async function startApp({ config, logger, clock = systemClock, observers = [] }: AppOptions): Promise<App> {
+  let embedded: EmbeddedServer | undefined;
+  let databaseUrl = config.databaseUrl;
+  if (databaseUrl === undefined) {
+    const started = await startEmbeddedDatabase(config.dataDir, logger);
+    embedded = started.server;
+    databaseUrl = started.url;
+  }
+  const applied = await migrate(databaseUrl, { info: (m) => logger.debug(m), warn: (m) => logger.warn(m), error: (m) => logger.error(m) });
+  if (applied.length > 0) logger.info({ applied }, 'migrations applied');
+
+  const pool = createPool({
+    connectionString: databaseUrl,
+    poolSize: config.poolSize,
+    connectionAcquireTimeoutMs: config.connectionAcquireTimeoutMs,
+    statementTimeoutMs: config.statementTimeoutMs,
+    queryTimeoutMs: config.queryTimeoutMs,
+    idleInTransactionTimeoutMs,
+  }, (error) => logger.warn({ reason: error.message }, 'idle database connection failed; the pool replaces it'));
+
+  const observer = composeObservers([failureLogger(logger), ...observers]);
+  const store = new PgStore(pool);
+  const registry = new Registry(store, clock, {
+    batchSizeMax: config.batchSizeMax,
+    mailboxLengthMax: config.mailboxLengthMax,
+    liveActorsPerShardMax: config.liveActorsPerShardMax,
+    actorIdleMs: config.actorIdleMs,
+  }, observer);
+  const sweeper = new Sweeper(registry, store, clock, config.sweepIntervalMs, observer,
+    (error) => logger.warn({ reason: error.message }, 'sweep failed; the next one retries'));
+  const passivation = setInterval(() => registry.passivateIdle(), passivationIntervalMs);
+  passivation.unref();
+
+  const server = await buildServer({ registry, readModel: new ReadModel(pool), expectedMigrations: knownMigrations(), logger });
+  const address = await server.listen({ host: config.host, port: config.port });
+  sweeper.start();
+  logger.info({ address }, 'secventory is serving');
+
+  let stopping: Promise<void> | undefined;
+  const stop = () => {
+    stopping ??= (async () => {
+      await server.close();
+      await sweeper.stop();
+      clearInterval(passivation);
+      await registry.drained();
+      await pool.end();
+      await embedded?.stop();
+    })();
+    return stopping;
+  };
+  return { url: address, databaseUrl, registry, sweeper, pool, embedded, stop };
+}

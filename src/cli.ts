@@ -1,0 +1,48 @@
+import { Command } from 'commander';
+import closeWithGrace from 'close-with-grace';
+import { pino } from 'pino';
+import { startApp, startEmbeddedDatabase } from './app.ts';
+import { ConfigError, loadConfig, type Config } from './config.ts';
+import { migrate } from './persistence/migrate.ts';
+
+function configOrExit(): Config {
+  try {
+    return loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`secventory: ${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+}
+
+const program = new Command('secventory').description('An inventory reservation engine that is never wrong about stock.');
+
+program.command('serve').description('Serve the REST API (on an embedded PostgreSQL unless DATABASE_URL is set)').action(async () => {
+  const config = configOrExit();
+  const logger = pino({ level: config.logLevel });
+  const app = await startApp({ config, logger });
+  closeWithGrace({ delay: 20_000 }, async ({ signal, err }) => {
+    if (err) logger.error({ err }, 'stopping after an error');
+    logger.info({ signal }, 'stopping: draining HTTP, then actors, pool and PostgreSQL');
+    await app.stop();
+    logger.info('stopped');
+  });
+});
+
+program.command('migrate').description('Apply pending migrations and exit').action(async () => {
+  const config = configOrExit();
+  const logger = pino({ level: config.logLevel });
+  let url = config.databaseUrl;
+  const embedded = url === undefined ? await startEmbeddedDatabase(config.dataDir, logger) : undefined;
+  url ??= embedded!.url;
+  try {
+    const applied = await migrate(url, { info: (m) => logger.debug(m), warn: (m) => logger.warn(m), error: (m) => logger.error(m) });
+    logger.info({ applied }, applied.length === 0 ? 'nothing to migrate' : 'migrations applied');
+  } finally {
+    await embedded?.server.stop();
+  }
+});
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,301 @@
+import { nextStatus, type LifecycleEvent } from './lifecycle.ts';
+import { stockMax } from './limits.ts';
+import type {
+  Command,
+  Counters,
+  EventDraft,
+  EventSource,
+  Outcome,
+  RejectionCode,
+  Reservation,
+  ReservationStatus,
+  StatusChange,
+} from './types.ts';
+import { inventoryView, reservationView } from './views.ts';
+
+/** What `decide` may look at: a product's state as of the commands decided before this one. */
+export interface DecisionView {
+  readonly sku: string;
+  readonly counters: Counters;
+  readonly activeReservations: number;
+  /** Any reservation of this product the batch knows: active in memory, or loaded for it. */
+  reservation(id: string): Reservation | undefined;
+}
+
+export interface Decision {
+  readonly outcome: Outcome;
+  /** Empty only for a replay by the lifecycle (e.g. purchasing a purchased reservation). */
+  readonly events: readonly EventDraft[];
+  readonly counters: Counters;
+  readonly inserted: readonly Reservation[];
+  readonly changed: readonly StatusChange[];
+  /** Reservations as they are after this decision (new or changed). */
+  readonly reservations: readonly Reservation[];
+}
+
+/** A decision needs the reservation it names; the actor answers reservation_not_found before. */
+export type DecideInput = { view: DecisionView; command: Command; nowMs: number };
+
+/**
+ * Decides one command against a product's state. Pure: no I/O and no clock; the same input
+ * always gives the same decision. Checks run in a fixed order - lifecycle state, then expiry,
+ * then stock - and every rejection is itself an audit event.
+ */
+export function decide(view: DecisionView, command: Command, nowMs: number): Decision {
+  switch (command.type) {
+    case 'reserve':
+      return decideReserve(view, command, nowMs);
+    case 'purchase':
+      return decideFinish(view, command, 'PURCHASE', nowMs);
+    case 'cancel':
+      return decideFinish(view, command, 'CANCEL', nowMs);
+    case 'expire':
+      return decideExpire(view, command, nowMs);
+    case 'adjust':
+      return decideAdjust(view, command, nowMs);
+    default: {
+      const unreachable: never = command;
+      return unreachable;
+    }
+  }
+}
+
+type Meta = { requestId: string | null; idempotencyKey: string | null; source: EventSource };
+
+function metaOf(command: Command): Meta {
+  if (command.type === 'expire') return { requestId: null, idempotencyKey: null, source: 'sweeper' };
+  return { requestId: command.requestId, idempotencyKey: command.idempotencyKey, source: 'api' };
+}
+
+function draft(
+  counters: Counters,
+  nowMs: number,
+  meta: Meta,
+  fields: Pick<EventDraft, 'type'> & Partial<EventDraft>,
+): EventDraft {
+  return {
+    seq: counters.version,
+    reservationId: null,
+    quantity: null,
+    delta: null,
+    reason: null,
+    code: null,
+    lateMs: null,
+    ...meta,
+    ...fields,
+    total: counters.total,
+    reserved: counters.reserved,
+    purchased: counters.purchased,
+    atMs: nowMs,
+  };
+}
+
+function bump(c: Counters, change: Partial<Omit<Counters, 'version'>>): Counters {
+  return { ...c, ...change, version: c.version + 1 };
+}
+
+function rejection(
+  view: DecisionView,
+  counters: Counters,
+  nowMs: number,
+  meta: Meta,
+  code: RejectionCode,
+  detail: string,
+  fields: Partial<EventDraft> = {},
+): { counters: Counters; event: EventDraft; outcome: Outcome } {
+  const after = bump(counters, {});
+  return {
+    counters: after,
+    event: draft(after, nowMs, meta, { type: 'rejected', code, ...fields }),
+    outcome: { kind: 'rejected', code, detail },
+  };
+}
+
+function decideReserve(
+  view: DecisionView,
+  command: Extract<Command, { type: 'reserve' }>,
+  nowMs: number,
+): Decision {
+  const meta = metaOf(command);
+  const c = view.counters;
+  const available = c.total - c.reserved - c.purchased;
+  if (available < command.quantity) {
+    const r = rejection(view, c, nowMs, meta, 'insufficient_stock',
+      `requested ${command.quantity}, available ${available}`, { quantity: command.quantity });
+    return { outcome: r.outcome, events: [r.event], counters: r.counters, inserted: [], changed: [], reservations: [] };
+  }
+  const reservation: Reservation = {
+    id: command.reservationId,
+    sku: view.sku,
+    quantity: command.quantity,
+    status: 'active',
+    createdAtMs: nowMs,
+    expiresAtMs: nowMs + command.ttlSeconds * 1000,
+    finishedAtMs: null,
+  };
+  const after = bump(c, { reserved: c.reserved + command.quantity });
+  const event = draft(after, nowMs, meta, {
+    type: 'reserved',
+    reservationId: reservation.id,
+    quantity: reservation.quantity,
+  });
+  return {
+    outcome: { kind: 'reservation', created: true, reservation: reservationView(reservation) },
+    events: [event],
+    counters: after,
+    inserted: [reservation],
+    changed: [],
+    reservations: [reservation],
+  };
+}
+
+const rejectionForStatus: Record<Exclude<ReservationStatus, 'active'>, RejectionCode> = {
+  purchased: 'reservation_purchased',
+  cancelled: 'reservation_cancelled',
+  expired: 'reservation_expired',
+};
+
+const targetOf: Record<LifecycleEvent['type'], ReservationStatus> = {
+  PURCHASE: 'purchased',
+  CANCEL: 'cancelled',
+  EXPIRE: 'expired',
+};
+
+function finish(r: Reservation, to: ReservationStatus, nowMs: number): Reservation {
+  return { ...r, status: to, finishedAtMs: nowMs };
+}
+
+/** Counters after a reservation leaves `active` for `to`. */
+function release(c: Counters, r: Reservation, to: ReservationStatus): Counters {
+  return to === 'purchased'
+    ? bump(c, { reserved: c.reserved - r.quantity, purchased: c.purchased + r.quantity })
+    : bump(c, { reserved: c.reserved - r.quantity });
+}
+
+function decideFinish(
+  view: DecisionView,
+  command: Extract<Command, { type: 'purchase' | 'cancel' }>,
+  event: 'PURCHASE' | 'CANCEL',
+  nowMs: number,
+): Decision {
+  const meta = metaOf(command);
+  const r = view.reservation(command.reservationId);
+  if (r === undefined) throw new Error(`decide: reservation ${command.reservationId} not provided`);
+  const target = targetOf[event];
+
+  if (r.status === target) {
+    // Purchase and cancel are idempotent by the lifecycle itself: a replay, no second effect.
+    return noChange({ kind: 'reservation', created: false, reservation: reservationView(r) }, view.counters);
+  }
+  if (r.status !== 'active') {
+    const code = rejectionForStatus[r.status];
+    const rej = rejection(view, view.counters, nowMs, meta, code,
+      `reservation ${r.id} is ${r.status}`, { reservationId: r.id, quantity: r.quantity });
+    return { outcome: rej.outcome, events: [rej.event], counters: rej.counters, inserted: [], changed: [], reservations: [] };
+  }
+  if (nowMs >= r.expiresAtMs) {
+    // API.md: a purchase or cancel after expiresAt expires the reservation in that moment.
+    const expired = expireNow(view.counters, r, nowMs, meta);
+    const rej = rejection(view, expired.counters, nowMs, meta, 'reservation_expired',
+      `reservation ${r.id} expired at ${new Date(r.expiresAtMs).toISOString()}`,
+      { reservationId: r.id, quantity: r.quantity });
+    return {
+      outcome: rej.outcome,
+      events: [expired.event, rej.event],
+      counters: rej.counters,
+      inserted: [],
+      changed: [expired.change],
+      reservations: [expired.reservation],
+    };
+  }
+  const to = nextStatus(r.status, { type: event });
+  if (to === null) throw new Error(`decide: lifecycle refused ${event} from active`);
+  const after = release(view.counters, r, to);
+  const finished = finish(r, to, nowMs);
+  return {
+    outcome: { kind: 'reservation', created: false, reservation: reservationView(finished) },
+    events: [draft(after, nowMs, meta, { type: to === 'purchased' ? 'purchased' : 'cancelled', reservationId: r.id, quantity: r.quantity })],
+    counters: after,
+    inserted: [],
+    changed: [{ id: r.id, from: 'active', to, atMs: nowMs }],
+    reservations: [finished],
+  };
+}
+
+function expireNow(c: Counters, r: Reservation, nowMs: number, meta: Meta) {
+  const to = nextStatus(r.status, { type: 'EXPIRE' });
+  if (to === null) throw new Error(`decide: lifecycle refused EXPIRE from ${r.status}`);
+  const counters = release(c, r, to);
+  const reservation = finish(r, to, nowMs);
+  const event = draft(counters, nowMs, meta, {
+    type: 'expired',
+    reservationId: r.id,
+    quantity: r.quantity,
+    lateMs: nowMs - r.expiresAtMs,
+  });
+  const change: StatusChange = { id: r.id, from: r.status, to, atMs: nowMs };
+  return { counters, reservation, event, change };
+}
+
+function decideExpire(
+  view: DecisionView,
+  command: Extract<Command, { type: 'expire' }>,
+  nowMs: number,
+): Decision {
+  const r = view.reservation(command.reservationId);
+  // The sweeper may race a purchase or cancel; whatever finished first wins, quietly.
+  if (r === undefined || r.status !== 'active' || nowMs < r.expiresAtMs) {
+    return noChange({ kind: 'noop' }, view.counters);
+  }
+  const expired = expireNow(view.counters, r, nowMs, metaOf(command));
+  return {
+    outcome: { kind: 'reservation', created: false, reservation: reservationView(expired.reservation) },
+    events: [expired.event],
+    counters: expired.counters,
+    inserted: [],
+    changed: [expired.change],
+    reservations: [expired.reservation],
+  };
+}
+
+function decideAdjust(
+  view: DecisionView,
+  command: Extract<Command, { type: 'adjust' }>,
+  nowMs: number,
+): Decision {
+  const meta = metaOf(command);
+  const c = view.counters;
+  const totalAfter = c.total + command.delta;
+  const committed = c.reserved + c.purchased;
+  if (totalAfter < committed) {
+    const r = rejection(view, c, nowMs, meta, 'insufficient_stock',
+      `total would be ${totalAfter}, but ${committed} are reserved or purchased`,
+      { delta: command.delta, reason: command.reason });
+    return { outcome: r.outcome, events: [r.event], counters: r.counters, inserted: [], changed: [], reservations: [] };
+  }
+  if (totalAfter > stockMax) {
+    const r = rejection(view, c, nowMs, meta, 'stock_limit_exceeded',
+      `total would be ${totalAfter}, above the limit ${stockMax}`,
+      { delta: command.delta, reason: command.reason });
+    return { outcome: r.outcome, events: [r.event], counters: r.counters, inserted: [], changed: [], reservations: [] };
+  }
+  const after = bump(c, { total: totalAfter });
+  return {
+    outcome: { kind: 'inventory', inventory: inventoryView(view.sku, after, view.activeReservations) },
+    events: [draft(after, nowMs, meta, { type: 'stock_adjusted', delta: command.delta, reason: command.reason })],
+    counters: after,
+    inserted: [],
+    changed: [],
+    reservations: [],
+  };
+}
+
+/** A product's first event: seq 1, its whole stock as total. */
+export function productCreatedEvent(stock: number, requestId: string, nowMs: number): EventDraft {
+  const counters: Counters = { total: stock, reserved: 0, purchased: 0, version: 1 };
+  return draft(counters, nowMs, { requestId, idempotencyKey: null, source: 'api' }, { type: 'product_created' });
+}
+
+function noChange(outcome: Outcome, counters: Counters): Decision {
+  return { outcome, events: [], counters, inserted: [], changed: [], reservations: [] };
+}

@@ -1,0 +1,31 @@
+import { createHash } from 'node:crypto';
+import type { AuditEvent, EventDraft } from './types.ts';
+
+/** The hash chain of a product starts from this value. */
+export const genesisHash = '';
+
+/**
+ * The canonical content of an event: every field that means something, in a fixed order.
+ * `secventory verify` rebuilds it from the database row, so any edited field breaks the chain.
+ */
+export function canonicalEvent(sku: string, e: EventDraft): string {
+  return JSON.stringify([
+    sku, e.seq, e.type, e.reservationId, e.quantity, e.delta, e.reason, e.code,
+    e.requestId, e.idempotencyKey, e.source, e.lateMs, e.total, e.reserved, e.purchased, e.atMs,
+  ]);
+}
+
+export function eventHash(previousHash: string, sku: string, e: EventDraft): string {
+  return createHash('sha256').update(previousHash).update('\n').update(canonicalEvent(sku, e)).digest('hex');
+}
+
+/** Stamps a run of drafts onto the chain that ends in `previousHash`. */
+export function chainEvents(previousHash: string, sku: string, drafts: readonly EventDraft[]): AuditEvent[] {
+  const events: AuditEvent[] = [];
+  let hash = previousHash;
+  for (const d of drafts) {
+    hash = eventHash(hash, sku, d);
+    events.push({ ...d, sku, hash });
+  }
+  return events;
+}

@@ -1,0 +1,31 @@
+import type { Command } from './types.ts';
+
+/**
+ * What a request asked for, as compared under one Idempotency-Key: the operation and its payload.
+ * The same key with another fingerprint is refused (idempotency_key_reused).
+ */
+export function fingerprintOf(command: Command): string {
+  switch (command.type) {
+    case 'reserve':
+      return `reserve:${command.quantity}:${command.ttlSeconds}`;
+    case 'adjust':
+      return `adjust:${command.delta}:${JSON.stringify(command.reason)}`;
+    case 'purchase':
+    case 'cancel':
+      return `${command.type}:${command.reservationId}`;
+    case 'expire':
+      return `expire:${command.reservationId}`;
+    default: {
+      const unreachable: never = command;
+      return unreachable;
+    }
+  }
+}
+
+export function idempotencyKeyOf(command: Command): string | null {
+  return command.type === 'expire' ? null : command.idempotencyKey;
+}
+
+export function reservationIdOf(command: Command): string | null {
+  return command.type === 'reserve' || command.type === 'adjust' ? null : command.reservationId;
+}

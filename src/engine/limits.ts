@@ -1,0 +1,78 @@
+// Every bound of the engine and the API, each with its reason, reviewed in one place.
+// Values that operators may tune are defaults for the configuration in src/config.ts.
+
+/** API.md: stock and stock totals are 0..2,147,483,647 (a PostgreSQL integer). */
+export const stockMax = 2_147_483_647;
+/** API.md: a reservation takes 1..1,000,000 units. */
+export const quantityMax = 1_000_000;
+/** API.md: a reservation lives 1 s .. 24 h; 10 minutes when the client does not say. */
+export const ttlSecondsMin = 1;
+export const ttlSecondsMax = 86_400;
+export const ttlSecondsDefault = 600;
+/** API.md: SKU alphabet and length. */
+export const skuPattern = '^[A-Za-z0-9._:-]{1,64}$';
+export const skuLengthMax = 64;
+export const nameLengthMax = 200;
+export const reasonLengthMax = 200;
+/** API.md: 1-255 printable ASCII characters. */
+export const idempotencyKeyPattern = /^[\x20-\x7E]{1,255}$/;
+export const idempotencyKeyLengthMax = 255;
+/** Client request ids are echoed; longer or non-printable ones are replaced by our own. */
+export const requestIdPattern = /^[\x21-\x7E]{1,128}$/;
+
+/** API.md: request bodies at most 16 KiB. No valid body comes near it. */
+export const bodyBytesMax = 16 * 1024;
+/** API.md: event pages hold 1..1000 events, 100 by default. */
+export const eventPageLimitMax = 1000;
+export const eventPageLimitDefault = 100;
+/** Per-actor view: a bounded page, busiest first. */
+export const actorsPageLimitMax = 1000;
+
+/**
+ * One batch is one transaction: a larger batch holds the product row's lock longer and makes
+ * every caller in it wait for the slowest decision. 512 commands commit in a few milliseconds.
+ */
+export const batchSizeMaxDefault = 512;
+/**
+ * Past this many waiting commands a product refuses new ones with `overloaded` before doing any
+ * work: at ~20 batches/s of 512, 10,000 queued commands are about one second of waiting.
+ */
+export const mailboxLengthMaxDefault = 10_000;
+/**
+ * Live actors per shard. An idle actor costs about a kilobyte plus its active reservations;
+ * 16 shards x 8192 bounds live actors at 131,072.
+ */
+export const shardCount = 16;
+export const liveActorsPerShardMaxDefault = 8192;
+/** An actor with nothing to do for this long is passivated (its memory released). */
+export const actorIdleMsDefault = 30_000;
+export const passivationIntervalMs = 5_000;
+/**
+ * A version conflict means another writer got there first; each retry reloads the product.
+ * Past this many in one batch, the batch fails with storage_unavailable (safe to retry).
+ */
+export const conflictRetriesMax = 5;
+
+/** The sweeper asks for due reservations this often, and takes at most this many per query. */
+export const sweepIntervalMsDefault = 1_000;
+export const sweepBatchSizeMax = 5_000;
+/** Rounds per sweep tick, so a huge backlog cannot starve everything else. */
+export const sweepRoundsPerTickMax = 10;
+/** API.md: idempotency records are kept at least 24 hours. */
+export const idempotencyRetentionMs = 24 * 60 * 60 * 1000;
+export const idempotencyCleanupBatchMax = 10_000;
+
+/** PostgreSQL pool: the batch model needs few connections (one per busy product at a time). */
+export const poolSizeDefault = 16;
+/** Waiting longer than this for a pooled connection means the database is in trouble. */
+export const connectionAcquireTimeoutMsDefault = 3_000;
+/** No statement may run longer; a batch commit takes milliseconds. */
+export const statementTimeoutMsDefault = 5_000;
+/** The client gives up on a query this long after sending it (a frozen server never answers). */
+export const queryTimeoutMsDefault = 6_000;
+export const idleInTransactionTimeoutMs = 10_000;
+
+/** HTTP: a request that takes longer than this is answered 503 by the server. */
+export const requestTimeoutMs = 15_000;
+export const keepAliveTimeoutMs = 5_000;
+export const retryAfterSeconds = 1;

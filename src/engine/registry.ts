@@ -1,0 +1,216 @@
+import type { Clock } from './clock.ts';
+import { StorageError } from './errors.ts';
+import { chainEvents, genesisHash } from './event-hash.ts';
+import { productCreatedEvent } from './decide.ts';
+import { shardCount } from './limits.ts';
+import type { EngineObserver } from './observer.ts';
+import { ProductActor, type ActorSettings } from './product-actor.ts';
+import type { CreateProductResult, Store } from './store.ts';
+import type { Command, CommandResult, InventoryView, ProductState } from './types.ts';
+import { inventoryView } from './views.ts';
+
+export interface RegistrySettings extends ActorSettings {
+  readonly liveActorsPerShardMax: number;
+  readonly actorIdleMs: number;
+}
+
+export interface ProductSnapshot {
+  readonly sku: string;
+  readonly name: string;
+  readonly createdAtMs: number;
+  readonly inventory: InventoryView;
+}
+
+export interface ActorSummary {
+  readonly sku: string;
+  readonly queueDepth: number;
+  readonly commands: number;
+  readonly batches: number;
+  readonly latencyMsP99: number;
+  readonly lastActivityMs: number;
+}
+
+function shardOf(sku: string): number {
+  // FNV-1a: cheap and stable, so a SKU always lands in the same shard.
+  let h = 0x811c9dc5;
+  for (let i = 0; i < sku.length; i++) {
+    h ^= sku.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0) % shardCount;
+}
+
+function snapshotOf(state: ProductState): ProductSnapshot {
+  return {
+    sku: state.sku,
+    name: state.name,
+    createdAtMs: state.createdAtMs,
+    inventory: inventoryView(state.sku, state.counters, state.active.size),
+  };
+}
+
+/**
+ * Maps each SKU to its one actor. `hash(sku) mod shards` picks a shard; a shard keeps a bounded
+ * map of live actors in least-recently-used order, activates actors on first use and passivates
+ * idle ones. A full shard with no idle actor refuses new products with `overloaded`.
+ */
+export class Registry {
+  private readonly shards: Map<string, ProductActor>[] = Array.from({ length: shardCount }, () => new Map());
+  /**
+   * Which product owns an active reservation, for routing purchase and cancel by id without a
+   * query. A reservation's SKU never changes, so an entry is never wrong, only possibly absent.
+   */
+  private readonly reservationSku = new Map<string, string>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly clock: Clock,
+    private readonly settings: RegistrySettings,
+    private readonly observer: EngineObserver = {},
+  ) {}
+
+  get liveActors(): number {
+    let n = 0;
+    for (const shard of this.shards) n += shard.size;
+    return n;
+  }
+
+  /** Submits a command to the product's actor. */
+  async execute(sku: string, command: Command): Promise<CommandResult> {
+    const actor = this.actorFor(sku);
+    if (actor === null) return this.refuse(sku, command);
+    return actor.submit(command);
+  }
+
+  /** Submits a command about a reservation to the actor of the product that owns it. */
+  async executeOnReservation(reservationId: string, command: Command): Promise<CommandResult> {
+    let sku = this.reservationSku.get(reservationId);
+    if (sku === undefined) {
+      try {
+        sku = (await this.store.findReservationSku(reservationId)) ?? undefined;
+      } catch (error) {
+        if (!(error instanceof StorageError)) throw error;
+        this.observer.commandFailed?.('', command, 'storage_unavailable', error.message);
+        return { type: 'failed', code: 'storage_unavailable', reason: error.message };
+      }
+    }
+    if (sku === undefined) return { type: 'failed', code: 'reservation_not_found', reason: `no reservation ${reservationId}` };
+    return this.execute(sku, command);
+  }
+
+  /** The product as its actor committed it; null when it does not exist. */
+  async product(sku: string): Promise<ProductSnapshot | null> {
+    const actor = this.actorFor(sku);
+    if (actor === null) {
+      const state = await this.store.loadProduct(sku);
+      return state === null ? null : snapshotOf(state);
+    }
+    return actor.read(snapshotOf);
+  }
+
+  async createProduct(sku: string, name: string, stock: number, requestId: string): Promise<CreateProductResult> {
+    const actor = this.actorFor(sku);
+    const create = () => {
+      const nowMs = this.clock.nowMs();
+      const [event] = chainEvents(genesisHash, sku, [productCreatedEvent(stock, requestId, nowMs)]);
+      return this.store.createProduct({ sku, name, stock, nowMs, event: event! });
+    };
+    if (actor === null) return create();
+    // In the actor's turn, so a create never interleaves with a batch of the same SKU.
+    return actor.exclusive(async (dropState) => {
+      const result = await create();
+      if (result.type === 'created') dropState();
+      return result;
+    });
+  }
+
+  /** Per-actor figures, busiest (deepest queue, then most commands) first. */
+  actorSummaries(limit: number): ActorSummary[] {
+    const all: ProductActor[] = [];
+    for (const shard of this.shards) all.push(...shard.values());
+    all.sort((a, b) => b.queueDepth - a.queueDepth || b.commandsTotal - a.commandsTotal);
+    return all.slice(0, limit).map((a) => ({
+      sku: a.sku,
+      queueDepth: a.queueDepth,
+      commands: a.commandsTotal,
+      batches: a.batchesTotal,
+      latencyMsP99: a.latency.quantileMs(0.99),
+      lastActivityMs: a.lastActivityMs,
+    }));
+  }
+
+  queueDepthTotal(): number {
+    let n = 0;
+    for (const shard of this.shards) for (const a of shard.values()) n += a.queueDepth;
+    return n;
+  }
+
+  /** Releases actors idle for longer than the configured time. */
+  passivateIdle(): number {
+    const cutoffMs = this.clock.nowMs() - this.settings.actorIdleMs;
+    let n = 0;
+    for (const shard of this.shards) {
+      for (const actor of shard.values()) {
+        if (actor.idle && actor.lastActivityMs <= cutoffMs) {
+          this.passivate(shard, actor);
+          n++;
+        }
+      }
+    }
+    return n;
+  }
+
+  /** Waits until every actor has finished what it was given. */
+  async drained(): Promise<void> {
+    const all: Promise<void>[] = [];
+    for (const shard of this.shards) for (const a of shard.values()) all.push(a.drained());
+    await Promise.all(all);
+  }
+
+  private actorFor(sku: string): ProductActor | null {
+    const shard = this.shards[shardOf(sku)]!;
+    const existing = shard.get(sku);
+    if (existing !== undefined) {
+      // Re-insert to keep the map in least-recently-used order.
+      shard.delete(sku);
+      shard.set(sku, existing);
+      return existing;
+    }
+    if (shard.size >= this.settings.liveActorsPerShardMax && !this.evictOne(shard)) return null;
+    const actor = new ProductActor(sku, {
+      store: this.store,
+      clock: this.clock,
+      settings: this.settings,
+      observer: this.observer,
+      onReservationsChanged: (owner, added, removed) => {
+        for (const id of added) this.reservationSku.set(id, owner);
+        for (const id of removed) this.reservationSku.delete(id);
+      },
+    });
+    shard.set(sku, actor);
+    this.observer.actorActivated?.(sku);
+    return actor;
+  }
+
+  private evictOne(shard: Map<string, ProductActor>): boolean {
+    for (const actor of shard.values()) {
+      if (actor.idle) {
+        this.passivate(shard, actor);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private passivate(shard: Map<string, ProductActor>, actor: ProductActor): void {
+    for (const id of actor.activeReservationIds()) this.reservationSku.delete(id);
+    shard.delete(actor.sku);
+    this.observer.actorPassivated?.(actor.sku);
+  }
+
+  private refuse(sku: string, command: Command): CommandResult {
+    const reason = `all ${this.settings.liveActorsPerShardMax} actors of the shard of ${sku} are busy`;
+    this.observer.commandFailed?.(sku, command, 'overloaded', reason);
+    return { type: 'failed', code: 'overloaded', reason };
+  }
+}

@@ -1,0 +1,36 @@
+import type { AuditEvent, BatchWrite, IdempotencyRecord, ProductState, Reservation } from './types.ts';
+
+export interface NewProduct {
+  readonly sku: string;
+  readonly name: string;
+  readonly stock: number;
+  readonly nowMs: number;
+  /** Its first event (seq 1, `product_created`), written with the row. */
+  readonly event: AuditEvent;
+}
+
+export type CreateProductResult =
+  | { readonly type: 'created'; readonly product: ProductState }
+  | { readonly type: 'exists'; readonly product: ProductState };
+
+export interface DueReservation {
+  readonly id: string;
+  readonly sku: string;
+}
+
+/**
+ * What the engine needs from storage. The engine knows nothing of SQL; src/persistence
+ * implements this over PostgreSQL. Every method throws StorageError on a storage failure.
+ */
+export interface Store {
+  /** The product row, its active reservations and the head of its hash chain; null if absent. */
+  loadProduct(sku: string): Promise<ProductState | null>;
+  createProduct(input: NewProduct): Promise<CreateProductResult>;
+  findIdempotencyRecords(sku: string, keys: readonly string[]): Promise<Map<string, IdempotencyRecord>>;
+  findReservations(sku: string, ids: readonly string[]): Promise<Reservation[]>;
+  findReservationSku(id: string): Promise<string | null>;
+  /** 'conflict' when the product's version is not `versionBefore`: nothing was written. */
+  commitBatch(write: BatchWrite): Promise<'committed' | 'conflict'>;
+  findDueReservations(nowMs: number, limit: number): Promise<DueReservation[]>;
+  deleteIdempotencyRecordsBefore(beforeMs: number, limit: number): Promise<number>;
+}

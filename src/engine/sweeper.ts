@@ -1,0 +1,81 @@
+import type { Clock } from './clock.ts';
+import { StorageError } from './errors.ts';
+import { idempotencyCleanupBatchMax, idempotencyRetentionMs, sweepBatchSizeMax, sweepRoundsPerTickMax } from './limits.ts';
+import type { EngineObserver } from './observer.ts';
+import type { Registry } from './registry.ts';
+import type { Store } from './store.ts';
+
+export interface SweepReport {
+  readonly due: number;
+  readonly expired: number;
+  readonly failed: number;
+}
+
+/**
+ * Finds active reservations whose expiry has passed and sends each an `expire` command through
+ * its product's mailbox, so expiry is serialized with everything else that product does (G6).
+ * The first tick after a start reconciles whatever expired while the service or database was down.
+ */
+export class Sweeper {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+
+  constructor(
+    private readonly registry: Registry,
+    private readonly store: Store,
+    private readonly clock: Clock,
+    private readonly sweepIntervalMs: number,
+    private readonly observer: EngineObserver = {},
+    private readonly onError: (error: Error) => void = () => {},
+  ) {}
+
+  start(): void {
+    if (this.timer !== undefined) return;
+    const tick = () => {
+      this.running = this.tick().finally(() => {
+        this.running = undefined;
+        if (this.timer !== undefined) this.timer = setTimeout(tick, this.sweepIntervalMs);
+      });
+    };
+    this.timer = setTimeout(tick, 0);
+  }
+
+  async stop(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.running;
+  }
+
+  /** One sweep: expire what is due, in bounded rounds; then drop old idempotency records. */
+  async sweepOnce(): Promise<SweepReport> {
+    let due = 0;
+    let expired = 0;
+    let failed = 0;
+    for (let round = 0; round < sweepRoundsPerTickMax; round++) {
+      const batch = await this.store.findDueReservations(this.clock.nowMs(), sweepBatchSizeMax);
+      due += batch.length;
+      const results = await Promise.all(
+        batch.map((r) => this.registry.execute(r.sku, { type: 'expire', reservationId: r.id })),
+      );
+      for (const result of results) {
+        if (result.type === 'failed') failed++;
+        else if (result.outcome.kind === 'reservation') expired++;
+      }
+      // Stop early when the last round was partial, or when nothing moved (e.g. all overloaded).
+      if (batch.length < sweepBatchSizeMax || failed === batch.length) break;
+    }
+    if (expired > 0) this.observer.expiriesSwept?.(expired);
+    await this.store.deleteIdempotencyRecordsBefore(this.clock.nowMs() - idempotencyRetentionMs, idempotencyCleanupBatchMax);
+    return { due, expired, failed };
+  }
+
+  private async tick(): Promise<void> {
+    try {
+      await this.sweepOnce();
+    } catch (error) {
+      // The database is away; the next tick tries again and reconciles what is due by then.
+      if (error instanceof StorageError) this.onError(error);
+      else throw error;
+    }
+  }
+}

@@ -1,0 +1,176 @@
+// The engine's domain types. Commands, outcomes and failures are discriminated unions so that
+// every branch is handled and illegal combinations cannot be written down.
+
+export type ReservationStatus = 'active' | 'purchased' | 'cancelled' | 'expired';
+
+export interface Reservation {
+  readonly id: string;
+  readonly sku: string;
+  readonly quantity: number;
+  readonly status: ReservationStatus;
+  readonly createdAtMs: number;
+  readonly expiresAtMs: number;
+  /** When it left `active`; null while active. */
+  readonly finishedAtMs: number | null;
+}
+
+export interface Counters {
+  readonly total: number;
+  readonly reserved: number;
+  readonly purchased: number;
+  /** Number of events of the product so far; the seq of its newest event. */
+  readonly version: number;
+}
+
+/** A product's committed state as its actor holds it. */
+export interface ProductState {
+  readonly sku: string;
+  readonly name: string;
+  readonly initialStock: number;
+  readonly createdAtMs: number;
+  counters: Counters;
+  /** Hash of the newest event: the head of the product's hash chain. */
+  lastHash: string;
+  /** Active reservations by id. Terminal ones live only in the database. */
+  readonly active: Map<string, Reservation>;
+}
+
+export type EventSource = 'api' | 'sweeper';
+
+export type RejectionCode =
+  | 'insufficient_stock'
+  | 'stock_limit_exceeded'
+  | 'reservation_expired'
+  | 'reservation_cancelled'
+  | 'reservation_purchased';
+
+export type Command =
+  | {
+      readonly type: 'reserve';
+      readonly reservationId: string;
+      readonly quantity: number;
+      readonly ttlSeconds: number;
+      readonly idempotencyKey: string;
+      readonly requestId: string;
+    }
+  | {
+      readonly type: 'purchase' | 'cancel';
+      readonly reservationId: string;
+      readonly idempotencyKey: string | null;
+      readonly requestId: string;
+    }
+  | { readonly type: 'expire'; readonly reservationId: string }
+  | {
+      readonly type: 'adjust';
+      readonly delta: number;
+      readonly reason: string;
+      readonly idempotencyKey: string;
+      readonly requestId: string;
+    };
+
+export type CommandType = Command['type'];
+
+/** What a reservation looks like to a client; built by the engine, rendered by the API. */
+export interface ReservationView {
+  id: string;
+  sku: string;
+  quantity: number;
+  status: ReservationStatus;
+  createdAt: string;
+  expiresAt: string;
+  purchasedAt?: string;
+  cancelledAt?: string;
+  expiredAt?: string;
+}
+
+export interface InventoryView {
+  sku: string;
+  total: number;
+  reserved: number;
+  purchased: number;
+  available: number;
+  activeReservations: number;
+  version: number;
+}
+
+/**
+ * The decided outcome of a command. This is what an idempotency record stores, so a replay
+ * renders exactly the same answer.
+ */
+export type Outcome =
+  | { readonly kind: 'reservation'; readonly created: boolean; readonly reservation: ReservationView }
+  | { readonly kind: 'inventory'; readonly inventory: InventoryView }
+  | { readonly kind: 'rejected'; readonly code: RejectionCode; readonly detail: string }
+  /** An expire command that found nothing to do (already final, or not due yet). */
+  | { readonly kind: 'noop' };
+
+/** Failures are not decisions: nothing was recorded, and a retry is safe. */
+export type FailureCode =
+  | 'storage_unavailable'
+  | 'overloaded'
+  | 'product_not_found'
+  | 'reservation_not_found'
+  | 'idempotency_key_reused'
+  | 'internal_error';
+
+export type CommandResult =
+  | { readonly type: 'done'; readonly outcome: Outcome; readonly replayed: boolean }
+  | { readonly type: 'failed'; readonly code: FailureCode; readonly reason: string };
+
+export type EventType =
+  | 'product_created'
+  | 'stock_adjusted'
+  | 'reserved'
+  | 'purchased'
+  | 'cancelled'
+  | 'expired'
+  | 'rejected';
+
+/** An audit event as decided: everything but its hash. */
+export interface EventDraft {
+  readonly seq: number;
+  readonly type: EventType;
+  readonly reservationId: string | null;
+  readonly quantity: number | null;
+  readonly delta: number | null;
+  readonly reason: string | null;
+  readonly code: RejectionCode | null;
+  readonly requestId: string | null;
+  readonly idempotencyKey: string | null;
+  readonly source: EventSource;
+  readonly lateMs: number | null;
+  readonly total: number;
+  readonly reserved: number;
+  readonly purchased: number;
+  readonly atMs: number;
+}
+
+export interface AuditEvent extends EventDraft {
+  readonly sku: string;
+  readonly hash: string;
+}
+
+export interface StatusChange {
+  readonly id: string;
+  readonly from: ReservationStatus;
+  readonly to: ReservationStatus;
+  readonly atMs: number;
+}
+
+export interface IdempotencyRecord {
+  readonly key: string;
+  readonly fingerprint: string;
+  readonly outcome: Outcome;
+}
+
+/** Everything one batch writes, committed in one transaction (G4). */
+export interface BatchWrite {
+  readonly sku: string;
+  readonly versionBefore: number;
+  readonly counters: Counters;
+  readonly atMs: number;
+  readonly inserted: readonly Reservation[];
+  readonly changed: readonly StatusChange[];
+  readonly events: readonly AuditEvent[];
+  readonly idempotency: readonly IdempotencyRecord[];
+}

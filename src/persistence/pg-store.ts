@@ -1,0 +1,130 @@
+import type pg from 'pg';
+import { assert } from '../engine/errors.ts';
+import { isReservationStatus } from '../engine/lifecycle.ts';
+import type { CreateProductResult, DueReservation, NewProduct, Store } from '../engine/store.ts';
+import type { BatchWrite, IdempotencyRecord, Outcome, ProductState, Reservation } from '../engine/types.ts';
+import { guarded, inTransaction, iso, statusConflictSqlState, storageError } from './database.ts';
+import * as products from './sql/products.ts';
+import * as reservations from './sql/reservations.ts';
+import * as idempotency from './sql/idempotency.ts';
+
+interface ReservationRow {
+  id: string;
+  sku: string;
+  quantity: number;
+  status: string;
+  created_at_ms: number;
+  expires_at_ms: number;
+  finished_at_ms: number | null;
+}
+
+export function reservationFromRow(row: ReservationRow): Reservation {
+  assert(isReservationStatus(row.status), `reservation ${row.id} has a known status`);
+  return {
+    id: row.id,
+    sku: row.sku,
+    quantity: row.quantity,
+    status: row.status,
+    createdAtMs: row.created_at_ms,
+    expiresAtMs: row.expires_at_ms,
+    finishedAtMs: row.finished_at_ms,
+  };
+}
+
+/** The engine's Store over PostgreSQL. */
+export class PgStore implements Store {
+  constructor(private readonly pool: pg.Pool) {}
+
+  loadProduct(sku: string): Promise<ProductState | null> {
+    // One snapshot for the row and its reservations, so the counters and the active set agree
+    // even while another instance writes.
+    return guarded('load product', () =>
+      inTransaction(this.pool, 'begin isolation level repeatable read read only', async (client) => {
+        const row = (await client.query(products.selectProduct, [sku])).rows[0];
+        if (row === undefined) return null;
+        const active = (await client.query<ReservationRow>(reservations.selectActiveReservationsOfProduct, [sku])).rows;
+        const state: ProductState = {
+          sku: row.sku,
+          name: row.name,
+          initialStock: row.initial_stock,
+          createdAtMs: row.created_at_ms,
+          counters: { total: row.total, reserved: row.reserved, purchased: row.purchased, version: row.version },
+          lastHash: row.last_hash,
+          active: new Map(active.map((r) => [r.id, reservationFromRow(r)])),
+        };
+        let reservedSum = 0;
+        for (const r of state.active.values()) reservedSum += r.quantity;
+        assert(reservedSum === state.counters.reserved, `product ${sku}: reserved equals the sum of its active reservations`);
+        assert(typeof row.last_hash === 'string', `product ${sku}: its newest event exists`);
+        return state;
+      }));
+  }
+
+  async createProduct(input: NewProduct): Promise<CreateProductResult> {
+    const { sku, name, stock, nowMs, event } = input;
+    const created = await guarded('create product', () =>
+      this.pool.query(products.insertProduct, [sku, name, stock, iso(nowMs), event.requestId, event.hash]));
+    const product = await this.loadProduct(sku);
+    assert(product !== null, `product ${sku} exists after its insert`);
+    return { type: created.rows[0].created === 1 ? 'created' : 'exists', product };
+  }
+
+  findIdempotencyRecords(sku: string, keys: readonly string[]): Promise<Map<string, IdempotencyRecord>> {
+    return guarded('find idempotency records', async () => {
+      const { rows } = await this.pool.query({ name: 'select_idempotency_records', text: idempotency.selectIdempotencyRecords, values: [sku, keys] });
+      return new Map(rows.map((r) => [r.key, { key: r.key, fingerprint: r.fingerprint, outcome: r.outcome as Outcome }]));
+    });
+  }
+
+  findReservations(sku: string, ids: readonly string[]): Promise<Reservation[]> {
+    return guarded('find reservations', async () => {
+      const { rows } = await this.pool.query<ReservationRow>({ name: 'select_reservations_of_product', text: reservations.selectReservationsOfProduct, values: [sku, ids] });
+      return rows.map(reservationFromRow);
+    });
+  }
+
+  findReservationSku(id: string): Promise<string | null> {
+    return guarded('find reservation sku', async () => {
+      const { rows } = await this.pool.query({ name: 'select_reservation_sku', text: reservations.selectReservationSku, values: [id] });
+      return rows[0]?.sku ?? null;
+    });
+  }
+
+  async commitBatch(w: BatchWrite): Promise<'committed' | 'conflict'> {
+    const e = w.events;
+    const values = [
+      w.sku, w.versionBefore, w.counters.version, w.counters.total, w.counters.reserved, w.counters.purchased, iso(w.atMs),
+      w.inserted.map((r) => r.id), w.inserted.map((r) => r.quantity), w.inserted.map((r) => iso(r.createdAtMs)), w.inserted.map((r) => iso(r.expiresAtMs)),
+      w.changed.map((c) => c.id), w.changed.map((c) => c.from), w.changed.map((c) => c.to), w.changed.map((c) => iso(c.atMs)),
+      e.map((x) => x.seq), e.map((x) => x.type), e.map((x) => x.reservationId), e.map((x) => x.quantity), e.map((x) => x.delta),
+      e.map((x) => x.reason), e.map((x) => x.code), e.map((x) => x.requestId), e.map((x) => x.idempotencyKey), e.map((x) => x.source),
+      e.map((x) => x.lateMs), e.map((x) => x.total), e.map((x) => x.reserved), e.map((x) => x.purchased), e.map((x) => iso(x.atMs)),
+      e.map((x) => x.hash),
+      w.idempotency.map((i) => i.key), w.idempotency.map((i) => i.fingerprint), w.idempotency.map((i) => JSON.stringify(i.outcome)),
+    ];
+    try {
+      const { rows } = await this.pool.query({ name: 'commit_batch', text: products.commitBatch, values });
+      return rows[0].committed === true ? 'committed' : 'conflict';
+    } catch (error) {
+      // A reservation not in the status the actor saw, or a key another writer took first:
+      // someone wrote behind this actor's back. Reload and decide again, like a version conflict.
+      const code = (error as { code?: string }).code;
+      if (code === statusConflictSqlState || code === '23505') return 'conflict';
+      throw storageError(error, 'commit batch');
+    }
+  }
+
+  findDueReservations(nowMs: number, limit: number): Promise<DueReservation[]> {
+    return guarded('find due reservations', async () => {
+      const { rows } = await this.pool.query({ name: 'select_due_reservations', text: reservations.selectDueReservations, values: [iso(nowMs), limit] });
+      return rows as DueReservation[];
+    });
+  }
+
+  deleteIdempotencyRecordsBefore(beforeMs: number, limit: number): Promise<number> {
+    return guarded('delete idempotency records', async () => {
+      const result = await this.pool.query(idempotency.deleteIdempotencyRecordsBefore, [iso(beforeMs), limit]);
+      return result.rowCount ?? 0;
+    });
+  }
+}

@@ -1,0 +1,28 @@
+import type pg from 'pg';
+import type { Reservation } from '../engine/types.ts';
+import { guarded } from './database.ts';
+import { appliedMigrations } from './migrate.ts';
+import { reservationFromRow } from './pg-store.ts';
+import * as reservations from './sql/reservations.ts';
+
+/** Reads that go straight to the database (they change nothing and need no actor). */
+export class ReadModel {
+  constructor(private readonly pool: pg.Pool) {}
+
+  getReservation(id: string): Promise<Reservation | null> {
+    return guarded('get reservation', async () => {
+      const { rows } = await this.pool.query({ name: 'select_reservation', text: reservations.selectReservation, values: [id] });
+      return rows[0] === undefined ? null : reservationFromRow(rows[0]);
+    });
+  }
+
+  /** True when the database answers and has every migration this build knows. */
+  async ready(expectedMigrations: readonly string[]): Promise<boolean> {
+    try {
+      const applied = await appliedMigrations((sql) => this.pool.query(sql));
+      return applied !== null && expectedMigrations.every((m) => applied.includes(m));
+    } catch {
+      return false;
+    }
+  }
+}

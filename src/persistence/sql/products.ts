@@ -1,0 +1,39 @@
+// Statements on `products`. Timestamps travel as RFC 3339 text and come back as epoch
+// milliseconds, so no Date is parsed on the hot path.
+
+export const selectProduct = `
+select p.sku, p.name, p.initial_stock::integer, p.total::integer, p.reserved::integer,
+       p.purchased::integer, p.version::bigint,
+       (extract(epoch from p.created_at) * 1000)::bigint as created_at_ms,
+       (select e.hash from inventory_events e where e.sku = p.sku and e.seq = p.version) as last_hash
+  from products p
+ where p.sku = $1::text`;
+
+/**
+ * Creates a product and its first event (seq 1) in one statement, or nothing when the SKU
+ * exists; `created` tells which.
+ */
+export const insertProduct = `
+with inserted as (
+  insert into products (sku, name, initial_stock, total, reserved, purchased, version, created_at, updated_at)
+  values ($1::text, $2::text, $3::bigint, $3::bigint, 0, 0, 1, $4::timestamptz, $4::timestamptz)
+  on conflict (sku) do nothing
+  returning sku
+), event as (
+  insert into inventory_events (sku, seq, type, request_id, source, total, reserved, purchased, at, hash)
+  select sku, 1, 'product_created', $5::text, 'api', $3::bigint, 0, 0, $4::timestamptz, $6::text
+    from inserted
+)
+select count(*)::integer as created from inserted`;
+
+/** One batch, one statement, one transaction: see migrations/0002_commit_batch.sql. */
+export const commitBatch = `
+select secventory_commit_batch(
+  $1::text, $2::bigint, $3::bigint, $4::bigint, $5::bigint, $6::bigint, $7::timestamptz,
+  $8::uuid[], $9::integer[], $10::timestamptz[], $11::timestamptz[],
+  $12::uuid[], $13::text[], $14::text[], $15::timestamptz[],
+  $16::bigint[], $17::text[], $18::uuid[], $19::integer[], $20::bigint[], $21::text[], $22::text[],
+  $23::text[], $24::text[], $25::text[], $26::bigint[], $27::bigint[], $28::bigint[], $29::bigint[],
+  $30::timestamptz[], $31::text[],
+  $32::text[], $33::text[], $34::text[]
+) as committed`;

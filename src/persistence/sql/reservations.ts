@@ -1,0 +1,31 @@
+const reservationColumns = `
+  id, sku, quantity, status,
+  (extract(epoch from created_at) * 1000)::bigint as created_at_ms,
+  (extract(epoch from expires_at) * 1000)::bigint as expires_at_ms,
+  (extract(epoch from finished_at) * 1000)::bigint as finished_at_ms`;
+
+export const selectActiveReservationsOfProduct = `
+select ${reservationColumns}
+  from reservations
+ where sku = $1::text and status = 'active'`;
+
+export const selectReservationsOfProduct = `
+select ${reservationColumns}
+  from reservations
+ where sku = $1::text and id = any($2::uuid[])`;
+
+export const selectReservation = `
+select ${reservationColumns}
+  from reservations
+ where id = $1::uuid`;
+
+export const selectReservationSku = `
+select sku from reservations where id = $1::uuid`;
+
+/** The sweeper's query; served by the partial index reservations_active_by_expiry. */
+export const selectDueReservations = `
+select id, sku
+  from reservations
+ where status = 'active' and expires_at <= $1::timestamptz
+ order by expires_at
+ limit $2::integer`;
