@@ -65,7 +65,9 @@ export function problem(code: ErrorCode, detail: string, request?: FastifyReques
     status: statusOf[code],
     code,
     detail,
-    ...(request === undefined ? {} : { instance: request.url.split('?')[0], requestId: request.id }),
+    // The request id travels in the x-request-id header, not here: a replayed answer must be
+    // byte-for-byte the stored one.
+    ...(request === undefined ? {} : { instance: request.url.split('?')[0] }),
   };
 }
 

@@ -71,7 +71,6 @@ export const Problem = Type.Object({
   code: Type.String(),
   detail: Type.String(),
   instance: Type.Optional(Type.String()),
-  requestId: Type.Optional(Type.String()),
 }, { additionalProperties: true, description: 'RFC 9457 problem details' });
 
 export const IdempotencyHeaders = Type.Object({

@@ -103,7 +103,7 @@ describe('request ids', () => {
   it('generates an x-request-id when none is sent, also on errors', async () => {
     const res = await t.http('GET', '/products/NOPE');
     expect(res.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
-    expect(res.body.requestId).toBe(res.headers['x-request-id']);
+    expect(res.body.code).toBe('product_not_found');
   });
 });
 
