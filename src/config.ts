@@ -47,7 +47,9 @@ export class ConfigError extends Error {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   let e: Env;
   try {
-    e = envSchema<Env>({ schema: ConfigSchema, data: [env], dotenv: false });
+    // An empty variable counts as unset (e.g. `DATABASE_URL= npm start` for the embedded default).
+    const set = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ''));
+    e = envSchema<Env>({ schema: ConfigSchema, data: [set], env: false, dotenv: false });
   } catch (error) {
     throw new ConfigError(`invalid configuration: ${(error as Error).message}`);
   }
