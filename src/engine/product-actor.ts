@@ -99,12 +99,17 @@ export class ProductActor {
   }
 
   /**
-   * Runs `read` on the committed state (never a working copy), loading it first if needed.
-   * Returns null when the product does not exist.
+   * Runs `read` on the committed state (never a working copy), in the actor's turn. Another
+   * instance may have written since this actor last committed, so the version is checked first
+   * and a stale state reloaded: a read is real-time even without SKU affinity. Null when the
+   * product does not exist.
    */
-  async read<T>(read: (state: ProductState) => T): Promise<T | null> {
-    if (this.state !== undefined) return read(this.state);
+  read<T>(read: (state: ProductState) => T): Promise<T | null> {
     return this.turns.add(async () => {
+      if (this.state !== undefined) {
+        const version = await this.deps.store.productVersion(this.sku);
+        if (version !== this.state.counters.version) this.dropState();
+      }
       const state = await this.loadedState();
       return state === null ? null : read(state);
     });

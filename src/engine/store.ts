@@ -26,6 +26,8 @@ export interface Store {
   /** The product row, its active reservations and the head of its hash chain; null if absent. */
   loadProduct(sku: string): Promise<ProductState | null>;
   createProduct(input: NewProduct): Promise<CreateProductResult>;
+  /** The product's committed version (null if absent): tells whether memory is still current. */
+  productVersion(sku: string): Promise<number | null>;
   findIdempotencyRecords(sku: string, keys: readonly string[]): Promise<Map<string, IdempotencyRecord>>;
   findReservations(sku: string, ids: readonly string[]): Promise<Reservation[]>;
   findReservationSku(id: string): Promise<string | null>;

@@ -69,6 +69,13 @@ export class PgStore implements Store {
     return { type: created.rows[0].created === 1 ? 'created' : 'exists', product };
   }
 
+  productVersion(sku: string): Promise<number | null> {
+    return guarded('product version', async () => {
+      const { rows } = await this.pool.query({ name: 'select_product_version', text: products.selectProductVersion, values: [sku] });
+      return rows[0]?.version ?? null;
+    });
+  }
+
   findIdempotencyRecords(sku: string, keys: readonly string[]): Promise<Map<string, IdempotencyRecord>> {
     return guarded('find idempotency records', async () => {
       const { rows } = await this.pool.query({ name: 'select_idempotency_records', text: idempotency.selectIdempotencyRecords, values: [sku, keys] });

@@ -9,6 +9,9 @@ select p.sku, p.name, p.initial_stock::integer, p.total::integer, p.reserved::in
   from products p
  where p.sku = $1::text`;
 
+export const selectProductVersion = `
+select version::bigint from products where sku = $1::text`;
+
 /**
  * Creates a product and its first event (seq 1) in one statement, or nothing when the SKU
  * exists; `created` tells which.
