@@ -1,6 +1,7 @@
 import path from 'node:path';
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { Metrics } from './api/metrics.ts';
 import { buildServer } from './api/server.ts';
 import type { Config } from './config.ts';
 import { systemClock, type Clock } from './engine/clock.ts';
@@ -108,7 +109,9 @@ export async function startApp({ config, logger, clock = systemClock, observers 
     idleInTransactionTimeoutMs,
   }, (error) => logger.warn({ reason: error.message }, 'idle database connection failed; the pool replaces it'));
 
-  const observer = composeObservers([failureLogger(logger), ...observers]);
+  const readModel = new ReadModel(pool);
+  const metrics = new Metrics(readModel);
+  const observer = composeObservers([failureLogger(logger), metrics, ...observers]);
   const store = new PgStore(pool);
   const registry = new Registry(store, clock, {
     batchSizeMax: config.batchSizeMax,
@@ -116,13 +119,15 @@ export async function startApp({ config, logger, clock = systemClock, observers 
     liveActorsPerShardMax: config.liveActorsPerShardMax,
     actorIdleMs: config.actorIdleMs,
   }, observer);
+  metrics.watch(registry);
   const sweeper = new Sweeper(registry, store, clock, config.sweepIntervalMs, observer,
     (error) => logger.warn({ reason: error.message }, 'sweep failed; the next one retries'));
   const passivation = setInterval(() => registry.passivateIdle(), passivationIntervalMs);
   passivation.unref();
 
-  const server = await buildServer({ registry, readModel: new ReadModel(pool), expectedMigrations: knownMigrations(), logger });
-  const address = await server.listen({ host: config.host, port: config.port });
+  const server = await buildServer({ registry, metrics, readModel, expectedMigrations: knownMigrations(), logger });
+  // A deep accept queue: a flash sale opens thousands of connections at once.
+  const address = await server.listen({ host: config.host, port: config.port, backlog: 4096 });
   sweeper.start();
   logger.info({ address }, 'secventory is serving');
 

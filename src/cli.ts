@@ -4,6 +4,8 @@ import { pino } from 'pino';
 import { startApp, startEmbeddedDatabase } from './app.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { migrate } from './persistence/migrate.ts';
+import { verifyDatabase } from './persistence/verify.ts';
+import { formatVerifyReport } from './persistence/verify-report.ts';
 
 function configOrExit(): Config {
   try {
@@ -44,5 +46,27 @@ program.command('migrate').description('Apply pending migrations and exit').acti
     await embedded?.server.stop();
   }
 });
+
+program.command('verify')
+  .description('Check G1-G4 and G7 on the database, live or not: exit 0 when all hold, 1 on any violation, 2 when the database cannot be read')
+  .action(async () => {
+    const config = configOrExit();
+    // Logs go to stderr, so stdout holds the report alone.
+    const logger = pino({ level: config.logLevel }, pino.destination(2));
+    let url = config.databaseUrl;
+    const embedded = url === undefined ? await startEmbeddedDatabase(config.dataDir, logger) : undefined;
+    url ??= embedded!.url;
+    try {
+      const report = await verifyDatabase(url, { onProgress: (line) => process.stderr.write(`secventory verify: ${line}\n`) });
+      process.stdout.write(`${formatVerifyReport(report)}\n`);
+      process.exitCode = report.ok ? 0 : 1;
+    } catch (error) {
+      // Not a finding: nothing was verified, and a script must not read it as "violations found".
+      process.stderr.write(`secventory verify: could not read the database: ${error instanceof Error ? error.message : String(error)}\n`);
+      process.exitCode = 2;
+    } finally {
+      await embedded?.server.stop();
+    }
+  });
 
 await program.parseAsync(process.argv);

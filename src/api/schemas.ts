@@ -82,6 +82,33 @@ export const EventPageQuery = Type.Object({
   limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,4}$', description: `1..${limits.eventPageLimitMax}, default ${limits.eventPageLimitDefault}` })),
 }, strict);
 
+/** API.md's Event, plus where it came from (`source`, `lateMs`) and its place in the whole log. */
+export const Event = Type.Object({
+  position: Type.Integer({ minimum: 1, description: 'place in the whole log; the cursor of GET /events' }),
+  seq: Type.Integer({ minimum: 1, description: "the product's sequence number: gap-free, equal to its version right after this event" }),
+  sku: Type.String(),
+  type: Type.Unsafe<'product_created' | 'stock_adjusted' | 'reserved' | 'purchased' | 'cancelled' | 'expired' | 'rejected'>({
+    type: 'string',
+    enum: ['product_created', 'stock_adjusted', 'reserved', 'purchased', 'cancelled', 'expired', 'rejected'],
+  }),
+  reservationId: Type.Optional(Type.String()),
+  quantity: Type.Optional(Type.Integer({ description: "the reservation's quantity; the requested one on a rejected reservation" })),
+  delta: Type.Optional(Type.Integer({ description: 'stock_adjusted (and its rejection): the change of total' })),
+  reason: Type.Optional(Type.String()),
+  code: Type.Optional(Type.String({ description: 'rejected: why, e.g. insufficient_stock' })),
+  requestId: Type.Optional(Type.String()),
+  idempotencyKey: Type.Optional(Type.String()),
+  source: Type.Unsafe<'api' | 'sweeper'>({ type: 'string', enum: ['api', 'sweeper'], description: "'sweeper' for an expiry the sweeper found" }),
+  lateMs: Type.Optional(Type.Integer({ minimum: 0, description: 'expired: how long after expiresAt the expiry was processed' })),
+  inventory: Type.Object({ total: Count, reserved: Count, purchased: Count }, { ...strict, description: "the product's counters right after the event" }),
+  at: Timestamp,
+}, strict);
+
+export const EventPage = Type.Object({
+  events: Type.Array(Event),
+  next: Type.Union([Type.Integer({ minimum: 1 }), Type.Null()], { description: 'pass as `after` for the following page; null when nothing more follows' }),
+}, strict);
+
 /** Problem responses every mutating route may give. */
 export const problemResponses = {
   400: Problem,

@@ -8,7 +8,10 @@ import { bodyBytesMax, keepAliveTimeoutMs, requestIdPattern, requestTimeoutMs } 
 import type { Registry } from '../engine/registry.ts';
 import type { ReadModel } from '../persistence/read-model.ts';
 import { ApiError, installErrorHandlers } from './errors.ts';
+import type { Metrics } from './metrics.ts';
+import { eventRoutes } from './routes/events.ts';
 import { healthRoutes } from './routes/health.ts';
+import { opsRoutes } from './routes/ops.ts';
 import { productRoutes } from './routes/products.ts';
 import { reservationRoutes } from './routes/reservations.ts';
 
@@ -16,6 +19,7 @@ export interface ServerDeps {
   readonly registry: Registry;
   readonly readModel: ReadModel;
   readonly expectedMigrations: readonly string[];
+  readonly metrics: Metrics;
   readonly logger: Logger;
 }
 
@@ -70,6 +74,8 @@ export async function buildServer(deps: ServerDeps) {
 
   await app.register(healthRoutes, { readModel: deps.readModel, expectedMigrations: deps.expectedMigrations });
   await app.register(productRoutes, { registry: deps.registry });
+  await app.register(opsRoutes, { metrics: deps.metrics, registry: deps.registry });
   await app.register(reservationRoutes, { registry: deps.registry, readModel: deps.readModel });
+  await app.register(eventRoutes, { eventLog: deps.readModel.events });
   return app;
 }

@@ -158,6 +158,8 @@ export class ProductActor {
 
   /** Decide, persist, apply, acknowledge - retrying on version conflicts. */
   private async runBatch(batch: readonly Pending[]): Promise<void> {
+    // Idempotency records the commit found already used; the next attempt replays them.
+    const known = new Map<string, IdempotencyRecord>();
     for (let attempt = 0; ; attempt++) {
       try {
         const state = await this.loadedState();
@@ -166,15 +168,19 @@ export class ProductActor {
           return;
         }
         const nowMs = this.deps.clock.nowMs();
-        const plan = await this.plan(batch, state, nowMs);
+        const plan = await this.plan(batch, state, nowMs, known);
         if (plan.write !== null) {
           const startedMs = performance.now();
           const committed = await this.deps.store.commitBatch(plan.write);
-          if (committed === 'conflict') {
-            this.deps.observer.versionConflict?.(this.sku);
-            this.dropState();
+          if (committed.type !== 'committed') {
+            if (committed.type === 'known') {
+              for (const record of committed.records) known.set(record.key, record);
+            } else {
+              this.deps.observer.versionConflict?.(this.sku);
+              this.dropState();
+            }
             if (attempt < conflictRetriesMax) continue;
-            this.failAll(batch, 'storage_unavailable', `${attempt + 1} version conflicts in a row`);
+            this.failAll(batch, 'storage_unavailable', `${attempt + 1} attempts refused in a row`);
             return;
           }
           this.apply(state, plan.write);
@@ -207,20 +213,19 @@ export class ProductActor {
     }
   }
 
-  /** Looks up the batch's keys and reservations, then decides each command in order. */
-  private async plan(batch: readonly Pending[], state: ProductState, nowMs: number): Promise<Plan> {
-    const keys = new Set<string>();
+  /**
+   * Loads the reservations the batch names that are not active in memory, then decides each
+   * command in order. Idempotency keys are not looked up here: the commit checks them in the same
+   * round trip and refuses the batch if one was used before (`known`), which is rare.
+   */
+  private async plan(batch: readonly Pending[], state: ProductState, nowMs: number, known: ReadonlyMap<string, IdempotencyRecord>): Promise<Plan> {
     const missing = new Set<string>();
     for (const { command } of batch) {
-      const key = idempotencyKeyOf(command);
-      if (key !== null) keys.add(key);
       const id = reservationIdOf(command);
       if (id !== null && !state.active.has(id)) missing.add(id);
     }
-    const [records, loaded] = await Promise.all([
-      keys.size > 0 ? this.deps.store.findIdempotencyRecords(this.sku, [...keys]) : new Map<string, IdempotencyRecord>(),
-      missing.size > 0 ? this.deps.store.findReservations(this.sku, [...missing]) : [],
-    ]);
+    const loaded = missing.size > 0 ? await this.deps.store.findReservations(this.sku, [...missing]) : [];
+    const records = new Map(known);
 
     const overlay = new Map<string, Reservation>(loaded.map((r) => [r.id, r]));
     let counters: Counters = state.counters;

@@ -13,6 +13,11 @@ export type CreateProductResult =
   | { readonly type: 'created'; readonly product: ProductState }
   | { readonly type: 'exists'; readonly product: ProductState };
 
+export type CommitResult =
+  | { readonly type: 'committed' }
+  | { readonly type: 'conflict' }
+  | { readonly type: 'known'; readonly records: readonly IdempotencyRecord[] };
+
 export interface DueReservation {
   readonly id: string;
   readonly sku: string;
@@ -31,8 +36,12 @@ export interface Store {
   findIdempotencyRecords(sku: string, keys: readonly string[]): Promise<Map<string, IdempotencyRecord>>;
   findReservations(sku: string, ids: readonly string[]): Promise<Reservation[]>;
   findReservationSku(id: string): Promise<string | null>;
-  /** 'conflict' when the product's version is not `versionBefore`: nothing was written. */
-  commitBatch(write: BatchWrite): Promise<'committed' | 'conflict'>;
+  /**
+   * Commits the batch in one transaction, or writes nothing and says why: `conflict` when the
+   * product's version is not `versionBefore`; `known` when some of its idempotency keys were used
+   * before (the records are returned so the batch can be decided again, replaying them).
+   */
+  commitBatch(write: BatchWrite): Promise<CommitResult>;
   findDueReservations(nowMs: number, limit: number): Promise<DueReservation[]>;
   deleteIdempotencyRecordsBefore(beforeMs: number, limit: number): Promise<number>;
 }

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { assert } from '../engine/errors.ts';
 import { isReservationStatus } from '../engine/lifecycle.ts';
-import type { CreateProductResult, DueReservation, NewProduct, Store } from '../engine/store.ts';
+import type { CommitResult, CreateProductResult, DueReservation, NewProduct, Store } from '../engine/store.ts';
 import type { BatchWrite, IdempotencyRecord, Outcome, ProductState, Reservation } from '../engine/types.ts';
 import { guarded, inTransaction, iso, statusConflictSqlState, storageError } from './database.ts';
 import * as products from './sql/products.ts';
@@ -97,26 +97,29 @@ export class PgStore implements Store {
     });
   }
 
-  async commitBatch(w: BatchWrite): Promise<'committed' | 'conflict'> {
+  async commitBatch(w: BatchWrite): Promise<CommitResult> {
     const e = w.events;
     const values = [
-      w.sku, w.versionBefore, w.counters.version, w.counters.total, w.counters.reserved, w.counters.purchased, iso(w.atMs),
-      w.inserted.map((r) => r.id), w.inserted.map((r) => r.quantity), w.inserted.map((r) => iso(r.createdAtMs)), w.inserted.map((r) => iso(r.expiresAtMs)),
-      w.changed.map((c) => c.id), w.changed.map((c) => c.from), w.changed.map((c) => c.to), w.changed.map((c) => iso(c.atMs)),
+      w.sku, w.versionBefore, w.counters.version, w.counters.total, w.counters.reserved, w.counters.purchased, w.atMs,
+      w.inserted.map((r) => r.id), w.inserted.map((r) => r.quantity), w.inserted.map((r) => r.createdAtMs), w.inserted.map((r) => r.expiresAtMs),
+      w.changed.map((c) => c.id), w.changed.map((c) => c.from), w.changed.map((c) => c.to), w.changed.map((c) => c.atMs),
       e.map((x) => x.seq), e.map((x) => x.type), e.map((x) => x.reservationId), e.map((x) => x.quantity), e.map((x) => x.delta),
       e.map((x) => x.reason), e.map((x) => x.code), e.map((x) => x.requestId), e.map((x) => x.idempotencyKey), e.map((x) => x.source),
-      e.map((x) => x.lateMs), e.map((x) => x.total), e.map((x) => x.reserved), e.map((x) => x.purchased), e.map((x) => iso(x.atMs)),
+      e.map((x) => x.lateMs), e.map((x) => x.total), e.map((x) => x.reserved), e.map((x) => x.purchased), e.map((x) => x.atMs),
       e.map((x) => x.hash),
       w.idempotency.map((i) => i.key), w.idempotency.map((i) => i.fingerprint), w.idempotency.map((i) => JSON.stringify(i.outcome)),
     ];
     try {
       const { rows } = await this.pool.query({ name: 'commit_batch', text: products.commitBatch, values });
-      return rows[0].committed === true ? 'committed' : 'conflict';
+      const refused = rows[0].refused as null | { conflict?: true; known?: IdempotencyRecord[] };
+      if (refused === null) return { type: 'committed' };
+      if (refused.known !== undefined) return { type: 'known', records: refused.known };
+      return { type: 'conflict' };
     } catch (error) {
       // A reservation not in the status the actor saw, or a key another writer took first:
       // someone wrote behind this actor's back. Reload and decide again, like a version conflict.
       const code = (error as { code?: string }).code;
-      if (code === statusConflictSqlState || code === '23505') return 'conflict';
+      if (code === statusConflictSqlState || code === '23505') return { type: 'conflict' };
       throw storageError(error, 'commit batch');
     }
   }

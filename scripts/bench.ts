@@ -1,0 +1,134 @@
+// npm run bench -- --scenario hot|spread|mixed|burst|low|all --connections N --duration S [--compare-batch1]
+// Starts the server as its own process on its own embedded PostgreSQL (fsync on) or DATABASE_URL,
+// drives it with a real HTTP load generator, checks correctness afterwards, and writes
+// reports/bench-<timestamp>.json and .md.
+import { mkdir, mkdtemp, rm, writeFile, chmod } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { SingleBar, Presets } from 'cli-progress';
+import { Command } from 'commander';
+import pg from 'pg';
+import { EmbeddedServer } from '../src/persistence/embedded-postgres.ts';
+import { checkCorrectness, commitMsMean, type Correctness } from './bench/correctness.ts';
+import { startServerProcess } from './bench/server-process.ts';
+import { createProducts, productsFor, runBurst, runScenario, scenarioNames, type LoadResult, type ScenarioName } from './bench/scenarios.ts';
+
+interface Row {
+  scenario: string;
+  batchSizeMax: number;
+  connections: number;
+  load: LoadResult;
+  correctness: Correctness;
+  commitMsMean: number | null;
+  rssMaxMb: number;
+}
+
+const program = new Command('bench')
+  .option('--scenario <name>', `one of ${scenarioNames.join(', ')}, or all`, 'hot')
+  .option('--connections <n>', 'concurrent connections', (v) => Number(v), 1000)
+  .option('--duration <s>', 'seconds per scenario', (v) => Number(v), 10)
+  .option('--batch-size <n>', 'SECVENTORY_BATCH_SIZE_MAX for the server', (v) => Number(v))
+  .option('--compare-batch1', 'run the same scenario again with batchSizeMax = 1 and print the ratio')
+  .parse();
+const opts = program.opts<{ scenario: string; connections: number; duration: number; batchSize?: number; compareBatch1?: boolean }>();
+
+async function main() {
+  const scenarios: ScenarioName[] = opts.scenario === 'all' ? [...scenarioNames] : [opts.scenario as ScenarioName];
+  for (const s of scenarios) if (!scenarioNames.includes(s)) throw new Error(`unknown scenario ${s}`);
+
+  let embedded: EmbeddedServer | undefined;
+  let tmp: string | undefined;
+  let adminUrl = process.env.DATABASE_URL;
+  if (adminUrl === undefined || adminUrl === '') {
+    tmp = await mkdtemp(path.join(os.tmpdir(), 'secventory-bench-'));
+    await chmod(tmp, 0o755);
+    // fsync stays on: the figures are for durable acknowledgements.
+    embedded = new EmbeddedServer({ dataDir: path.join(tmp, 'pg'), settings: { max_connections: '200' } });
+    await embedded.start();
+    adminUrl = embedded.url;
+  }
+  const rows: Row[] = [];
+  try {
+    let runNo = 0;
+    for (const scenario of scenarios) {
+      const sizes = [opts.batchSize ?? 512, ...(opts.compareBatch1 ? [1] : [])];
+      for (const batchSizeMax of sizes) {
+        rows.push(await runOne(adminUrl, `bench_${scenario}_${++runNo}`, scenario, batchSizeMax));
+      }
+    }
+  } finally {
+    await embedded?.stop();
+    if (tmp) await rm(tmp, { recursive: true, force: true });
+  }
+  await report(rows);
+}
+
+async function runOne(adminUrl: string, database: string, scenario: ScenarioName, batchSizeMax: number): Promise<Row> {
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`drop database if exists ${database}`);
+  await admin.query(`create database ${database}`);
+  await admin.end();
+  const url = new URL(adminUrl);
+  url.pathname = `/${database}`;
+  const databaseUrl = url.toString();
+
+  const server = await startServerProcess(databaseUrl, { SECVENTORY_BATCH_SIZE_MAX: String(batchSizeMax), SECVENTORY_MAILBOX_LENGTH_MAX: '100000' });
+  try {
+    await createProducts(server.url, productsFor(scenario));
+    process.stderr.write(`\n${scenario} (batchSizeMax ${batchSizeMax}, ${opts.connections} connections, ${opts.duration} s)\n`);
+    let load: LoadResult;
+    if (scenario === 'burst') {
+      load = await runBurst(server.url, opts.connections);
+    } else {
+      const bar = new SingleBar({ format: '  {bar} {value}/{total} s', clearOnComplete: true }, Presets.shades_classic);
+      bar.start(opts.duration, 0);
+      load = await runScenario(scenario, server.url, { connections: opts.connections, durationS: opts.duration, onTick: (s) => bar.update(Math.min(s, opts.duration)) });
+      bar.stop();
+    }
+    const commitMs = await commitMsMean(server.url);
+    const rssMaxMb = server.rssMaxBytes() / 1024 / 1024;
+    await server.stop();
+    const correctness = await checkCorrectness(databaseUrl);
+    return { scenario, batchSizeMax, connections: opts.connections, load, correctness, commitMsMean: commitMs, rssMaxMb };
+  } finally {
+    await server.stop();
+  }
+}
+
+function table(rows: Row[]): string {
+  const f = (n: number | null, d = 0) => (n === null ? 'n/a' : n.toFixed(d));
+  const lines = [
+    '| scenario | batchSizeMax | conns | req/s | ok/s | p50 ms | p99 ms | p999 ms | non-2xx | errors | mean batch | commit ms | RSS max MB | oversold | sums | verify |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const r of rows) {
+    const non2xx = Object.entries(r.load.statusCounts).filter(([c]) => !c.startsWith('2')).map(([c, n]) => `${c}:${n}`).join(' ') || '0';
+    lines.push(`| ${r.scenario} | ${r.batchSizeMax} | ${r.connections} | ${f(r.load.requestsPerSecond)} | ${f(r.load.succeededPerSecond)} | ${f(r.load.latencyMsP50, 1)} | ${f(r.load.latencyMsP99, 1)} | ${f(r.load.latencyMsP999, 1)} | ${non2xx} | ${r.load.errors + r.load.timeouts} | ${f(r.correctness.meanBatchSize, 1)} | ${f(r.commitMsMean, 2)} | ${f(r.rssMaxMb)} | ${r.correctness.oversoldProducts} | ${r.correctness.countersNotEqualSums === 0 ? 'equal' : `${r.correctness.countersNotEqualSums} differ`} | ${r.correctness.verifyOk === null ? 'n/a' : r.correctness.verifyOk ? 'pass' : `FAIL (${r.correctness.verifyViolations})`} |`);
+  }
+  return lines.join('\n');
+}
+
+async function report(rows: Row[]) {
+  const md = [table(rows)];
+  for (const scenario of new Set(rows.map((r) => r.scenario))) {
+    const batched = rows.find((r) => r.scenario === scenario && r.batchSizeMax !== 1);
+    const single = rows.find((r) => r.scenario === scenario && r.batchSizeMax === 1);
+    if (batched && single) {
+      md.push(`\n${scenario}: batched / batchSizeMax=1 = ${(batched.load.succeededPerSecond / single.load.succeededPerSecond).toFixed(1)}x successful reservations per second`);
+    }
+  }
+  const text = md.join('\n');
+  console.log(`\n${text}\n`);
+  await mkdir('reports', { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  await writeFile(`reports/bench-${stamp}.json`, JSON.stringify({ at: new Date().toISOString(), node: process.version, rows }, null, 2));
+  await writeFile(`reports/bench-${stamp}.md`, `${text}\n`);
+  const bad = rows.filter((r) => r.correctness.oversoldProducts > 0 || r.correctness.negativeProducts > 0 || r.correctness.countersNotEqualSums > 0 || r.correctness.verifyOk === false);
+  if (bad.length > 0) {
+    console.error(`CORRECTNESS FAILED in ${bad.map((r) => r.scenario).join(', ')}`);
+    process.exitCode = 1;
+  }
+}
+
+await main();

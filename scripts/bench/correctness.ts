@@ -1,0 +1,68 @@
+import pg from 'pg';
+
+export interface Correctness {
+  readonly oversoldProducts: number;
+  readonly negativeProducts: number;
+  readonly countersNotEqualSums: number;
+  /** Events per committed batch transaction (product creation excluded). */
+  readonly meanBatchSize: number;
+  readonly batches: number;
+  readonly verifyOk: boolean | null;
+  readonly verifyViolations: number;
+}
+
+/** After a load: G1, G3 and counters = sums over reservation rows, in SQL; then `verify`. */
+export async function checkCorrectness(databaseUrl: string): Promise<Correctness> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    const { rows: [c] } = await client.query(`
+      with sums as (
+        select p.sku, p.total, p.reserved, p.purchased,
+               coalesce(sum(r.quantity) filter (where r.status = 'active'), 0) as active_sum,
+               coalesce(sum(r.quantity) filter (where r.status = 'purchased'), 0) as purchased_sum
+          from products p left join reservations r on r.sku = p.sku
+         group by p.sku)
+      select count(*) filter (where reserved + purchased > total)::int as oversold,
+             count(*) filter (where total < 0 or reserved < 0 or purchased < 0)::int as negative,
+             count(*) filter (where reserved <> active_sum or purchased <> purchased_sum)::int as unequal
+        from sums`);
+    const { rows: [b] } = await client.query(`
+      select count(*)::float8 / nullif(count(distinct tx_id), 0) as mean, count(distinct tx_id)::int as batches
+        from inventory_events where type <> 'product_created'`);
+    let verifyOk: boolean | null = null;
+    let verifyViolations = 0;
+    try {
+      const { verifyDatabase } = await import('../../src/persistence/verify.ts');
+      const report = await verifyDatabase(databaseUrl);
+      verifyOk = report.ok;
+      verifyViolations = report.violations.length;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw error;
+    }
+    return {
+      oversoldProducts: c.oversold,
+      negativeProducts: c.negative,
+      countersNotEqualSums: c.unequal,
+      meanBatchSize: Number(b.mean ?? 0),
+      batches: b.batches,
+      verifyOk,
+      verifyViolations,
+    };
+  } finally {
+    await client.end();
+  }
+}
+
+/** Mean batch commit time in ms from the server's Prometheus metrics, when it exposes them. */
+export async function commitMsMean(serverUrl: string): Promise<number | null> {
+  try {
+    const text = await (await fetch(`${serverUrl}/metrics`)).text();
+    const sum = /^secventory_batch_commit_duration_seconds_sum(?:\{[^}]*\})? ([\d.e+-]+)$/m.exec(text)?.[1];
+    const count = /^secventory_batch_commit_duration_seconds_count(?:\{[^}]*\})? ([\d.e+-]+)$/m.exec(text)?.[1];
+    if (sum === undefined || count === undefined || Number(count) === 0) return null;
+    return (Number(sum) / Number(count)) * 1000;
+  } catch {
+    return null;
+  }
+}

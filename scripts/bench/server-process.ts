@@ -1,0 +1,62 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { freePort } from '../../src/persistence/embedded-postgres.ts';
+
+export interface ServerProcess {
+  readonly url: string;
+  readonly pid: number;
+  /** Highest resident set size seen so far, in bytes. */
+  rssMaxBytes(): number;
+  rssBytes(): number;
+  stop(): Promise<void>;
+}
+
+function rssOf(pid: number): number {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = /VmRSS:\s+(\d+) kB/.exec(status)?.[1];
+    return kb === undefined ? 0 : Number(kb) * 1024;
+  } catch {
+    return 0;
+  }
+}
+
+/** Runs `secventory serve` as its own process (the load generator must not share its CPU time slice). */
+export async function startServerProcess(databaseUrl: string, env: Record<string, string>): Promise<ServerProcess> {
+  const port = await freePort();
+  // BENCH_PROFILE=1 writes a CPU profile of the server to reports/profiles/ when it stops.
+  const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir=reports/profiles'] : [];
+  const child: ChildProcess = spawn(process.execPath, [...profile, path.resolve('bin/secventory.js'), 'serve'], {
+    env: { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const deadlineMs = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`the server exited with ${child.exitCode}`);
+    try {
+      const res = await fetch(`${url}/health/ready`);
+      if (res.ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadlineMs) throw new Error('the server did not become ready in 30 s');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  child.stdout!.resume();
+  let rssMax = 0;
+  const sampler = setInterval(() => (rssMax = Math.max(rssMax, rssOf(child.pid!))), 200);
+  return {
+    url,
+    pid: child.pid!,
+    rssMaxBytes: () => Math.max(rssMax, rssOf(child.pid!)),
+    rssBytes: () => rssOf(child.pid!),
+    stop: () => new Promise((resolve) => {
+      clearInterval(sampler);
+      if (child.exitCode !== null) return resolve();
+      child.once('exit', () => resolve());
+      child.kill('SIGTERM');
+    }),
+  };
+}

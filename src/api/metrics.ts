@@ -1,0 +1,329 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry as PrometheusRegistry } from 'prom-client';
+import { StorageError } from '../engine/errors.ts';
+import { latencyBucketBoundsMs, LatencyHistogram } from '../engine/latency-histogram.ts';
+import type { BatchCommittedEvent, EngineObserver } from '../engine/observer.ts';
+import type { Command, CommandResult, CommandType, FailureCode } from '../engine/types.ts';
+import { bucketQuantileMs, outcomeError, outcomeOk, outcomeRejected, RecentWindow, type OutcomeIndex } from './recent-window.ts';
+
+// The one module that imports prom-client (STYLE.md 15): engine events in, Prometheus metrics
+// and the figures of /stats out. No metric carries a SKU label: a label per product would make
+// one time series per product, and a busy shop has millions of products.
+
+export const operationNames = ['reserve', 'purchase', 'cancel', 'expire', 'adjust'] as const satisfies readonly CommandType[];
+export const outcomeNames = ['ok', 'rejected', 'error'] as const;
+const outcomeCount = outcomeNames.length;
+
+/**
+ * The database is asked for the active reservation count at most this often: every scrape and
+ * every dashboard refresh would otherwise each run a count over the open reservations.
+ */
+export const activeReservationsCacheMs = 1_000;
+
+// Latency buckets in seconds, the engine's own (milliseconds), so /metrics, /stats and /actors
+// put a latency in the same bucket.
+const latencyBucketsSeconds = latencyBucketBoundsMs.map((ms) => ms / 1000);
+// Batch sizes up to the largest SECVENTORY_BATCH_SIZE_MAX that config.ts accepts (10,000).
+const batchSizeBuckets = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192];
+
+function operationIndex(type: CommandType): number {
+  switch (type) {
+    case 'reserve':
+      return 0;
+    case 'purchase':
+      return 1;
+    case 'cancel':
+      return 2;
+    case 'expire':
+      return 3;
+    case 'adjust':
+      return 4;
+    default: {
+      const unreachable: never = type;
+      return unreachable;
+    }
+  }
+}
+
+/** A 4xx failure is the client's request refused; a 5xx one is the service failing it. */
+function failureOutcome(code: FailureCode): OutcomeIndex {
+  switch (code) {
+    case 'product_not_found':
+    case 'reservation_not_found':
+    case 'idempotency_key_reused':
+      return outcomeRejected;
+    case 'storage_unavailable':
+    case 'overloaded':
+    case 'internal_error':
+      return outcomeError;
+    default: {
+      const unreachable: never = code;
+      return unreachable;
+    }
+  }
+}
+
+/** A replay counts like the outcome it replays: the client got that answer again. */
+function resultOutcome(result: CommandResult): OutcomeIndex {
+  if (result.type === 'failed') return failureOutcome(result.code);
+  return result.outcome.kind === 'rejected' ? outcomeRejected : outcomeOk;
+}
+
+/**
+ * The engine reports a failure through commandFailed, and again through commandCompleted when
+ * the command had reached an actor's turn and was settled there. These two never reach a turn,
+ * so commandFailed is their only report: a full mailbox or shard (`overloaded`), and a failed
+ * lookup of which product owns a reservation (reported with no SKU).
+ */
+function failedBeforeAnyTurn(sku: string, code: FailureCode): boolean {
+  return code === 'overloaded' || sku === '';
+}
+
+export interface ActiveReservationSource {
+  countActiveReservations(): Promise<number>;
+}
+
+/** What the gauges read from the engine at scrape time (the engine's Registry has it). */
+export interface EngineGauges {
+  readonly liveActors: number;
+  queueDepthTotal(): number;
+}
+
+export interface SinceStart {
+  readonly startedAtMs: number;
+  readonly operations: number;
+  readonly rejected: number;
+  readonly errors: number;
+  readonly reservations: number;
+  readonly reservationLatencyMsMean: number;
+  readonly reservationLatencyMsP99: number;
+}
+
+/**
+ * Turns engine events into Prometheus metrics on its own registry (never the global one, so
+ * two services in one process, as in tests, never share a counter) and into the figures of
+ * /stats. Its handlers run for every command, so each one does a few array writes and the
+ * prom-client calls on children bound once in the constructor; anything that needs a loop or a
+ * query waits for a scrape.
+ */
+export class Metrics implements EngineObserver {
+  readonly prometheus = new PrometheusRegistry();
+  readonly startedAtMs = Date.now();
+  readonly recent = new RecentWindow();
+  private engine: EngineGauges | undefined;
+
+  /** operation x outcome; exported to the counter on each scrape (see flushOperationCounts). */
+  private readonly operationCounts = new Float64Array(operationNames.length * outcomeCount);
+  private readonly exportedCounts = new Float64Array(operationNames.length * outcomeCount);
+  private readonly reservationLatency = new LatencyHistogram();
+
+  private readonly operationsTotal: Counter<'operation' | 'outcome'>;
+  private readonly operationDuration: ReturnType<Histogram<'operation'>['labels']>[];
+  private readonly reservationDuration: Histogram;
+  private readonly batchSize: Histogram;
+  private readonly batchCommitDuration: Histogram;
+  private readonly versionConflicts: Counter;
+  private readonly storageErrors: Counter;
+  private readonly expiries: Counter;
+
+  private activeReservationsValue: number | null = null;
+  private activeReservationsAtMs = Number.NEGATIVE_INFINITY;
+  private activeReservationsQuery: Promise<number | null> | undefined;
+
+  constructor(private readonly activeReservationSource: ActiveReservationSource) {
+    const registers = [this.prometheus];
+    this.operationsTotal = new Counter({
+      name: 'secventory_operations_total',
+      help: 'Commands answered, by operation and outcome (ok; rejected: a business rule or a 4xx; error: a 5xx)',
+      labelNames: ['operation', 'outcome'],
+      registers,
+      collect: () => this.flushOperationCounts(),
+    });
+    for (const operation of operationNames) {
+      for (const outcome of outcomeNames) this.operationsTotal.labels(operation, outcome).inc(0);
+    }
+    const operationDuration = new Histogram({
+      name: 'secventory_operation_duration_seconds',
+      help: 'Time from a command entering its product\'s mailbox to its answer, by operation',
+      labelNames: ['operation'],
+      buckets: latencyBucketsSeconds,
+      registers,
+    });
+    for (const operation of operationNames) operationDuration.zero({ operation });
+    this.operationDuration = operationNames.map((operation) => operationDuration.labels(operation));
+    this.reservationDuration = new Histogram({
+      name: 'secventory_reservation_duration_seconds',
+      help: 'Time from a reserve command entering its product\'s mailbox to its answer',
+      buckets: latencyBucketsSeconds,
+      registers,
+    });
+    this.batchSize = new Histogram({
+      name: 'secventory_batch_size_commands',
+      help: 'Commands per committed batch (one transaction each)',
+      buckets: batchSizeBuckets,
+      registers,
+    });
+    this.batchCommitDuration = new Histogram({
+      name: 'secventory_batch_commit_duration_seconds',
+      help: 'Time to commit one batch in the database',
+      buckets: latencyBucketsSeconds,
+      registers,
+    });
+    this.versionConflicts = new Counter({ name: 'secventory_version_conflicts_total', help: 'Batches that found their product changed by another writer and were decided again', registers });
+    this.storageErrors = new Counter({ name: 'secventory_storage_errors_total', help: 'Batches failed by a storage error (their commands answered 5xx)', registers });
+    this.expiries = new Counter({ name: 'secventory_expiries_total', help: 'Reservations expired by the sweeper', registers });
+    this.registerGauges(registers);
+    collectDefaultMetrics({ register: this.prometheus });
+  }
+
+  /** The registry takes this observer in its constructor, so it is handed over afterwards. */
+  watch(engine: EngineGauges): void {
+    this.engine = engine;
+  }
+
+  get contentType(): string {
+    return this.prometheus.contentType;
+  }
+
+  /** The Prometheus text exposition of every metric. */
+  text(): Promise<string> {
+    return this.prometheus.metrics();
+  }
+
+  // Arrow properties, not methods: a handler stays bound when a caller keeps it apart from this
+  // object (as `const { commandCompleted } = observer` would).
+
+  readonly commandCompleted = (_sku: string, command: Command, result: CommandResult, latencyMs: number): void => {
+    const operation = operationIndex(command.type);
+    const outcome = resultOutcome(result);
+    const nowMs = Date.now();
+    this.operationCounts[operation * outcomeCount + outcome]!++;
+    this.recent.recordOperation(nowMs, outcome);
+    this.operationDuration[operation]!.observe(latencyMs / 1000);
+    if (command.type === 'reserve') {
+      this.reservationDuration.observe(latencyMs / 1000);
+      this.reservationLatency.record(latencyMs);
+      this.recent.recordReservation(nowMs, latencyMs);
+    }
+  };
+
+  readonly commandFailed = (sku: string, command: Command, code: FailureCode): void => {
+    if (!failedBeforeAnyTurn(sku, code)) return;
+    const outcome = failureOutcome(code);
+    this.operationCounts[operationIndex(command.type) * outcomeCount + outcome]!++;
+    this.recent.recordOperation(Date.now(), outcome);
+  };
+
+  readonly batchCommitted = (event: BatchCommittedEvent): void => {
+    this.batchSize.observe(event.commands);
+    this.batchCommitDuration.observe(event.commitMs / 1000);
+  };
+
+  readonly versionConflict = (): void => {
+    this.versionConflicts.inc();
+  };
+
+  readonly storageError = (): void => {
+    this.storageErrors.inc();
+  };
+
+  readonly expiriesSwept = (count: number): void => {
+    this.expiries.inc(count);
+  };
+
+  /** Figures since this service started, for /stats. */
+  sinceStart(): SinceStart {
+    let operations = 0;
+    let rejected = 0;
+    let errors = 0;
+    for (let i = 0; i < this.operationCounts.length; i++) {
+      const n = this.operationCounts[i]!;
+      operations += n;
+      if (i % outcomeCount === outcomeRejected) rejected += n;
+      else if (i % outcomeCount === outcomeError) errors += n;
+    }
+    const latency = this.reservationLatency;
+    return {
+      startedAtMs: this.startedAtMs,
+      operations,
+      rejected,
+      errors,
+      reservations: latency.count,
+      reservationLatencyMsMean: latency.meanMs(),
+      reservationLatencyMsP99: bucketQuantileMs(latency.counts, 0, latency.count, 0.99),
+    };
+  }
+
+  /**
+   * Active reservations of every instance, from the database, at most activeReservationsCacheMs
+   * old; null while the database does not answer (a stale count would hide the outage).
+   * Concurrent callers share one query.
+   */
+  activeReservations(): Promise<number | null> {
+    if (Date.now() - this.activeReservationsAtMs < activeReservationsCacheMs) return Promise.resolve(this.activeReservationsValue);
+    this.activeReservationsQuery ??= this.activeReservationSource.countActiveReservations()
+      .then(
+        (count) => count,
+        (error: unknown) => {
+          if (error instanceof StorageError) return null;
+          throw error;
+        },
+      )
+      .then((value) => {
+        this.activeReservationsValue = value;
+        // A failure is remembered as long as a count, so a dead database is asked once a second.
+        this.activeReservationsAtMs = Date.now();
+        return value;
+      })
+      .finally(() => {
+        this.activeReservationsQuery = undefined;
+      });
+    return this.activeReservationsQuery;
+  }
+
+  private registerGauges(registers: PrometheusRegistry[]): void {
+    const metrics = this;
+    new Gauge({
+      name: 'secventory_active_reservations',
+      help: 'Active reservations in the database (all instances), at most 1 s old; absent while the database does not answer',
+      registers,
+      async collect() {
+        const count = await metrics.activeReservations();
+        if (count === null) this.reset();
+        else this.set(count);
+      },
+    });
+    new Gauge({
+      name: 'secventory_live_actors',
+      help: 'Products whose actor is in memory on this instance',
+      registers,
+      collect() {
+        this.set(metrics.engine?.liveActors ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'secventory_queue_depth',
+      help: 'Commands waiting in the mailboxes of all actors of this instance',
+      registers,
+      collect() {
+        this.set(metrics.engine?.queueDepthTotal() ?? 0);
+      },
+    });
+  }
+
+  /**
+   * The hot path counts into a plain array, which costs an increment; prom-client's labelled
+   * inc() would build a label hash per command. A scrape moves what was counted since the last
+   * one into the counter.
+   */
+  private flushOperationCounts(): void {
+    for (let o = 0; o < operationNames.length; o++) {
+      for (let r = 0; r < outcomeCount; r++) {
+        const i = o * outcomeCount + r;
+        const delta = this.operationCounts[i]! - this.exportedCounts[i]!;
+        if (delta === 0) continue;
+        this.operationsTotal.labels(operationNames[o]!, outcomeNames[r]!).inc(delta);
+        this.exportedCounts[i] = this.operationCounts[i]!;
+      }
+    }
+  }
+}

@@ -1,0 +1,112 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { Static } from 'typebox';
+import { eventPageLimitDefault, eventPageLimitMax } from '../../engine/limits.ts';
+import type { EventLog, EventPage as StoredPage, LoggedEvent } from '../../persistence/event-log.ts';
+import { ApiError } from '../errors.ts';
+import { Event, EventPage, EventPageQuery, problemResponses, ReservationParams, SkuParams } from '../schemas.ts';
+
+export interface EventRoutesOptions {
+  readonly eventLog: EventLog;
+}
+
+type EventJson = Static<typeof Event>;
+
+/** API.md's Event: absent fields are left out, never sent as null. */
+export function eventJson(e: LoggedEvent): EventJson {
+  const json: EventJson = {
+    position: e.position,
+    seq: e.seq,
+    sku: e.sku,
+    type: e.type,
+    source: e.source,
+    inventory: { total: e.total, reserved: e.reserved, purchased: e.purchased },
+    at: new Date(e.atMs).toISOString(),
+  };
+  if (e.reservationId !== null) json.reservationId = e.reservationId;
+  if (e.quantity !== null) json.quantity = e.quantity;
+  if (e.delta !== null) json.delta = e.delta;
+  if (e.reason !== null) json.reason = e.reason;
+  if (e.code !== null) json.code = e.code;
+  if (e.requestId !== null) json.requestId = e.requestId;
+  if (e.idempotencyKey !== null) json.idempotencyKey = e.idempotencyKey;
+  if (e.lateMs !== null) json.lateMs = e.lateMs;
+  return json;
+}
+
+/** The page size asked for. The schema only admits digits (coercion is off), so the range is checked here. */
+function limitOf(query: Static<typeof EventPageQuery>): number {
+  if (query.limit === undefined) return eventPageLimitDefault;
+  const limit = Number(query.limit);
+  if (limit < 1 || limit > eventPageLimitMax) {
+    throw new ApiError('validation_failed', `querystring/limit must be 1..${eventPageLimitMax}`);
+  }
+  return limit;
+}
+
+function pageJson(page: StoredPage, cursorOf: (e: LoggedEvent) => number) {
+  const last = page.events.at(-1);
+  return { events: page.events.map(eventJson), next: page.more && last !== undefined ? cursorOf(last) : null };
+}
+
+const bySeq = (e: LoggedEvent) => e.seq;
+const byPosition = (e: LoggedEvent) => e.position;
+
+const readProblems = { 400: problemResponses[400], 404: problemResponses[404], 500: problemResponses[500], 503: problemResponses[503] };
+
+export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async (app, { eventLog }) => {
+  app.get('/products/:sku/events', {
+    schema: {
+      summary: "A product's audit events in seq order",
+      description: '`after` is a seq (0 or absent: from the first event); `next` is the seq to pass as `after` for the '
+        + "following page, or null when nothing more follows. A product's seq is gap-free and equals its version "
+        + 'right after the event, so replaying its events reproduces its inventory.',
+      tags: ['audit'],
+      params: SkuParams,
+      querystring: EventPageQuery,
+      response: { 200: EventPage, ...readProblems },
+    },
+  }, async (request) => {
+    const { sku } = request.params;
+    const page = await eventLog.productEvents(sku, request.query.after ?? '0', limitOf(request.query));
+    if (page === null) throw new ApiError('product_not_found', `no product ${sku}`);
+    return pageJson(page, bySeq);
+  });
+
+  app.get('/reservations/:id/events', {
+    schema: {
+      summary: "A reservation's audit events in seq order",
+      description: 'Its reservation, its end (purchased, cancelled or expired) and every rejected request about it. '
+        + 'Paged like the product events: `after` and `next` are seqs of its product.',
+      tags: ['audit'],
+      params: ReservationParams,
+      querystring: EventPageQuery,
+      response: { 200: EventPage, ...readProblems },
+    },
+  }, async (request) => {
+    const id = request.params.id.toLowerCase();
+    const page = await eventLog.reservationEvents(id, request.query.after ?? '0', limitOf(request.query));
+    if (page === null) throw new ApiError('reservation_not_found', `no reservation ${id}`);
+    return pageJson(page, bySeq);
+  });
+
+  app.get('/events', {
+    schema: {
+      summary: 'The audit events of all products, in commit order',
+      description: 'Each event carries its `position` in the log; `after` is a position (0 or absent: from the start) '
+        + 'and `next` is the position of the last event of the page, or null when nothing more follows yet. '
+        + 'Events are ordered by the transaction that wrote them, and a page only holds transactions older than '
+        + 'every transaction still running, so a reader following `next` never skips an event that commits later: '
+        + 'the newest events appear once the transactions before them have finished (usually milliseconds). '
+        + 'To follow the log, keep the position of the last event received and ask again with it as `after`. '
+        + 'An `after` that is not the position of an event is 400 validation_failed.',
+      tags: ['audit'],
+      querystring: EventPageQuery,
+      response: { 200: EventPage, 400: problemResponses[400], 500: problemResponses[500], 503: problemResponses[503] },
+    },
+  }, async (request) => {
+    const after = request.query.after === undefined || /^0+$/.test(request.query.after) ? null : request.query.after;
+    const page = await eventLog.logEvents(after, limitOf(request.query));
+    if (page === null) throw new ApiError('validation_failed', `querystring/after ${after} is not the position of an event`);
+    return pageJson(page, byPosition);
+  });
+};

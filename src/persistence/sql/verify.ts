@@ -1,0 +1,101 @@
+// Statements of `secventory verify`. They run in one REPEATABLE READ READ ONLY transaction, so
+// every statement sees the same snapshot of a live database: counters, reservations and events
+// are compared as of one moment, whatever is being written meanwhile. Big results are read in
+// bounded pieces (a server-side cursor or keyset pages), never whole.
+
+import { eventColumns } from './events.ts';
+
+export const beginSnapshot = 'begin isolation level repeatable read read only';
+
+export const selectSizes = `
+select (select count(*) from products)::bigint as products,
+       (select count(*) from reservations)::bigint as reservations,
+       (select count(*) from inventory_events)::bigint as events`;
+
+/**
+ * Every product with the sums its counters must equal: reserved = the quantities of its active
+ * reservations, purchased = those of its purchased ones. One grouped pass over reservations,
+ * joined by hash; a per-product sum would scan reservations once per product, as only active
+ * reservations are indexed by sku.
+ */
+export const declareProducts = `
+declare verify_products no scroll cursor for
+select p.sku, p.initial_stock, p.total, p.reserved, p.purchased, p.version,
+       coalesce(r.reserved_sum, 0)::bigint as reserved_sum,
+       coalesce(r.purchased_sum, 0)::bigint as purchased_sum
+  from products p
+  left join (select sku,
+                    sum(quantity) filter (where status = 'active') as reserved_sum,
+                    sum(quantity) filter (where status = 'purchased') as purchased_sum
+               from reservations
+              group by sku) r on r.sku = p.sku
+ order by p.sku`;
+
+/** Products per piece: each piece's events are read before the next piece is fetched. */
+export const productsPerFetch = 200;
+export const fetchProducts = `fetch forward ${productsPerFetch} from verify_products`;
+
+/**
+ * One page of the events of the products from $1 to $2 (a piece of the products cursor, which
+ * is in the same sku order), after ($3, $4) in (sku, seq) order. The upper bound keeps the scan
+ * of the unique index (sku, seq) inside the piece.
+ */
+export const selectEventPage = `
+select ${eventColumns}
+  from inventory_events e
+ where e.sku >= $1::text and e.sku <= $2::text and (e.sku, e.seq) > ($3::text, $4::bigint)
+ order by e.sku, e.seq
+ limit $5::integer`;
+
+/** The lowest seq a keyset page can start after: every stored seq sorts above it. */
+export const seqBeforeAll = '-9223372036854775808';
+
+/**
+ * Every reservation with its lifecycle events (reserved, purchased, cancelled, expired) in seq
+ * order. Rejections are left out: they do not move a reservation, and a client can make any
+ * number of them, so they would make a row unbounded.
+ */
+export const declareReservations = `
+declare verify_reservations no scroll cursor for
+select r.id::text as id, r.sku, r.quantity, r.status,
+       coalesce(array_agg(e.type order by e.seq) filter (where e.id is not null), '{}'::text[]) as types,
+       coalesce(array_agg(e.seq order by e.seq) filter (where e.id is not null), '{}'::bigint[]) as seqs,
+       coalesce(array_agg(e.quantity order by e.seq) filter (where e.id is not null), '{}'::integer[]) as quantities,
+       coalesce(bool_and(e.sku = r.sku), true) as same_sku
+  from reservations r
+  left join inventory_events e
+    on e.reservation_id = r.id and e.type in ('reserved', 'purchased', 'cancelled', 'expired')
+ group by r.id
+ order by r.id`;
+
+export const reservationsPerFetch = 2000;
+export const fetchReservations = `fetch forward ${reservationsPerFetch} from verify_reservations`;
+
+/** Events naming a reservation that does not exist (at most $1 of them). */
+export const selectOrphanEvents = `
+select e.sku, e.seq, e.type, e.reservation_id::text as reservation_id
+  from inventory_events e
+ where e.reservation_id is not null
+   and not exists (select 1 from reservations r where r.id = e.reservation_id)
+ order by e.sku, e.seq
+ limit $1::integer`;
+
+/**
+ * G2: a second effect under one (sku, Idempotency-Key) while the first one's record must still
+ * exist ($1 ms: the retention of idempotency records). After that a key may legitimately run
+ * again. `expired` is not an effect of the request: a purchase after expiresAt writes `expired`
+ * and `rejected` under the same key. At most $2 rows.
+ */
+export const selectRepeatedEffects = `
+select k.sku, k.idempotency_key, k.seq, k.previous_seq
+  from (select e.sku, e.idempotency_key, e.seq, e.at,
+               lag(e.seq) over w as previous_seq,
+               lag(e.at) over w as previous_at
+          from inventory_events e
+         where e.idempotency_key is not null
+           and e.type in ('reserved', 'stock_adjusted', 'purchased', 'cancelled', 'rejected')
+        window w as (partition by e.sku, e.idempotency_key order by e.seq)) k
+ where k.previous_at is not null
+   and k.at - k.previous_at < $1::bigint * interval '1 millisecond'
+ order by k.sku, k.seq
+ limit $2::integer`;
