@@ -10,7 +10,7 @@ import { Command } from 'commander';
 import pg from 'pg';
 import { EmbeddedServer } from '../src/persistence/embedded-postgres.ts';
 import { checkCorrectness, commitMsMean, type Correctness } from './bench/correctness.ts';
-import { startServerProcess } from './bench/server-process.ts';
+import { startServerProcess } from './lib/server-process.ts';
 import { createProducts, productsFor, runBurst, runScenario, scenarioNames, type LoadResult, type ScenarioName } from './bench/scenarios.ts';
 
 interface Row {

@@ -24,6 +24,9 @@ const program = new Command('secventory').description('An inventory reservation 
 program.command('serve').description('Serve the REST API (on an embedded PostgreSQL unless DATABASE_URL is set)').action(async () => {
   const config = configOrExit();
   const logger = pino({ level: config.logLevel });
+  // A stray rejection or error must not take the service down with every actor's memory: the
+  // database holds the truth, and the engine already answered the callers involved.
+  process.on('unhandledRejection', (reason) => logger.fatal({ err: reason }, 'unhandled rejection; the service keeps running'));
   const app = await startApp({ config, logger });
   closeWithGrace({ delay: 20_000 }, async ({ signal, err }) => {
     if (err) logger.error({ err }, 'stopping after an error');

@@ -4,10 +4,11 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { bodyBytesMax, keepAliveTimeoutMs, requestIdPattern, requestTimeoutMs } from '../engine/limits.ts';
+import { bodyBytesMax, eventLoopDelayMsMax, heapUsedBytesMax, keepAliveTimeoutMs, requestIdPattern, requestTimeoutMs } from '../engine/limits.ts';
 import type { Registry } from '../engine/registry.ts';
 import type { ReadModel } from '../persistence/read-model.ts';
-import { ApiError, installErrorHandlers } from './errors.ts';
+import underPressure from '@fastify/under-pressure';
+import { ApiError, installErrorHandlers, sendProblem } from './errors.ts';
 import type { Metrics } from './metrics.ts';
 import { eventRoutes } from './routes/events.ts';
 import { healthRoutes } from './routes/health.ts';
@@ -62,6 +63,17 @@ export async function buildServer(deps: ServerDeps) {
   });
 
   installErrorHandlers(app);
+
+  // Process-level load shedding: when the event loop lags or the heap fills, refuse new work
+  // with 503 overloaded at once, so the work already accepted keeps a bounded latency.
+  await app.register(underPressure, {
+    maxEventLoopDelay: eventLoopDelayMsMax,
+    maxHeapUsedBytes: heapUsedBytesMax,
+    sampleInterval: 100,
+    pressureHandler: (_request, reply, type, value) => {
+      void sendProblem(reply, 'overloaded', `the server is under pressure (${type}: ${Math.round(value ?? 0)}); nothing was done`);
+    },
+  });
 
   await app.register(swagger, {
     openapi: {

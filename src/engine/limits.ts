@@ -76,3 +76,11 @@ export const idleInTransactionTimeoutMs = 10_000;
 export const requestTimeoutMs = 15_000;
 export const keepAliveTimeoutMs = 5_000;
 export const retryAfterSeconds = 1;
+/**
+ * Load shedding: an event loop late by more than this means requests already wait too long;
+ * new ones are refused (503 overloaded) until it recovers. Bursts of thousands of requests
+ * legitimately delay it by a few hundred milliseconds.
+ */
+export const eventLoopDelayMsMax = 2_000;
+/** The heap past which new requests are refused rather than risking an out-of-memory crash. */
+export const heapUsedBytesMax = 1536 * 1024 * 1024;

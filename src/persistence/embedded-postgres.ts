@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
@@ -46,6 +46,50 @@ function pidAlive(pid: number): boolean {
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/**
+ * Every live process descending from `roots` (roots first, then by generation), read from
+ * /proc/<pid>/stat. Zombies count as gone: they hold no connection, lock or shared memory any
+ * more and only wait to be reaped. Without /proc (not Linux) only the live roots are known.
+ */
+function processTree(roots: readonly number[]): number[] {
+  const children = new Map<number, number[]>();
+  const zombies = new Set<number>();
+  let entries: string[] = [];
+  try {
+    entries = readdirSync('/proc').filter((name) => /^[0-9]+$/.test(name));
+  } catch {
+    return roots.filter(pidAlive);
+  }
+  for (const name of entries) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+    } catch {
+      continue; // it exited while we looked
+    }
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so parse after the last ')'.
+    const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const pid = Number(name);
+    if (state === 'Z' || state === 'X') zombies.add(pid);
+    const siblings = children.get(Number(ppid));
+    if (siblings === undefined) children.set(Number(ppid), [pid]);
+    else siblings.push(pid);
+  }
+  const tree: number[] = [];
+  const seen = new Set<number>();
+  for (let generation = roots.filter((pid) => existsSync(`/proc/${pid}`)); generation.length > 0;) {
+    const next: number[] = [];
+    for (const pid of generation) {
+      if (seen.has(pid)) continue;
+      seen.add(pid);
+      if (!zombies.has(pid)) tree.push(pid);
+      next.push(...(children.get(pid) ?? []));
+    }
+    generation = next;
+  }
+  return tree;
 }
 
 /** postmaster.pid: line 1 the pid, line 4 the port. */
@@ -159,6 +203,43 @@ export class EmbeddedServer {
     const pid = this.pid;
     if (pid === undefined) throw new Error('no PostgreSQL process to signal');
     process.kill(pid, signal);
+  }
+
+  /**
+   * The postmaster and every process below it (backends, checkpointer, WAL writer, ...), postmaster
+   * first; empty when the server is gone. For chaos tests that need to know what is still running.
+   */
+  processes(): number[] {
+    const roots = new Set<number>();
+    if (this.pid !== undefined) roots.add(this.pid);
+    const fromFile = runningServer(this.options.dataDir)?.pid;
+    if (fromFile !== undefined) roots.add(fromFile);
+    return processTree([...roots]);
+  }
+
+  /**
+   * Sends a signal to the postmaster and all its descendants - for chaos tests. A SIGKILL of the
+   * postmaster alone is not a database crash: its backends keep running and keep serving the
+   * connections they have. SIGSTOP must freeze them all to freeze the server, and SIGCONT must
+   * wake them all. The postmaster goes first so that it forks no new child meanwhile; the tree is
+   * read again until no process is left unsignalled. Returns the pids signalled.
+   */
+  signalAll(signal: NodeJS.Signals): number[] {
+    const signalled = new Set<number>();
+    for (let round = 0; round < 10; round++) {
+      const pending = this.processes().filter((pid) => !signalled.has(pid));
+      if (pending.length === 0) break;
+      for (const pid of pending) {
+        try {
+          process.kill(pid, signal);
+        } catch (error) {
+          // ESRCH: it exited between the listing and the signal, which is what a kill wants anyway.
+          if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+        }
+        signalled.add(pid);
+      }
+    }
+    return [...signalled];
   }
 
   async destroy(): Promise<void> {

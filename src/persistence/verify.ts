@@ -148,7 +148,7 @@ async function checkProducts(client: pg.PoolClient, report: (v: Violation) => vo
         else replay.add(eventFromRow(row));
       }
       events += page.rows.length;
-      progress.now(() => `${events} of ${eventsTotal} events (${percent(events, eventsTotal)}) of ${products} products checked`);
+      progress.now(() => `${events} of ${eventsTotal} events (${percent(events, eventsTotal)}) checked`);
       const last = page.rows.at(-1);
       if (last === undefined || page.rows.length < eventsPerPage) break;
       after = { sku: last.sku, seq: String(last.seq) };
