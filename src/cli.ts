@@ -28,7 +28,8 @@ program.command('serve').description('Serve the REST API (on an embedded Postgre
   // database holds the truth, and the engine already answered the callers involved.
   process.on('unhandledRejection', (reason) => logger.fatal({ err: reason }, 'unhandled rejection; the service keeps running'));
   const app = await startApp({ config, logger });
-  closeWithGrace({ delay: 20_000 }, async ({ signal, err }) => {
+  // Unhandled rejections are logged above, not a reason to stop; anything else stops gracefully.
+  closeWithGrace({ delay: 20_000, skip: ['unhandledRejection'] }, async ({ signal, err }) => {
     if (err) logger.error({ err }, 'stopping after an error');
     logger.info({ signal }, 'stopping: draining HTTP, then actors, pool and PostgreSQL');
     await app.stop();

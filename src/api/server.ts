@@ -9,6 +9,7 @@ import type { Registry } from '../engine/registry.ts';
 import type { ReadModel } from '../persistence/read-model.ts';
 import underPressure from '@fastify/under-pressure';
 import { ApiError, installErrorHandlers, sendProblem } from './errors.ts';
+import { installEventLoopShedding } from './load-shedding.ts';
 import type { Metrics } from './metrics.ts';
 import { eventRoutes } from './routes/events.ts';
 import { healthRoutes } from './routes/health.ts';
@@ -66,10 +67,10 @@ export async function buildServer(deps: ServerDeps) {
 
   // Process-level load shedding: when the event loop lags or the heap fills, refuse new work
   // with 503 overloaded at once, so the work already accepted keeps a bounded latency.
+  installEventLoopShedding(app, eventLoopDelayMsMax);
   await app.register(underPressure, {
-    maxEventLoopDelay: eventLoopDelayMsMax,
     maxHeapUsedBytes: heapUsedBytesMax,
-    sampleInterval: 100,
+    sampleInterval: 250,
     pressureHandler: (_request, reply, type, value) => {
       void sendProblem(reply, 'overloaded', `the server is under pressure (${type}: ${Math.round(value ?? 0)}); nothing was done`);
     },

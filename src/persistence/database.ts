@@ -75,15 +75,22 @@ export async function inTransaction<T>(
   work: (client: pg.PoolClient) => Promise<T>,
 ): Promise<T> {
   const client = await pool.connect();
+  // A checked-out client has no listener for 'error' (the pool listens only to idle ones): a
+  // backend terminated between two statements would otherwise crash the process. The failing
+  // query rejects on its own; this only keeps the event from going unhandled.
+  const onError = () => {};
+  client.on('error', onError);
   try {
     await client.query(begin);
     const result = await work(client);
     await client.query('COMMIT');
+    client.removeListener('error', onError);
     client.release();
     return result;
   } catch (error) {
     // A connection that failed mid-transaction is not trusted again: release it as broken.
     await client.query('ROLLBACK').catch(() => undefined);
+    client.removeListener('error', onError);
     client.release(error instanceof Error ? error : true);
     throw error;
   }

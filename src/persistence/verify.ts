@@ -69,6 +69,7 @@ export async function verifyDatabase(databaseUrl: string, options: VerifyOptions
 
   try {
     const checked = await inTransaction(pool, sql.beginSnapshot, async (client) => {
+      await client.query(sql.planCursorsForAllRows);
       const sizes = (await client.query(sql.selectSizes)).rows[0] as { products: number; reservations: number; events: number };
       const progress = new Progress(say, startedMs);
       say(`verifying ${sizes.products} products, ${sizes.events} events and ${sizes.reservations} reservations as of one snapshot`);

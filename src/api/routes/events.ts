@@ -12,7 +12,7 @@ export interface EventRoutesOptions {
 type EventJson = Static<typeof Event>;
 
 /** API.md's Event: absent fields are left out, never sent as null. */
-export function eventJson(e: LoggedEvent): EventJson {
+function eventJson(e: LoggedEvent): EventJson {
   const json: EventJson = {
     position: e.position,
     seq: e.seq,
