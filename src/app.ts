@@ -60,7 +60,10 @@ export async function startEmbeddedDatabase(dataDir: string, logger: Logger): Pr
 /** Logs every failure that left no trace in the database, so log + audit trail cover every request. */
 function failureLogger(logger: Logger): EngineObserver {
   return {
-    commandFailed(sku, command, code, reason) {
+    commandCompleted(sku, command, result) {
+      // Failures that left no trace in the database: the log is their only record.
+      if (result.type !== 'failed' || !['storage_unavailable', 'overloaded', 'internal_error'].includes(result.code)) return;
+      const { code, reason } = result;
       const ids = command.type === 'expire'
         ? { reservationId: command.reservationId, source: 'sweeper' }
         : { requestId: command.requestId, idempotencyKey: command.idempotencyKey, reservationId: 'reservationId' in command ? command.reservationId : undefined };
@@ -82,7 +85,6 @@ export function composeObservers(observers: readonly EngineObserver[]): EngineOb
     batchCommitted: each('batchCommitted'),
     versionConflict: each('versionConflict'),
     storageError: each('storageError'),
-    commandFailed: each('commandFailed'),
     expiriesSwept: each('expiriesSwept'),
     actorActivated: each('actorActivated'),
     actorPassivated: each('actorPassivated'),

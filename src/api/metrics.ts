@@ -68,15 +68,6 @@ function resultOutcome(result: CommandResult): OutcomeIndex {
   return result.outcome.kind === 'rejected' ? outcomeRejected : outcomeOk;
 }
 
-/**
- * The engine reports a failure through commandFailed, and again through commandCompleted when
- * the command had reached an actor's turn and was settled there. These two never reach a turn,
- * so commandFailed is their only report: a full mailbox or shard (`overloaded`), and a failed
- * lookup of which product owns a reservation (reported with no SKU).
- */
-function failedBeforeAnyTurn(sku: string, code: FailureCode): boolean {
-  return code === 'overloaded' || sku === '';
-}
 
 export interface ActiveReservationSource {
   countActiveReservations(): Promise<number>;
@@ -198,19 +189,14 @@ export class Metrics implements EngineObserver {
     const nowMs = Date.now();
     this.operationCounts[operation * outcomeCount + outcome]!++;
     this.recent.recordOperation(nowMs, outcome);
+    // A refusal before any work took no time; counting it would make the latency look better.
+    if (result.type === 'failed' && result.code === 'overloaded') return;
     this.operationDuration[operation]!.observe(latencyMs / 1000);
     if (command.type === 'reserve') {
       this.reservationDuration.observe(latencyMs / 1000);
       this.reservationLatency.record(latencyMs);
       this.recent.recordReservation(nowMs, latencyMs);
     }
-  };
-
-  readonly commandFailed = (sku: string, command: Command, code: FailureCode): void => {
-    if (!failedBeforeAnyTurn(sku, code)) return;
-    const outcome = failureOutcome(code);
-    this.operationCounts[operationIndex(command.type) * outcomeCount + outcome]!++;
-    this.recent.recordOperation(Date.now(), outcome);
   };
 
   readonly batchCommitted = (event: BatchCommittedEvent): void => {

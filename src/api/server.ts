@@ -40,6 +40,14 @@ export async function buildServer(deps: ServerDeps) {
       const sent = req.headers['x-request-id'];
       return typeof sent === 'string' && requestIdPattern.test(sent) ? sent : randomUUID();
     },
+    // Errors Fastify meets before routing (a malformed URL, a path parameter over 100 characters)
+    // are answered like every other refusal: problem+json with a stable code.
+    frameworkErrors: (error, request, reply) => {
+      reply.header('x-request-id', request.id);
+      return sendProblem(reply, 'validation_failed', error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+        ? 'a path parameter is longer than any valid SKU or id'
+        : 'the URL is malformed');
+    },
     ajv: {
       // API.md: "1" is not 1, and unknown fields are refused, not silently dropped.
       customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false },

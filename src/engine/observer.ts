@@ -1,4 +1,4 @@
-import type { Command, CommandResult, FailureCode } from './types.ts';
+import type { Command, CommandResult } from './types.ts';
 
 export interface BatchCommittedEvent {
   readonly sku: string;
@@ -12,12 +12,14 @@ export interface BatchCommittedEvent {
  * another into log lines; the engine itself imports neither.
  */
 export interface EngineObserver {
+  /**
+   * Every command ends here exactly once with its result: decided, replayed, or failed - also
+   * when it was refused before reaching an actor (latency 0) or its reservation was unknown.
+   */
   commandCompleted?(sku: string, command: Command, result: CommandResult, latencyMs: number): void;
   batchCommitted?(event: BatchCommittedEvent): void;
   versionConflict?(sku: string): void;
   storageError?(sku: string, error: Error): void;
-  /** A command answered with a failure that left no trace in the database (e.g. a 503). */
-  commandFailed?(sku: string, command: Command, code: FailureCode, reason: string): void;
   expiriesSwept?(count: number): void;
   actorActivated?(sku: string): void;
   actorPassivated?(sku: string): void;

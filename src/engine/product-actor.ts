@@ -88,9 +88,9 @@ export class ProductActor {
   /** Queues a command; refuses with `overloaded` before any work when the mailbox is full. */
   submit(command: Command): Promise<CommandResult> {
     if (this.mailbox.length >= this.deps.settings.mailboxLengthMax) {
-      const reason = `mailbox of ${this.sku} holds ${this.mailbox.length} commands`;
-      this.deps.observer.commandFailed?.(this.sku, command, 'overloaded', reason);
-      return Promise.resolve({ type: 'failed', code: 'overloaded', reason });
+      const result: CommandResult = { type: 'failed', code: 'overloaded', reason: `mailbox of ${this.sku} holds ${this.mailbox.length} commands` };
+      this.deps.observer.commandCompleted?.(this.sku, command, result, 0);
+      return Promise.resolve(result);
     }
     return new Promise((resolve) => {
       this.mailbox.push({ command, fingerprint: fingerprintOf(command), enqueuedAtMs: performance.now(), resolve });
@@ -184,6 +184,7 @@ export class ProductActor {
             return;
           }
           this.apply(state, plan.write);
+          this.batchesTotal++;
           this.deps.observer.batchCommitted?.({
             sku: this.sku,
             commands: batch.length,
@@ -191,7 +192,6 @@ export class ProductActor {
             commitMs: performance.now() - startedMs,
           });
         }
-        this.batchesTotal++;
         this.answer(batch, plan.results);
         return;
       } catch (error) {
@@ -318,10 +318,7 @@ export class ProductActor {
 
   private failAll(batch: readonly Pending[], code: FailureCode, reason: string): void {
     const nowMs = performance.now();
-    for (const pending of batch) {
-      this.deps.observer.commandFailed?.(this.sku, pending.command, code, reason);
-      this.settle(pending, { type: 'failed', code, reason }, nowMs);
-    }
+    for (const pending of batch) this.settle(pending, { type: 'failed', code, reason }, nowMs);
   }
 
   private settle(pending: Pending, result: CommandResult, nowMs: number): void {

@@ -78,8 +78,17 @@ export class Registry {
   /** Submits a command to the product's actor. */
   async execute(sku: string, command: Command): Promise<CommandResult> {
     const actor = this.actorFor(sku);
-    if (actor === null) return this.refuse(sku, command);
-    return actor.submit(command);
+    if (actor === null) {
+      const reason = `all ${this.settings.liveActorsPerShardMax} actors of the shard of ${sku} are busy`;
+      return this.settleEarly(sku, command, { type: 'failed', code: 'overloaded', reason });
+    }
+    const result = await actor.submit(command);
+    // An actor for a product that does not exist holds nothing worth keeping: release it now,
+    // so requests for random SKUs cannot fill the shard.
+    if (result.type === 'failed' && result.code === 'product_not_found' && actor.idle) {
+      this.passivate(this.shards[shardOf(sku)]!, actor);
+    }
+    return result;
   }
 
   /** Submits a command about a reservation to the actor of the product that owns it. */
@@ -90,11 +99,12 @@ export class Registry {
         sku = (await this.store.findReservationSku(reservationId)) ?? undefined;
       } catch (error) {
         if (!(error instanceof StorageError)) throw error;
-        this.observer.commandFailed?.('', command, 'storage_unavailable', error.message);
-        return { type: 'failed', code: 'storage_unavailable', reason: error.message };
+        return this.settleEarly('', command, { type: 'failed', code: 'storage_unavailable', reason: error.message });
       }
     }
-    if (sku === undefined) return { type: 'failed', code: 'reservation_not_found', reason: `no reservation ${reservationId}` };
+    if (sku === undefined) {
+      return this.settleEarly('', command, { type: 'failed', code: 'reservation_not_found', reason: `no reservation ${reservationId}` });
+    }
     return this.execute(sku, command);
   }
 
@@ -208,9 +218,9 @@ export class Registry {
     this.observer.actorPassivated?.(actor.sku);
   }
 
-  private refuse(sku: string, command: Command): CommandResult {
-    const reason = `all ${this.settings.liveActorsPerShardMax} actors of the shard of ${sku} are busy`;
-    this.observer.commandFailed?.(sku, command, 'overloaded', reason);
-    return { type: 'failed', code: 'overloaded', reason };
+  /** Ends a command that never reached an actor (sku '' when its product is not known). */
+  private settleEarly(sku: string, command: Command, result: CommandResult): CommandResult {
+    this.observer.commandCompleted?.(sku, command, result, 0);
+    return result;
   }
 }

@@ -135,3 +135,13 @@ describe('operations', () => {
     expect(String(res.headers['content-type'])).toContain('text/html');
   });
 });
+
+describe('refusals before routing', () => {
+  it('a path parameter longer than any valid SKU is 400 validation_failed, as problem+json', async () => {
+    expectProblem(await t.http('GET', `/products/${'a'.repeat(300)}/inventory`), 400, 'validation_failed');
+  });
+
+  it('a malformed URL is 400 validation_failed, as problem+json', async () => {
+    expectProblem(await t.http('GET', '/products/%E0%A4%A'), 400, 'validation_failed');
+  });
+});

@@ -78,6 +78,29 @@ select r.id::text as id, r.sku, r.quantity, r.status,
 export const reservationsPerFetch = 2000;
 export const fetchReservations = `fetch forward ${reservationsPerFetch} from verify_reservations`;
 
+/**
+ * Rows of the three high-volume tables whose product does not exist, per sku (at most $1 skus
+ * each). They have no foreign key to products (see migrations/0001_schema.sql): this is where
+ * that is checked.
+ */
+export const selectRowsWithoutProduct = `
+select 'inventory_events' as "table", x.sku, count(*)::bigint as rows
+  from inventory_events x
+ where not exists (select 1 from products p where p.sku = x.sku)
+ group by x.sku
+union all
+select 'reservations', x.sku, count(*)::bigint
+  from reservations x
+ where not exists (select 1 from products p where p.sku = x.sku)
+ group by x.sku
+union all
+select 'idempotency_records', x.sku, count(*)::bigint
+  from idempotency_records x
+ where not exists (select 1 from products p where p.sku = x.sku)
+ group by x.sku
+ order by 1, 2
+ limit $1::integer`;
+
 /** Events naming a reservation that does not exist (at most $1 of them). */
 export const selectOrphanEvents = `
 select e.sku, e.seq, e.type, e.reservation_id::text as reservation_id
