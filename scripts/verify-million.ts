@@ -26,6 +26,7 @@ import { verifyDatabase } from '../src/persistence/verify.ts';
 const thisFile = fileURLToPath(import.meta.url);
 const databaseName = 'verify_million';
 const products = 200;
+const poolSize = 8;
 /** Reservations per product per wave: a wave of one product is one batch, one transaction. */
 const reservesPerWave = 600;
 const quiet = { info: () => {}, warn: console.warn, error: console.error };
@@ -89,7 +90,7 @@ function waveCommands(previous: readonly string[], fresh: string[], wave: number
 async function build(url: string, eventsMin: number): Promise<void> {
   const pool = createPool({
     connectionString: url,
-    poolSize: 8,
+    poolSize,
     connectionAcquireTimeoutMs: 30_000,
     statementTimeoutMs: 60_000,
     queryTimeoutMs: 70_000,
@@ -116,14 +117,18 @@ async function build(url: string, eventsMin: number): Promise<void> {
     for (let wave = 1; events < eventsMin; wave++) {
       clock.advance(2_000);
       const next = new Map<string, string[]>();
-      const results: Promise<CommandResult>[] = [];
-      for (const sku of skus) {
-        const fresh: string[] = [];
-        next.set(sku, fresh);
-        for (const command of waveCommands(open.get(sku)!, fresh, wave, sku)) results.push(registry.execute(sku, command));
-      }
-      for (const result of await Promise.all(results)) {
-        if (result.type === 'failed') throw new Error(`a command failed: ${result.code} ${result.reason}`);
+      // As many products at a time as there are connections: more would only queue for the pool,
+      // and on a busy machine past its acquire timeout.
+      for (let i = 0; i < skus.length; i += poolSize) {
+        const results: Promise<CommandResult>[] = [];
+        for (const sku of skus.slice(i, i + poolSize)) {
+          const fresh: string[] = [];
+          next.set(sku, fresh);
+          for (const command of waveCommands(open.get(sku)!, fresh, wave, sku)) results.push(registry.execute(sku, command));
+        }
+        for (const result of await Promise.all(results)) {
+          if (result.type === 'failed') throw new Error(`a command failed: ${result.code} ${result.reason}`);
+        }
       }
       open = next;
       const seconds = (performance.now() - startedMs) / 1000;
