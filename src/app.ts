@@ -80,8 +80,12 @@ export function composeObservers(observers: readonly EngineObserver[]): EngineOb
     ((...args: unknown[]) => {
       for (const o of observers) (o[key] as ((...a: unknown[]) => void) | undefined)?.(...args);
     }) as EngineObserver[K];
+  // The per-command callback without a rest-arguments array: it runs for every request.
+  const completed = observers.flatMap((o) => (o.commandCompleted === undefined ? [] : [o.commandCompleted.bind(o)]));
   return {
-    commandCompleted: each('commandCompleted'),
+    commandCompleted: (sku, command, result, latencyMs) => {
+      for (const f of completed) f(sku, command, result, latencyMs);
+    },
     batchCommitted: each('batchCommitted'),
     versionConflict: each('versionConflict'),
     storageError: each('storageError'),

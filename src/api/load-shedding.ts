@@ -23,9 +23,8 @@ export function installEventLoopShedding(app: FastifyInstance, delayMsMax: numbe
     clearInterval(sampler);
     histogram.disable();
   });
-  app.addHook('onRequest', async (_request, reply) => {
-    if (delayMs > delayMsMax) {
-      return sendProblem(reply, 'overloaded', `the server is overloaded (event loop ${Math.round(delayMs)} ms late); nothing was done`);
-    }
+  app.addHook('onRequest', (_request, reply, done) => {
+    if (delayMs <= delayMsMax) return done();
+    void sendProblem(reply, 'overloaded', `the server is overloaded (event loop ${Math.round(delayMs)} ms late); nothing was done`);
   });
 }

@@ -54,8 +54,10 @@ export async function buildServer(deps: ServerDeps) {
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  app.addHook('onRequest', async (request, reply) => {
+  // Callback-style hooks: an async hook costs a promise on every request.
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
+    done();
   });
 
   // JSON bodies: Fastify's parser (refuses __proto__ and constructor.prototype), but an empty

@@ -180,12 +180,8 @@ export class Registry {
   private actorFor(sku: string): ProductActor | null {
     const shard = this.shards[shardOf(sku)]!;
     const existing = shard.get(sku);
-    if (existing !== undefined) {
-      // Re-insert to keep the map in least-recently-used order.
-      shard.delete(sku);
-      shard.set(sku, existing);
-      return existing;
-    }
+    // No re-ordering on every command: eviction looks for an idle actor, oldest activation first.
+    if (existing !== undefined) return existing;
     if (shard.size >= this.settings.liveActorsPerShardMax && !this.evictOne(shard)) return null;
     const actor = new ProductActor(sku, {
       store: this.store,
