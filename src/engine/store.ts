@@ -33,7 +33,6 @@ export interface Store {
   createProduct(input: NewProduct): Promise<CreateProductResult>;
   /** The product's committed version (null if absent): tells whether memory is still current. */
   productVersion(sku: string): Promise<number | null>;
-  findIdempotencyRecords(sku: string, keys: readonly string[]): Promise<Map<string, IdempotencyRecord>>;
   findReservations(sku: string, ids: readonly string[]): Promise<Reservation[]>;
   findReservationSku(id: string): Promise<string | null>;
   /**

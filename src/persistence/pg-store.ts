@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { assert } from '../engine/errors.ts';
 import { isReservationStatus } from '../engine/lifecycle.ts';
 import type { CommitResult, CreateProductResult, DueReservation, NewProduct, Store } from '../engine/store.ts';
-import type { BatchWrite, IdempotencyRecord, Outcome, ProductState, Reservation } from '../engine/types.ts';
+import type { BatchWrite, IdempotencyRecord, ProductState, Reservation } from '../engine/types.ts';
 import { guarded, inTransaction, iso, statusConflictSqlState, storageError } from './database.ts';
 import * as products from './sql/products.ts';
 import * as reservations from './sql/reservations.ts';
@@ -73,13 +73,6 @@ export class PgStore implements Store {
     return guarded('product version', async () => {
       const { rows } = await this.pool.query({ name: 'select_product_version', text: products.selectProductVersion, values: [sku] });
       return rows[0]?.version ?? null;
-    });
-  }
-
-  findIdempotencyRecords(sku: string, keys: readonly string[]): Promise<Map<string, IdempotencyRecord>> {
-    return guarded('find idempotency records', async () => {
-      const { rows } = await this.pool.query({ name: 'select_idempotency_records', text: idempotency.selectIdempotencyRecords, values: [sku, keys] });
-      return new Map(rows.map((r) => [r.key, { key: r.key, fingerprint: r.fingerprint, outcome: r.outcome as Outcome }]));
     });
   }
 

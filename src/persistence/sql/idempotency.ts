@@ -1,8 +1,3 @@
-export const selectIdempotencyRecords = `
-select key, fingerprint, outcome
-  from idempotency_records
- where sku = $1::text and key = any($2::text[])`;
-
 /** Deletes at most $2 records older than $1, so one cleanup never holds locks for long. */
 export const deleteIdempotencyRecordsBefore = `
 delete from idempotency_records
