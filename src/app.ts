@@ -61,13 +61,16 @@ export async function startEmbeddedDatabase(dataDir: string, logger: Logger): Pr
 function failureLogger(logger: Logger): EngineObserver {
   return {
     commandCompleted(sku, command, result) {
-      // Failures that left no trace in the database: the log is their only record.
+      // Failures were not acknowledged and are not audit events: the log is their record.
       if (result.type !== 'failed' || !['storage_unavailable', 'overloaded', 'internal_error'].includes(result.code)) return;
       const { code, reason } = result;
       const ids = command.type === 'expire'
         ? { reservationId: command.reservationId, source: 'sweeper' }
         : { requestId: command.requestId, idempotencyKey: command.idempotencyKey, reservationId: 'reservationId' in command ? command.reservationId : undefined };
-      logger.warn({ sku, command: command.type, code, reason, ...ids }, 'command failed and was not recorded');
+      // A storage failure during COMMIT is in doubt: the effect may be in the database. Either way
+      // nothing was acknowledged, and a retry with the same key replays it or executes it once.
+      const inDoubt = code === 'storage_unavailable';
+      logger.warn({ sku, command: command.type, code, reason, inDoubt, ...ids }, 'command not acknowledged');
     },
     versionConflict(sku) {
       logger.info({ sku }, 'version conflict: another writer changed the product; reloading');

@@ -165,7 +165,9 @@ export async function runBurst(url: string, connections: number, requestCount = 
   await Promise.all(Array.from({ length: requestCount }, async () => {
     const t0 = performance.now();
     const res = await request(`${url}/products/HOT/reservations`, {
-      method: 'POST', headers: { ...json, 'idempotency-key': nextKey() }, body: '{"quantity":1}', dispatcher: agent,
+      // idempotent + non-blocking: otherwise undici never pipelines a POST and at most one request
+      // per connection would be on the wire. Safe: each request carries its own Idempotency-Key.
+      method: 'POST', headers: { ...json, 'idempotency-key': nextKey() }, body: '{"quantity":1}', dispatcher: agent, idempotent: true, blocking: false,
     });
     await res.body.text();
     latencies.push(performance.now() - t0);

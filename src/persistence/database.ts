@@ -30,6 +30,11 @@ export function createPool(settings: PoolSettings, onIdleError: (error: Error) =
   // An idle connection that dies (database restarted, backend terminated) emits 'error' on the
   // pool; unhandled, that would crash the process. The pool replaces the connection by itself.
   pool.on('error', onIdleError);
+  // pg-pool listens for 'error' only on idle clients, and stops the moment it hands a client to a
+  // waiter - which can be before the waiter's code runs, while a terminated backend's FATAL is
+  // already in the buffer. Every client listens for its whole life, so no connection error can
+  // become an uncaught exception; its user still sees it as a failed query.
+  pool.on('connect', (client) => client.on('error', () => {}));
   return pool;
 }
 
@@ -75,22 +80,15 @@ export async function inTransaction<T>(
   work: (client: pg.PoolClient) => Promise<T>,
 ): Promise<T> {
   const client = await pool.connect();
-  // A checked-out client has no listener for 'error' (the pool listens only to idle ones): a
-  // backend terminated between two statements would otherwise crash the process. The failing
-  // query rejects on its own; this only keeps the event from going unhandled.
-  const onError = () => {};
-  client.on('error', onError);
   try {
     await client.query(begin);
     const result = await work(client);
     await client.query('COMMIT');
-    client.removeListener('error', onError);
     client.release();
     return result;
   } catch (error) {
     // A connection that failed mid-transaction is not trusted again: release it as broken.
     await client.query('ROLLBACK').catch(() => undefined);
-    client.removeListener('error', onError);
     client.release(error instanceof Error ? error : true);
     throw error;
   }
