@@ -82,7 +82,7 @@ export class EventLog {
       const { rows } = await this.pool.query<EventRow>({ name: 'select_product_events', text: events.selectProductEvents, values: [sku, afterSeq, limit + 1] });
       // Every product has its product_created event, so only an empty page can mean "no product".
       if (rows.length > 0) return pageOf(rows, limit);
-      const product = await this.pool.query(products.selectProduct, [sku]);
+      const product = await this.pool.query(products.selectProductVersion, [sku]);
       return product.rowCount === 0 ? null : pageOf(rows, limit);
     });
   }

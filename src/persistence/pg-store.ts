@@ -3,7 +3,7 @@ import { assert } from '../engine/errors.ts';
 import { isReservationStatus } from '../engine/lifecycle.ts';
 import type { CommitResult, CreateProductResult, DueReservation, NewProduct, Store } from '../engine/store.ts';
 import type { BatchWrite, IdempotencyRecord, ProductState, Reservation } from '../engine/types.ts';
-import { guarded, inTransaction, iso, statusConflictSqlState, storageError } from './database.ts';
+import { guarded, iso, statusConflictSqlState, storageError } from './database.ts';
 import * as products from './sql/products.ts';
 import * as reservations from './sql/reservations.ts';
 import * as idempotency from './sql/idempotency.ts';
@@ -36,28 +36,29 @@ export class PgStore implements Store {
   constructor(private readonly pool: pg.Pool) {}
 
   loadProduct(sku: string): Promise<ProductState | null> {
-    // One snapshot for the row and its reservations, so the counters and the active set agree
-    // even while another instance writes.
-    return guarded('load product', () =>
-      inTransaction(this.pool, 'begin isolation level repeatable read read only', async (client) => {
-        const row = (await client.query(products.selectProduct, [sku])).rows[0];
-        if (row === undefined) return null;
-        const active = (await client.query<ReservationRow>(reservations.selectActiveReservationsOfProduct, [sku])).rows;
-        const state: ProductState = {
-          sku: row.sku,
-          name: row.name,
-          initialStock: row.initial_stock,
-          createdAtMs: row.created_at_ms,
-          counters: { total: row.total, reserved: row.reserved, purchased: row.purchased, version: row.version },
-          lastHash: row.last_hash,
-          active: new Map(active.map((r) => [r.id, reservationFromRow(r)])),
-        };
-        let reservedSum = 0;
-        for (const r of state.active.values()) reservedSum += r.quantity;
-        assert(reservedSum === state.counters.reserved, `product ${sku}: reserved equals the sum of its active reservations`);
-        assert(typeof row.last_hash === 'string', `product ${sku}: its newest event exists`);
-        return state;
-      }));
+    return guarded('load product', async () => {
+      const { rows } = await this.pool.query({ name: 'select_product_with_active', text: products.selectProductWithActiveReservations, values: [sku] });
+      const row = rows[0];
+      if (row === undefined) return null;
+      const active = new Map<string, Reservation>();
+      for (const [id, quantity, createdAtMs, expiresAtMs] of row.active as [string, number, number, number][]) {
+        active.set(id, { id, sku, quantity, status: 'active', createdAtMs, expiresAtMs, finishedAtMs: null });
+      }
+      const state: ProductState = {
+        sku: row.sku,
+        name: row.name,
+        initialStock: row.initial_stock,
+        createdAtMs: row.created_at_ms,
+        counters: { total: row.total, reserved: row.reserved, purchased: row.purchased, version: row.version },
+        lastHash: row.last_hash,
+        active,
+      };
+      let reservedSum = 0;
+      for (const r of active.values()) reservedSum += r.quantity;
+      assert(reservedSum === state.counters.reserved, `product ${sku}: reserved equals the sum of its active reservations`);
+      assert(typeof row.last_hash === 'string', `product ${sku}: its newest event exists`);
+      return state;
+    });
   }
 
   async createProduct(input: NewProduct): Promise<CreateProductResult> {

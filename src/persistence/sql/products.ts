@@ -1,11 +1,21 @@
 // Statements on `products`. Timestamps travel as RFC 3339 text and come back as epoch
 // milliseconds, so no Date is parsed on the hot path.
 
-export const selectProduct = `
+/**
+ * A product with the head of its hash chain and its active reservations, in one statement - so
+ * one snapshot (the counters and the active set agree even while another instance writes) and
+ * one round trip. Reservations come as compact [id, quantity, created_at_ms, expires_at_ms].
+ */
+export const selectProductWithActiveReservations = `
 select p.sku, p.name, p.initial_stock::integer, p.total::integer, p.reserved::integer,
        p.purchased::integer, p.version::bigint,
        (extract(epoch from p.created_at) * 1000)::bigint as created_at_ms,
-       (select e.hash from inventory_events e where e.sku = p.sku and e.seq = p.version) as last_hash
+       (select e.hash from inventory_events e where e.sku = p.sku and e.seq = p.version) as last_hash,
+       coalesce((select json_agg(json_build_array(r.id, r.quantity,
+                                                  (extract(epoch from r.created_at) * 1000)::bigint,
+                                                  (extract(epoch from r.expires_at) * 1000)::bigint))
+                   from reservations r
+                  where r.sku = p.sku and r.status = 'active'), '[]'::json) as active
   from products p
  where p.sku = $1::text`;
 

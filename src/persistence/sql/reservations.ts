@@ -4,11 +4,6 @@ const reservationColumns = `
   (extract(epoch from expires_at) * 1000)::bigint as expires_at_ms,
   (extract(epoch from finished_at) * 1000)::bigint as finished_at_ms`;
 
-export const selectActiveReservationsOfProduct = `
-select ${reservationColumns}
-  from reservations
- where sku = $1::text and status = 'active'`;
-
 export const selectReservationsOfProduct = `
 select ${reservationColumns}
   from reservations
