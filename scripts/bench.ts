@@ -45,7 +45,7 @@ async function main() {
     // fsync stays on: the figures are for durable acknowledgements.
     embedded = new EmbeddedServer({ dataDir: path.join(tmp, 'pg'), settings: { max_connections: '200' } });
     await embedded.start();
-    adminUrl = embedded.url;
+    adminUrl = embedded.socketUrlFor('postgres');
   }
   const rows: Row[] = [];
   try {

@@ -54,7 +54,7 @@ export async function startEmbeddedDatabase(dataDir: string, logger: Logger): Pr
     await admin.end();
   }
   logger.info({ dataDir: pgDir, port: server.port }, 'embedded PostgreSQL is running; its data lives in dataDir');
-  return { server, url: server.urlFor(databaseName) };
+  return { server, url: server.socketUrlFor(databaseName) };
 }
 
 /** Logs every failure that left no trace in the database, so log + audit trail cover every request. */

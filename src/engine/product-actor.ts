@@ -115,9 +115,21 @@ export class ProductActor {
     });
   }
 
-  /** Runs `work` in this actor's turn, serialized with its batches; it gets to drop the state. */
-  exclusive<T>(work: (dropState: () => void) => Promise<T>): Promise<T> {
-    return this.turns.add(() => work(() => this.dropState()));
+  /**
+   * Runs `work` in this actor's turn, serialized with its batches. `adopt` hands the actor a
+   * state just read from the database (it replaces whatever the actor held).
+   */
+  exclusive<T>(work: (adopt: (state: ProductState) => void) => Promise<T>): Promise<T> {
+    return this.turns.add(() => work((state) => {
+      this.dropState();
+      this.adopt(state);
+    }));
+  }
+
+  private adopt(state: ProductState): void {
+    assertCounters(state.counters, 'adopted');
+    this.state = state;
+    this.deps.onReservationsChanged(this.sku, [...state.active.keys()], []);
   }
 
   async drained(): Promise<void> {
@@ -146,9 +158,7 @@ export class ProductActor {
     const loaded = await this.deps.store.loadProduct(this.sku);
     // Absence is not cached: the product may be created a moment later.
     if (loaded === null) return null;
-    assertCounters(loaded.counters, 'loaded');
-    this.state = loaded;
-    this.deps.onReservationsChanged(this.sku, [...loaded.active.keys()], []);
+    this.adopt(loaded);
     return loaded;
   }
 

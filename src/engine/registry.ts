@@ -127,9 +127,10 @@ export class Registry {
     };
     if (actor === null) return create();
     // In the actor's turn, so a create never interleaves with a batch of the same SKU.
-    return actor.exclusive(async (dropState) => {
+    return actor.exclusive(async (adopt) => {
       const result = await create();
-      if (result.type === 'created') dropState();
+      // The store read the product back after inserting it: a new product starts warm.
+      adopt(result.product);
       return result;
     });
   }

@@ -137,6 +137,15 @@ export class EmbeddedServer {
     return `postgres://${user}:${password}@127.0.0.1:${this.port}/${database}`;
   }
 
+  /**
+   * The same server through its Unix socket (in the data directory): a local client's queries
+   * cost far fewer kernel cycles than over loopback TCP, which matters at thousands of commits/s.
+   */
+  socketUrlFor(database: string): string {
+    // The host query parameter names the socket directory; "localhost" only keeps the URL valid.
+    return `postgres://${user}:${password}@localhost:${this.port}/${database}?host=${encodeURIComponent(this.options.dataDir)}`;
+  }
+
   /** The postmaster's pid (for chaos tests that kill or freeze it). */
   get pid(): number | undefined {
     return this.pg?.['process']?.pid ?? this.adoptedPid;
@@ -152,7 +161,7 @@ export class EmbeddedServer {
       return;
     }
     this.port = this.options.port || (await freePort());
-    const settings = { listen_addresses: '127.0.0.1', unix_socket_directories: '', ...this.options.settings };
+    const settings = { listen_addresses: '127.0.0.1', unix_socket_directories: this.options.dataDir, ...this.options.settings };
     this.pg = new EmbeddedPostgres({
       databaseDir: dataDir,
       port: this.port,

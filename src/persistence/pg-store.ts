@@ -3,7 +3,8 @@ import { assert } from '../engine/errors.ts';
 import { isReservationStatus } from '../engine/lifecycle.ts';
 import type { CommitResult, CreateProductResult, DueReservation, NewProduct, Store } from '../engine/store.ts';
 import type { BatchWrite, IdempotencyRecord, ProductState, Reservation } from '../engine/types.ts';
-import { guarded, iso, statusConflictSqlState, storageError } from './database.ts';
+import { guarded, iso } from './database.ts';
+import { GroupCommitter } from './group-commit.ts';
 import * as products from './sql/products.ts';
 import * as reservations from './sql/reservations.ts';
 import * as idempotency from './sql/idempotency.ts';
@@ -33,7 +34,11 @@ export function reservationFromRow(row: ReservationRow): Reservation {
 
 /** The engine's Store over PostgreSQL. */
 export class PgStore implements Store {
-  constructor(private readonly pool: pg.Pool) {}
+  private readonly committer: GroupCommitter;
+
+  constructor(private readonly pool: pg.Pool) {
+    this.committer = new GroupCommitter(pool);
+  }
 
   loadProduct(sku: string): Promise<ProductState | null> {
     return guarded('load product', async () => {
@@ -91,31 +96,8 @@ export class PgStore implements Store {
     });
   }
 
-  async commitBatch(w: BatchWrite): Promise<CommitResult> {
-    const e = w.events;
-    const values = [
-      w.sku, w.versionBefore, w.counters.version, w.counters.total, w.counters.reserved, w.counters.purchased, w.atMs,
-      w.inserted.map((r) => r.id), w.inserted.map((r) => r.quantity), w.inserted.map((r) => r.createdAtMs), w.inserted.map((r) => r.expiresAtMs),
-      w.changed.map((c) => c.id), w.changed.map((c) => c.from), w.changed.map((c) => c.to), w.changed.map((c) => c.atMs),
-      e.map((x) => x.seq), e.map((x) => x.type), e.map((x) => x.reservationId), e.map((x) => x.quantity), e.map((x) => x.delta),
-      e.map((x) => x.reason), e.map((x) => x.code), e.map((x) => x.requestId), e.map((x) => x.idempotencyKey), e.map((x) => x.source),
-      e.map((x) => x.lateMs), e.map((x) => x.total), e.map((x) => x.reserved), e.map((x) => x.purchased), e.map((x) => x.atMs),
-      e.map((x) => x.hash),
-      w.idempotency.map((i) => i.key), w.idempotency.map((i) => i.fingerprint), w.idempotency.map((i) => JSON.stringify(i.outcome)),
-    ];
-    try {
-      const { rows } = await this.pool.query({ name: 'commit_batch', text: products.commitBatch, values });
-      const refused = rows[0].refused as null | { conflict?: true; known?: IdempotencyRecord[] };
-      if (refused === null) return { type: 'committed' };
-      if (refused.known !== undefined) return { type: 'known', records: refused.known };
-      return { type: 'conflict' };
-    } catch (error) {
-      // A reservation not in the status the actor saw, or a key another writer took first:
-      // someone wrote behind this actor's back. Reload and decide again, like a version conflict.
-      const code = (error as { code?: string }).code;
-      if (code === statusConflictSqlState || code === '23505') return { type: 'conflict' };
-      throw storageError(error, 'commit batch');
-    }
+  commitBatch(write: BatchWrite): Promise<CommitResult> {
+    return this.committer.commit(write);
   }
 
   findDueReservations(nowMs: number, limit: number): Promise<DueReservation[]> {

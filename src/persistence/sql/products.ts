@@ -50,3 +50,15 @@ select secventory_commit_batch(
   $30::bigint[], $31::text[],
   $32::text[], $33::text[], $34::text[]
 ) as refused`;
+
+/** Several products' batches in one statement: see migrations/0003_commit_batches.sql. */
+export const commitBatches = `
+select secventory_commit_batches(
+  $1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[],
+  $8::text[], $9::uuid[], $10::integer[], $11::bigint[], $12::bigint[],
+  $13::text[], $14::uuid[], $15::text[], $16::text[], $17::bigint[],
+  $18::text[], $19::bigint[], $20::text[], $21::uuid[], $22::integer[], $23::bigint[], $24::text[], $25::text[],
+  $26::text[], $27::text[], $28::text[], $29::bigint[], $30::bigint[], $31::bigint[], $32::bigint[],
+  $33::bigint[], $34::text[],
+  $35::text[], $36::text[], $37::text[], $38::text[]
+) as results`;

@@ -1,0 +1,143 @@
+import type pg from 'pg';
+import type { CommitResult } from '../engine/store.ts';
+import type { BatchWrite, IdempotencyRecord } from '../engine/types.ts';
+import { isTransient, statusConflictSqlState, storageError } from './database.ts';
+import { StorageError } from '../engine/errors.ts';
+import * as products from './sql/products.ts';
+
+/** Products whose batches share one statement at most: bounds the statement's size and time. */
+export const groupProductsMax = 256;
+/**
+ * Group statements in flight at once. A few keep the database busy while the next group forms;
+ * the rest of the pool stays free for loads, reads and the sweeper.
+ */
+export const groupsInFlightMax = 4;
+
+interface Waiting {
+  readonly write: BatchWrite;
+  readonly resolve: (result: CommitResult) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+type Refusal = null | { conflict?: true; known?: IdempotencyRecord[]; error?: string; sqlstate?: string };
+
+/**
+ * The rows of a list of batches, column by column, as the commit functions take them; with
+ * `withSku` each group of columns starts with the SKU of every row (the multi-product function).
+ */
+function rowColumns(writes: readonly BatchWrite[], withSku: boolean): unknown[][] {
+  const ins = writes.flatMap((w) => w.inserted);
+  const chg = writes.flatMap((w) => w.changed.map((c) => ({ ...c, sku: w.sku })));
+  const e = writes.flatMap((w) => w.events);
+  const idem = writes.flatMap((w) => w.idempotency.map((i) => ({ ...i, sku: w.sku })));
+  const sku = (rows: readonly { sku: string }[]) => (withSku ? [rows.map((r) => r.sku)] : []);
+  return [
+    ...sku(ins), ins.map((r) => r.id), ins.map((r) => r.quantity), ins.map((r) => r.createdAtMs), ins.map((r) => r.expiresAtMs),
+    ...sku(chg), chg.map((c) => c.id), chg.map((c) => c.from), chg.map((c) => c.to), chg.map((c) => c.atMs),
+    ...sku(e), e.map((x) => x.seq), e.map((x) => x.type), e.map((x) => x.reservationId), e.map((x) => x.quantity), e.map((x) => x.delta),
+    e.map((x) => x.reason), e.map((x) => x.code), e.map((x) => x.requestId), e.map((x) => x.idempotencyKey), e.map((x) => x.source),
+    e.map((x) => x.lateMs), e.map((x) => x.total), e.map((x) => x.reserved), e.map((x) => x.purchased), e.map((x) => x.atMs),
+    e.map((x) => x.hash),
+    ...sku(idem), idem.map((i) => i.key), idem.map((i) => i.fingerprint), idem.map((i) => JSON.stringify(i.outcome)),
+  ];
+}
+
+function resultOf(refusal: Refusal, sku: string): CommitResult {
+  if (refusal === null) return { type: 'committed' };
+  if (refusal.known !== undefined) return { type: 'known', records: refusal.known };
+  if (refusal.conflict === true) return { type: 'conflict' };
+  throw new StorageError(`commit batch of ${sku}: ${refusal.error}`, isTransient(refusal.sqlstate), refusal.sqlstate);
+}
+
+/**
+ * Group commit across products. Every actor commits its own batch; batches that wait at the
+ * same moment go to the database together, in one statement and one transaction, each still
+ * guarded by its own product's version. One product alone takes the single-product statement.
+ * A failure of the whole statement fails every batch in it (each is then in doubt, as always).
+ */
+export class GroupCommitter {
+  private readonly waiting: Waiting[] = [];
+  private inFlight = 0;
+  private flushScheduled = false;
+
+  constructor(private readonly pool: pg.Pool) {}
+
+  commit(write: BatchWrite): Promise<CommitResult> {
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ write, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    if (this.flushScheduled || this.inFlight >= groupsInFlightMax || this.waiting.length === 0) return;
+    this.flushScheduled = true;
+    // After the current turn, so that batches decided in the same turn travel together.
+    setImmediate(() => {
+      this.flushScheduled = false;
+      while (this.inFlight < groupsInFlightMax && this.waiting.length > 0) {
+        void this.send(this.waiting.splice(0, groupProductsMax));
+      }
+    });
+  }
+
+  private async send(group: Waiting[]): Promise<void> {
+    this.inFlight++;
+    try {
+      if (group.length === 1) await this.sendOne(group[0]!);
+      else await this.sendMany(group);
+    } finally {
+      this.inFlight--;
+      this.schedule();
+    }
+  }
+
+  private async sendOne({ write: w, resolve, reject }: Waiting): Promise<void> {
+    const values = [w.sku, w.versionBefore, w.counters.version, w.counters.total, w.counters.reserved, w.counters.purchased, w.atMs, ...rowColumns([w], false)];
+    try {
+      const { rows } = await this.pool.query({ name: 'commit_batch', text: products.commitBatch, values });
+      resolve(resultOf(rows[0].refused as Refusal, w.sku));
+    } catch (error) {
+      // A reservation not in the status the actor saw, or a key another writer took first:
+      // someone wrote behind this actor's back. Reload and decide again, like a version conflict.
+      const code = (error as { code?: string }).code;
+      if (code === statusConflictSqlState || code === '23505') resolve({ type: 'conflict' });
+      else reject(error instanceof StorageError ? error : storageError(error, 'commit batch'));
+    }
+  }
+
+  private async sendMany(unordered: Waiting[]): Promise<void> {
+    // Product rows are locked in SKU order, the same in every instance: two instances' groups
+    // can wait for each other but never deadlock.
+    const group = unordered.sort((a, b) => (a.write.sku < b.write.sku ? -1 : a.write.sku > b.write.sku ? 1 : 0));
+    const writes = group.map((g) => g.write);
+    const values = [
+      writes.map((w) => w.sku), writes.map((w) => w.versionBefore), writes.map((w) => w.counters.version),
+      writes.map((w) => w.counters.total), writes.map((w) => w.counters.reserved), writes.map((w) => w.counters.purchased),
+      writes.map((w) => w.atMs),
+      ...rowColumns(writes, true),
+    ];
+    let results: Refusal[];
+    try {
+      const { rows } = await this.pool.query({ name: 'commit_batches', text: products.commitBatches, values });
+      results = rows[0].results as Refusal[];
+    } catch (error) {
+      // Someone wrote behind a version (see the migration): every product of the group reloads.
+      const code = (error as { code?: string }).code;
+      if (code === statusConflictSqlState || code === '23505') {
+        for (const g of group) g.resolve({ type: 'conflict' });
+        return;
+      }
+      const failure = storageError(error, `commit of ${group.length} batches`);
+      for (const g of group) g.reject(failure);
+      return;
+    }
+    group.forEach((g, i) => {
+      try {
+        g.resolve(resultOf(results[i] ?? null, g.write.sku));
+      } catch (error) {
+        g.reject(error);
+      }
+    });
+  }
+}
