@@ -11,7 +11,7 @@ import pg from 'pg';
 import { EmbeddedServer } from '../src/persistence/embedded-postgres.ts';
 import { checkCorrectness, commitMsMean, type Correctness } from './bench/correctness.ts';
 import { startServerProcess } from './lib/server-process.ts';
-import { createProducts, productsFor, runBurst, runScenario, scenarioNames, type LoadResult, type ScenarioName } from './bench/scenarios.ts';
+import { createProducts, lowConnections, productsFor, runBurst, runScenario, scenarioNames, type LoadResult, type ScenarioName } from './bench/scenarios.ts';
 
 interface Row {
   scenario: string;
@@ -90,7 +90,7 @@ async function runOne(adminUrl: string, database: string, scenario: ScenarioName
     const rssMaxMb = server.rssMaxBytes() / 1024 / 1024;
     await server.stop();
     const correctness = await checkCorrectness(databaseUrl);
-    return { scenario, batchSizeMax, connections: opts.connections, load, correctness, commitMsMean: commitMs, rssMaxMb };
+    return { scenario, batchSizeMax, connections: scenario === 'low' ? lowConnections : opts.connections, load, correctness, commitMsMean: commitMs, rssMaxMb };
   } finally {
     await server.stop();
   }

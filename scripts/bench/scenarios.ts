@@ -28,6 +28,8 @@ export interface ScenarioOptions {
 const json = { 'content-type': 'application/json' };
 export const spreadSkuCount = 10_000;
 export const mixedSkuCount = 100;
+/** The low-load scenario: a steady 500 requests/s over a few connections. */
+export const lowConnections = 10;
 
 /** The products each scenario needs, created before the clock starts. */
 export function productsFor(scenario: ScenarioName): { sku: string; stock: number }[] {
@@ -130,7 +132,7 @@ export async function runScenario(scenario: Exclude<ScenarioName, 'burst'>, url:
       return run(url, options, [reserveRequest(() => 'HOT')]);
     case 'low':
       // A steady 500 requests/s: the latency an ordinary day sees.
-      return run(url, { ...options, connections: 10 }, [reserveRequest(() => 'HOT')], { overallRate: 500 });
+      return run(url, { ...options, connections: lowConnections }, [reserveRequest(() => 'HOT')], { overallRate: 500 });
     case 'spread': {
       let n = 0;
       return run(url, options, [reserveRequest(() => `S-${n++ % spreadSkuCount}`)]);
