@@ -26,7 +26,7 @@ CREATE TABLE products (
 );
 
 -- No foreign keys to products on the three high-volume tables below: their rows are written only
--- by secventory_commit_batch, after it updated (and so locked) the product row they belong to, and
+-- by secventory_commit_batches, after it updated (and so locked) the product row they belong to, and
 -- a foreign key would add a lookup and a lock per row - three per reservation. `secventory verify`
 -- checks that every row belongs to a product.
 CREATE TABLE reservations (

@@ -43,7 +43,7 @@ const int8Oid = 20;
 const typeParser = ((oid: number, format?: 'text' | 'binary') =>
   oid === int8Oid ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format ?? 'text')) as typeof pg.types.getTypeParser;
 
-/** SQLSTATE raised by secventory_commit_batch when a reservation changed behind the version. */
+/** SQLSTATE raised by secventory_commit_batches when a reservation changed behind the version. */
 export const statusConflictSqlState = 'SV409';
 
 // Classes and codes after which a retry can succeed: the connection or the server went away,

@@ -1,8 +1,7 @@
 import type pg from 'pg';
 import type { CommitResult } from '../engine/store.ts';
 import type { BatchWrite, IdempotencyRecord } from '../engine/types.ts';
-import { isTransient, statusConflictSqlState, storageError } from './database.ts';
-import { StorageError } from '../engine/errors.ts';
+import { statusConflictSqlState, storageError } from './database.ts';
 import * as products from './sql/products.ts';
 
 /** Products whose batches share one statement at most: bounds the statement's size and time. */
@@ -19,18 +18,15 @@ interface Waiting {
   readonly reject: (error: unknown) => void;
 }
 
-type Refusal = null | { conflict?: true; known?: IdempotencyRecord[]; error?: string; sqlstate?: string };
+type Refusal = null | { conflict?: true; known?: IdempotencyRecord[] };
 
-/**
- * The rows of a list of batches, column by column, as the commit functions take them; with
- * `withSku` each group of columns starts with the SKU of every row (the multi-product function).
- */
-function rowColumns(writes: readonly BatchWrite[], withSku: boolean): unknown[][] {
+/** The rows of a list of batches, column by column, each row with its product's SKU. */
+function rowColumns(writes: readonly BatchWrite[]): unknown[][] {
   const ins = writes.flatMap((w) => w.inserted);
   const chg = writes.flatMap((w) => w.changed.map((c) => ({ ...c, sku: w.sku })));
   const e = writes.flatMap((w) => w.events);
   const idem = writes.flatMap((w) => w.idempotency.map((i) => ({ ...i, sku: w.sku })));
-  const sku = (rows: readonly { sku: string }[]) => (withSku ? [rows.map((r) => r.sku)] : []);
+  const sku = (rows: readonly { sku: string }[]) => [rows.map((r) => r.sku)];
   return [
     ...sku(ins), ins.map((r) => r.id), ins.map((r) => r.quantity), ins.map((r) => r.createdAtMs), ins.map((r) => r.expiresAtMs),
     ...sku(chg), chg.map((c) => c.id), chg.map((c) => c.from), chg.map((c) => c.to), chg.map((c) => c.atMs),
@@ -42,18 +38,17 @@ function rowColumns(writes: readonly BatchWrite[], withSku: boolean): unknown[][
   ];
 }
 
-function resultOf(refusal: Refusal, sku: string): CommitResult {
+function resultOf(refusal: Refusal): CommitResult {
   if (refusal === null) return { type: 'committed' };
   if (refusal.known !== undefined) return { type: 'known', records: refusal.known };
-  if (refusal.conflict === true) return { type: 'conflict' };
-  throw new StorageError(`commit batch of ${sku}: ${refusal.error}`, isTransient(refusal.sqlstate), refusal.sqlstate);
+  return { type: 'conflict' };
 }
 
 /**
  * Group commit across products. Every actor commits its own batch; batches that wait at the
  * same moment go to the database together, in one statement and one transaction, each still
- * guarded by its own product's version. One product alone takes the single-product statement.
- * A failure of the whole statement fails every batch in it (each is then in doubt, as always).
+ * guarded by its own product's version. A failure of the whole statement fails every batch in it
+ * (each is then in doubt, as always).
  */
 export class GroupCommitter {
   private readonly waiting: Waiting[] = [];
@@ -84,29 +79,14 @@ export class GroupCommitter {
   private async send(group: Waiting[]): Promise<void> {
     this.inFlight++;
     try {
-      if (group.length === 1) await this.sendOne(group[0]!);
-      else await this.sendMany(group);
+      await this.sendGroup(group);
     } finally {
       this.inFlight--;
       this.schedule();
     }
   }
 
-  private async sendOne({ write: w, resolve, reject }: Waiting): Promise<void> {
-    const values = [w.sku, w.versionBefore, w.counters.version, w.counters.total, w.counters.reserved, w.counters.purchased, w.atMs, ...rowColumns([w], false)];
-    try {
-      const { rows } = await this.pool.query({ name: 'commit_batch', text: products.commitBatch, values });
-      resolve(resultOf(rows[0].refused as Refusal, w.sku));
-    } catch (error) {
-      // A reservation not in the status the actor saw, or a key another writer took first:
-      // someone wrote behind this actor's back. Reload and decide again, like a version conflict.
-      const code = (error as { code?: string }).code;
-      if (code === statusConflictSqlState || code === '23505') resolve({ type: 'conflict' });
-      else reject(error instanceof StorageError ? error : storageError(error, 'commit batch'));
-    }
-  }
-
-  private async sendMany(unordered: Waiting[]): Promise<void> {
+  private async sendGroup(unordered: Waiting[]): Promise<void> {
     // Product rows are locked in SKU order, the same in every instance: two instances' groups
     // can wait for each other but never deadlock.
     const group = unordered.sort((a, b) => (a.write.sku < b.write.sku ? -1 : a.write.sku > b.write.sku ? 1 : 0));
@@ -115,7 +95,7 @@ export class GroupCommitter {
       writes.map((w) => w.sku), writes.map((w) => w.versionBefore), writes.map((w) => w.counters.version),
       writes.map((w) => w.counters.total), writes.map((w) => w.counters.reserved), writes.map((w) => w.counters.purchased),
       writes.map((w) => w.atMs),
-      ...rowColumns(writes, true),
+      ...rowColumns(writes),
     ];
     let results: Refusal[];
     try {
@@ -132,12 +112,8 @@ export class GroupCommitter {
       for (const g of group) g.reject(failure);
       return;
     }
-    group.forEach((g, i) => {
-      try {
-        g.resolve(resultOf(results[i] ?? null, g.write.sku));
-      } catch (error) {
-        g.reject(error);
-      }
-    });
+    // A refused row (say a CHECK constraint) fails the whole statement above as a non-transient
+    // error: each actor then retries its commands one by one, so the poisoned one fails alone.
+    group.forEach((g, i) => g.resolve(resultOf(results[i] ?? null)));
   }
 }

@@ -39,19 +39,7 @@ with inserted as (
 )
 select count(*)::integer as created from inserted`;
 
-/** One batch, one statement, one transaction: see migrations/0002_commit_batch.sql. */
-export const commitBatch = `
-select secventory_commit_batch(
-  $1::text, $2::bigint, $3::bigint, $4::bigint, $5::bigint, $6::bigint, $7::bigint,
-  $8::uuid[], $9::integer[], $10::bigint[], $11::bigint[],
-  $12::uuid[], $13::text[], $14::text[], $15::bigint[],
-  $16::bigint[], $17::text[], $18::uuid[], $19::integer[], $20::bigint[], $21::text[], $22::text[],
-  $23::text[], $24::text[], $25::text[], $26::bigint[], $27::bigint[], $28::bigint[], $29::bigint[],
-  $30::bigint[], $31::text[],
-  $32::text[], $33::text[], $34::text[]
-) as refused`;
-
-/** Several products' batches in one statement: see migrations/0003_commit_batches.sql. */
+/** One or several products' batches in one statement: see migrations/0002_commit_batches.sql. */
 export const commitBatches = `
 select secventory_commit_batches(
   $1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[],

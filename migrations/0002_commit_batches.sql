@@ -1,14 +1,19 @@
 -- Up Migration
 
--- Commits the batches of several products in one statement and one transaction, set-based, so
--- that many products with a few commands each (a sale spread over thousands of SKUs) share one
--- round trip, one fsync and a handful of statements, as the commands of one hot product already do.
+-- Commits actor batches - of one product, or of several at once - in one statement, so one
+-- transaction, one round trip and one fsync however many commands they hold. A hot product's
+-- thousand queued reservations are one batch; a sale spread over thousands of SKUs sends the
+-- batches that wait at the same moment together (group commit). Called as a single statement
+-- outside BEGIN/COMMIT, it is its own transaction: all of it is written or none (G4).
 --
--- Each product is still guarded by its own version: a product whose version moved, or one of
--- whose idempotency keys was used before, writes nothing, and the others commit. The result is a
--- jsonb array with one element per product, in order: null (committed), {"conflict": true} or
--- {"known": [{key, fingerprint, outcome}, ...]} - as secventory_commit_batch answers for one.
--- A reservation not in the status its actor saw raises SQLSTATE 'SV409' for the whole group (it
+-- Each product is guarded by its own version: the product row is updated only WHERE version =
+-- <the version its actor decided against>, and a product whose version moved (another instance or
+-- an operator wrote), or one of whose idempotency keys was used before, writes nothing while the
+-- others commit. Checking keys here rather than in a query before the batch saves a round trip on
+-- every batch for the rare retry. The result is a jsonb array with one element per product, in
+-- order: null (committed), {"conflict": true} (reload and decide again) or
+-- {"known": [{key, fingerprint, outcome}, ...]} (decide again, replaying those).
+-- A reservation not in the status its actor saw raises SQLSTATE 'SV409' for the whole statement (it
 -- can only happen when a row was changed behind the version's back); every actor then reloads.
 --
 -- Row arrays carry their product's SKU (r_sku, u_sku, e_sku, i_sku). Timestamps are epoch ms.
