@@ -1,5 +1,5 @@
 import path from 'node:path';
-import pg from 'pg';
+import type pg from 'pg';
 import type { Logger } from 'pino';
 import { Metrics } from './api/metrics.ts';
 import { buildServer } from './api/server.ts';
@@ -45,14 +45,7 @@ export async function startEmbeddedDatabase(dataDir: string, logger: Logger): Pr
   const pgDir = path.join(dataDir, 'postgres');
   const server = new EmbeddedServer({ dataDir: pgDir, log: (line) => logger.debug({ postgres: line }) });
   await server.start();
-  const admin = new pg.Client({ connectionString: server.url });
-  await admin.connect();
-  try {
-    const { rowCount } = await admin.query('select 1 from pg_database where datname = $1', [databaseName]);
-    if (rowCount === 0) await admin.query(`create database ${databaseName}`);
-  } finally {
-    await admin.end();
-  }
+  await server.ensureDatabase(databaseName);
   logger.info({ dataDir: pgDir, port: server.port }, 'embedded PostgreSQL is running; its data lives in dataDir');
   return { server, url: server.socketUrlFor(databaseName) };
 }

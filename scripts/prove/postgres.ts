@@ -1,7 +1,6 @@
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
 import { EmbeddedServer, freePort } from '../../src/persistence/embedded-postgres.ts';
 import type { Cleanup } from './cleanup.ts';
 import { waitUntil } from './wait.ts';
@@ -36,13 +35,7 @@ export class ProofPostgres {
     const db = new ProofPostgres(dir, await freePort());
     cleanup.add(`stop PostgreSQL on port ${db.port}`, () => db.stop());
     await db.server.start();
-    const admin = new pg.Client({ connectionString: db.server.url });
-    await admin.connect();
-    try {
-      await admin.query(`create database ${databaseName}`);
-    } finally {
-      await admin.end();
-    }
+    await db.server.ensureDatabase(databaseName);
     return db;
   }
 

@@ -95,7 +95,6 @@ function bump(c: Counters, change: Partial<Omit<Counters, 'version'>>): Counters
 }
 
 function rejection(
-  view: DecisionView,
   counters: Counters,
   nowMs: number,
   meta: Meta,
@@ -120,7 +119,7 @@ function decideReserve(
   const c = view.counters;
   const available = c.total - c.reserved - c.purchased;
   if (available < command.quantity) {
-    const r = rejection(view, c, nowMs, meta, 'insufficient_stock',
+    const r = rejection(c, nowMs, meta, 'insufficient_stock',
       `requested ${command.quantity}, available ${available}`, { quantity: command.quantity });
     return { outcome: r.outcome, events: [r.event], counters: r.counters, inserted: [], changed: [], reservations: [] };
   }
@@ -189,14 +188,14 @@ function decideFinish(
   }
   if (r.status !== 'active') {
     const code = rejectionForStatus[r.status];
-    const rej = rejection(view, view.counters, nowMs, meta, code,
+    const rej = rejection(view.counters, nowMs, meta, code,
       `reservation ${r.id} is ${r.status}`, { reservationId: r.id, quantity: r.quantity });
     return { outcome: rej.outcome, events: [rej.event], counters: rej.counters, inserted: [], changed: [], reservations: [] };
   }
   if (nowMs >= r.expiresAtMs) {
     // API.md: a purchase or cancel after expiresAt expires the reservation in that moment.
     const expired = expireNow(view.counters, r, nowMs, meta);
-    const rej = rejection(view, expired.counters, nowMs, meta, 'reservation_expired',
+    const rej = rejection(expired.counters, nowMs, meta, 'reservation_expired',
       `reservation ${r.id} expired at ${new Date(r.expiresAtMs).toISOString()}`,
       { reservationId: r.id, quantity: r.quantity });
     return {
@@ -268,13 +267,13 @@ function decideAdjust(
   const totalAfter = c.total + command.delta;
   const committed = c.reserved + c.purchased;
   if (totalAfter < committed) {
-    const r = rejection(view, c, nowMs, meta, 'insufficient_stock',
+    const r = rejection(c, nowMs, meta, 'insufficient_stock',
       `total would be ${totalAfter}, but ${committed} are reserved or purchased`,
       { delta: command.delta, reason: command.reason });
     return { outcome: r.outcome, events: [r.event], counters: r.counters, inserted: [], changed: [], reservations: [] };
   }
   if (totalAfter > stockMax) {
-    const r = rejection(view, c, nowMs, meta, 'stock_limit_exceeded',
+    const r = rejection(c, nowMs, meta, 'stock_limit_exceeded',
       `total would be ${totalAfter}, above the limit ${stockMax}`,
       { delta: command.delta, reason: command.reason });
     return { outcome: r.outcome, events: [r.event], counters: r.counters, inserted: [], changed: [], reservations: [] };

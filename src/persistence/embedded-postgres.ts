@@ -207,6 +207,18 @@ export class EmbeddedServer {
     await Promise.race([pgInstance.stop(), new Promise((r) => setTimeout(r, stopTimeoutMs))]);
   }
 
+  /** Creates database `name` unless it exists (names are fixed identifiers, never user input). */
+  async ensureDatabase(name: string): Promise<void> {
+    const admin = new pg.Client({ connectionString: this.url });
+    await admin.connect();
+    try {
+      const { rowCount } = await admin.query('select 1 from pg_database where datname = $1', [name]);
+      if (rowCount === 0) await admin.query(`create database ${pg.escapeIdentifier(name)}`);
+    } finally {
+      await admin.end();
+    }
+  }
+
   /** Sends a signal to the postmaster (SIGKILL, SIGSTOP, SIGCONT) - for chaos tests. */
   signal(signal: NodeJS.Signals): void {
     const pid = this.pid;

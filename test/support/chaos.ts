@@ -64,13 +64,7 @@ export class ChaosDatabase {
     await chmod(dir, 0o755);
     const db = new ChaosDatabase(dir, await freePort());
     await db.server.start();
-    const admin = new pg.Client({ connectionString: db.server.url });
-    await admin.connect();
-    try {
-      await admin.query(`create database ${databaseName}`);
-    } finally {
-      await admin.end();
-    }
+    await db.server.ensureDatabase(databaseName);
     return db;
   }
 
