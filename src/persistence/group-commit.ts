@@ -51,7 +51,7 @@ function resultOf(refusal: Refusal): CommitResult {
  * (each is then in doubt, as always).
  */
 export class GroupCommitter {
-  private readonly waiting: Waiting[] = [];
+  private waiting: Waiting[] = [];
   private inFlight = 0;
   private flushScheduled = false;
 
@@ -70,10 +70,29 @@ export class GroupCommitter {
     // After the current turn, so that batches decided in the same turn travel together.
     setImmediate(() => {
       this.flushScheduled = false;
-      while (this.inFlight < groupsInFlightMax && this.waiting.length > 0) {
-        void this.send(this.waiting.splice(0, groupProductsMax));
-      }
+      while (this.inFlight < groupsInFlightMax && this.waiting.length > 0) void this.send(this.takeGroup());
     });
+  }
+
+  /**
+   * The next group: at most groupProductsMax batches and at most one per product. One actor has
+   * one commit in flight, but two engines over one store could both commit a product, and the
+   * statement must never see a product twice (its version guard would pass both).
+   */
+  private takeGroup(): Waiting[] {
+    const group: Waiting[] = [];
+    const skus = new Set<string>();
+    const rest: Waiting[] = [];
+    for (const next of this.waiting) {
+      if (group.length < groupProductsMax && !skus.has(next.write.sku)) {
+        skus.add(next.write.sku);
+        group.push(next);
+      } else {
+        rest.push(next);
+      }
+    }
+    this.waiting = rest;
+    return group;
   }
 
   private async send(group: Waiting[]): Promise<void> {
