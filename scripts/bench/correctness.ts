@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { storeWideFacts } from '../lib/store-facts.ts';
 
 export interface Correctness {
   readonly oversoldProducts: number;
@@ -16,17 +17,7 @@ export async function checkCorrectness(databaseUrl: string): Promise<Correctness
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
   try {
-    const { rows: [c] } = await client.query(`
-      with sums as (
-        select p.sku, p.total, p.reserved, p.purchased,
-               coalesce(sum(r.quantity) filter (where r.status = 'active'), 0) as active_sum,
-               coalesce(sum(r.quantity) filter (where r.status = 'purchased'), 0) as purchased_sum
-          from products p left join reservations r on r.sku = p.sku
-         group by p.sku)
-      select count(*) filter (where reserved + purchased > total)::int as oversold,
-             count(*) filter (where total < 0 or reserved < 0 or purchased < 0)::int as negative,
-             count(*) filter (where reserved <> active_sum or purchased <> purchased_sum)::int as unequal
-        from sums`);
+    const c = await storeWideFacts(client);
     const { rows: [b] } = await client.query(`
       select count(*)::float8 / nullif(count(distinct tx_id), 0) as mean, count(distinct tx_id)::int as batches
         from inventory_events where type <> 'product_created'`);
@@ -41,9 +32,9 @@ export async function checkCorrectness(databaseUrl: string): Promise<Correctness
       if ((error as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw error;
     }
     return {
-      oversoldProducts: c.oversold,
-      negativeProducts: c.negative,
-      countersNotEqualSums: c.unequal,
+      oversoldProducts: c.oversoldProducts,
+      negativeProducts: c.negativeProducts,
+      countersNotEqualSums: c.countersNotEqualSums,
       meanBatchSize: Number(b.mean ?? 0),
       batches: b.batches,
       verifyOk,

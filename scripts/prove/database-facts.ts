@@ -1,4 +1,5 @@
 import pg from 'pg';
+export { storeWideFacts, type StoreWideFacts } from '../lib/store-facts.ts';
 
 // What the database says, read directly with SQL, independent of the app: the proof never takes
 // the app's word for the state it left. Counts are cast to int so they arrive as JS numbers.
@@ -19,13 +20,6 @@ export interface ProductFacts {
   readonly oversoldUnits: number;
 }
 
-export interface StoreWideFacts {
-  readonly products: number;
-  readonly oversoldProducts: number;
-  readonly negativeProducts: number;
-  /** Products whose counters differ from the sums over their reservation rows (G4). */
-  readonly countersNotEqualSums: number;
-}
 
 export interface EventFact {
   readonly sku: string;
@@ -73,21 +67,6 @@ export async function productFacts(sql: pg.Pool, sku: string): Promise<ProductFa
   };
 }
 
-export async function storeWideFacts(sql: pg.Pool): Promise<StoreWideFacts> {
-  const { rows: [c] } = await sql.query(`
-    with sums as (
-      select p.sku, p.total, p.reserved, p.purchased,
-             coalesce(sum(r.quantity) filter (where r.status = 'active'), 0) as active_sum,
-             coalesce(sum(r.quantity) filter (where r.status = 'purchased'), 0) as purchased_sum
-        from products p left join reservations r on r.sku = p.sku
-       group by p.sku)
-    select count(*)::int as products,
-           count(*) filter (where reserved + purchased > total)::int as oversold,
-           count(*) filter (where total < 0 or reserved < 0 or purchased < 0)::int as negative,
-           count(*) filter (where reserved <> active_sum or purchased <> purchased_sum)::int as unequal
-      from sums`);
-  return { products: c.products, oversoldProducts: c.oversold, negativeProducts: c.negative, countersNotEqualSums: c.unequal };
-}
 
 export async function eventsOf(sql: pg.Pool, skus: readonly string[]): Promise<EventFact[]> {
   const { rows } = await sql.query(`

@@ -23,18 +23,20 @@ type Refusal = null | { conflict?: true; known?: IdempotencyRecord[] };
 /** The rows of a list of batches, column by column, each row with its product's SKU. */
 function rowColumns(writes: readonly BatchWrite[]): unknown[][] {
   const ins = writes.flatMap((w) => w.inserted);
-  const chg = writes.flatMap((w) => w.changed.map((c) => ({ ...c, sku: w.sku })));
+  const chg = writes.flatMap((w) => w.changed);
   const e = writes.flatMap((w) => w.events);
-  const idem = writes.flatMap((w) => w.idempotency.map((i) => ({ ...i, sku: w.sku })));
-  const sku = (rows: readonly { sku: string }[]) => [rows.map((r) => r.sku)];
+  const idem = writes.flatMap((w) => w.idempotency);
+  // Status changes and idempotency records do not carry their SKU: repeat each batch's SKU once
+  // per row rather than copying every row to add it (that would be a copy per command).
+  const skuPerRow = (rowsOf: (w: BatchWrite) => readonly unknown[]) => writes.flatMap((w) => rowsOf(w).map(() => w.sku));
   return [
-    ...sku(ins), ins.map((r) => r.id), ins.map((r) => r.quantity), ins.map((r) => r.createdAtMs), ins.map((r) => r.expiresAtMs),
-    ...sku(chg), chg.map((c) => c.id), chg.map((c) => c.from), chg.map((c) => c.to), chg.map((c) => c.atMs),
-    ...sku(e), e.map((x) => x.seq), e.map((x) => x.type), e.map((x) => x.reservationId), e.map((x) => x.quantity), e.map((x) => x.delta),
+    ins.map((r) => r.sku), ins.map((r) => r.id), ins.map((r) => r.quantity), ins.map((r) => r.createdAtMs), ins.map((r) => r.expiresAtMs),
+    skuPerRow((w) => w.changed), chg.map((c) => c.id), chg.map((c) => c.from), chg.map((c) => c.to), chg.map((c) => c.atMs),
+    e.map((x) => x.sku), e.map((x) => x.seq), e.map((x) => x.type), e.map((x) => x.reservationId), e.map((x) => x.quantity), e.map((x) => x.delta),
     e.map((x) => x.reason), e.map((x) => x.code), e.map((x) => x.requestId), e.map((x) => x.idempotencyKey), e.map((x) => x.source),
     e.map((x) => x.lateMs), e.map((x) => x.total), e.map((x) => x.reserved), e.map((x) => x.purchased), e.map((x) => x.atMs),
     e.map((x) => x.hash),
-    ...sku(idem), idem.map((i) => i.key), idem.map((i) => i.fingerprint), idem.map((i) => JSON.stringify(i.outcome)),
+    skuPerRow((w) => w.idempotency), idem.map((i) => i.key), idem.map((i) => i.fingerprint), idem.map((i) => JSON.stringify(i.outcome)),
   ];
 }
 

@@ -1,4 +1,5 @@
 import { eventHash, genesisHash } from '../engine/event-hash.ts';
+import { stockAfter, type Stock } from '../engine/replay.ts';
 import type { AuditEvent } from '../engine/types.ts';
 import type { Violation } from './verify.ts';
 
@@ -16,41 +17,9 @@ export interface ProductRow {
   readonly purchasedSum: number;
 }
 
-interface Counts {
-  readonly total: number;
-  readonly reserved: number;
-  readonly purchased: number;
-}
 
-const show = (c: Counts) => `total/reserved/purchased ${c.total}/${c.reserved}/${c.purchased}`;
-const same = (a: Counts, b: Counts) => a.total === b.total && a.reserved === b.reserved && a.purchased === b.purchased;
-
-/**
- * The counters an event must carry after `previous`, by its type; null when the event lacks a
- * field its type needs (reported separately).
- */
-function expectedAfter(previous: Counts, e: AuditEvent): Counts | null {
-  switch (e.type) {
-    case 'product_created':
-      return null;
-    case 'stock_adjusted':
-      return e.delta === null ? null : { ...previous, total: previous.total + e.delta };
-    case 'reserved':
-      return e.quantity === null ? null : { ...previous, reserved: previous.reserved + e.quantity };
-    case 'purchased':
-      return e.quantity === null ? null
-        : { ...previous, reserved: previous.reserved - e.quantity, purchased: previous.purchased + e.quantity };
-    case 'cancelled':
-    case 'expired':
-      return e.quantity === null ? null : { ...previous, reserved: previous.reserved - e.quantity };
-    case 'rejected':
-      return previous;
-    default: {
-      const unreachable: never = e.type;
-      return unreachable;
-    }
-  }
-}
+const show = (c: Stock) => `total/reserved/purchased ${c.total}/${c.reserved}/${c.purchased}`;
+const same = (a: Stock, b: Stock) => a.total === b.total && a.reserved === b.reserved && a.purchased === b.purchased;
 
 /** Fields an event's type cannot do without; null when it has them. */
 function missingField(e: AuditEvent): string | null {
@@ -70,7 +39,7 @@ function missingField(e: AuditEvent): string | null {
  */
 export class ProductReplay {
   private expectedSeq = 1;
-  private previous: Counts | null = null;
+  private previous: Stock | null = null;
   private previousHash = genesisHash;
   private lastSeq = 0;
   private eventsSeen = 0;
@@ -143,7 +112,7 @@ export class ProductReplay {
     }
     // Across a gap the missing events' changes are unknown: the gap itself is the finding.
     if (this.previous === null || afterGap || missing !== null) return;
-    const expected = expectedAfter(this.previous, e);
+    const expected = stockAfter(this.previous, e);
     if (expected !== null && !same(e, expected)) {
       this.violation('G7', `seq ${e.seq} (${e.type}) carries ${show(e)}, but after seq ${this.lastSeq} (${show(this.previous)}) it must be ${show(expected)}`);
     }

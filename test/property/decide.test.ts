@@ -1,3 +1,4 @@
+import { stockAfter } from '../../src/engine/replay.ts';
 import { fc, test } from '@fast-check/vitest';
 import { describe, expect } from 'vitest';
 import { decide, productCreatedEvent, type Decision, type DecisionView } from '../../src/engine/decide.ts';
@@ -98,26 +99,9 @@ function withinBounds(c: Counters): boolean {
 
 /** What an event does to the counters before it (the replay rule of DESIGN.md's audit log). */
 function replay(c: Omit<Counters, 'version'>, e: EventDraft): Omit<Counters, 'version'> {
-  const q = e.quantity ?? 0;
-  switch (e.type) {
-    case 'product_created':
-      return { total: e.total, reserved: 0, purchased: 0 };
-    case 'stock_adjusted':
-      return { ...c, total: c.total + e.delta! };
-    case 'reserved':
-      return { ...c, reserved: c.reserved + q };
-    case 'purchased':
-      return { ...c, reserved: c.reserved - q, purchased: c.purchased + q };
-    case 'cancelled':
-    case 'expired':
-      return { ...c, reserved: c.reserved - q };
-    case 'rejected':
-      return c;
-    default: {
-      const unreachable: never = e.type;
-      return unreachable;
-    }
-  }
+  const after = stockAfter(c, e);
+  if (after === null) throw new Error(`event ${e.seq} (${e.type}) lacks the field its type needs`);
+  return after;
 }
 
 const countersOf = (e: EventDraft) => ({ total: e.total, reserved: e.reserved, purchased: e.purchased });

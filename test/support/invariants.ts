@@ -1,3 +1,4 @@
+import { stockAfter } from '../../src/engine/replay.ts';
 import { eventHash } from '../../src/engine/event-hash.ts';
 import { nextStatus, type LifecycleEvent } from '../../src/engine/lifecycle.ts';
 import type { EventDraft, EventType, RejectionCode, ReservationStatus } from '../../src/engine/types.ts';
@@ -120,29 +121,6 @@ function counterViolations(p: ProductRow): Violation[] {
   return v;
 }
 
-/** What an event does to the counters, given those before it (null: an unknown event type). */
-function applyEvent(c: { total: number; reserved: number; purchased: number }, e: EventRow) {
-  const q = e.quantity ?? 0;
-  switch (e.type) {
-    case 'product_created':
-      return { total: e.total, reserved: 0, purchased: 0 };
-    case 'stock_adjusted':
-      return { ...c, total: c.total + (e.delta ?? 0) };
-    case 'reserved':
-      return { ...c, reserved: c.reserved + q };
-    case 'purchased':
-      return { ...c, reserved: c.reserved - q, purchased: c.purchased + q };
-    case 'cancelled':
-    case 'expired':
-      return { ...c, reserved: c.reserved - q };
-    case 'rejected':
-      return c;
-    default: {
-      const unreachable: never = e.type;
-      return unreachable;
-    }
-  }
-}
 
 function draftOf(e: EventRow): EventDraft {
   return {
@@ -165,7 +143,7 @@ function replayViolations(p: ProductRow, events: readonly EventRow[]): Violation
       break;
     }
     if ((i === 0) !== (e.type === 'product_created')) v.push({ guarantee: 'G7', sku: p.sku, message: `event ${e.seq} is ${e.type}` });
-    counters = applyEvent(counters, e);
+    counters = stockAfter(counters, e) ?? counters;
     const stated = { total: e.total, reserved: e.reserved, purchased: e.purchased };
     if (!sameCounters(counters, stated)) {
       v.push({ guarantee: 'G7', sku: p.sku, message: `event ${e.seq} (${e.type}) states ${fmt(stated)} but replay gives ${fmt(counters)}` });
