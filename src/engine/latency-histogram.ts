@@ -4,15 +4,24 @@ export const latencyBucketBoundsMs = [
   0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 150, 200, 300, 500, 750, 1000, 2000, 5000, 10000,
 ] as const;
 
+const bucketCount = latencyBucketBoundsMs.length + 1;
+const noCounts: Readonly<Uint32Array> = new Uint32Array(bucketCount);
+
 export class LatencyHistogram {
-  readonly counts = new Uint32Array(latencyBucketBoundsMs.length + 1);
+  /** Allocated on the first sample: an actor that was only read never pays for its buckets. */
+  private buckets: Uint32Array | undefined;
   count = 0;
   sumMs = 0;
+
+  get counts(): Readonly<Uint32Array> {
+    return this.buckets ?? noCounts;
+  }
 
   record(ms: number): void {
     let i = 0;
     while (i < latencyBucketBoundsMs.length && ms > latencyBucketBoundsMs[i]!) i++;
-    this.counts[i]!++;
+    this.buckets ??= new Uint32Array(bucketCount);
+    this.buckets[i]!++;
     this.count++;
     this.sumMs += ms;
   }

@@ -34,6 +34,14 @@ export const actorsPageLimitMax = 1000;
  */
 export const batchSizeMaxDefault = 512;
 /**
+ * Batches of one product in flight at once. The next batch is decided and sent while the
+ * database works on the previous one; it waits for that one's row lock and commits right after
+ * it, so the database and the engine work at the same time instead of taking turns. Each batch
+ * is guarded by the version and chain head it was decided against (migration 0003), so a batch
+ * decided on top of one that fails cannot commit. Two are enough to overlap the two sides.
+ */
+export const batchesInFlightMax = 2;
+/**
  * Past this many waiting commands a product refuses new ones with `overloaded` before doing any
  * work: at ~20 batches/s of 512, 10,000 queued commands are about one second of waiting.
  */

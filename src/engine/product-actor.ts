@@ -5,9 +5,9 @@ import { assert, StorageError } from './errors.ts';
 import { chainEvents } from './event-hash.ts';
 import { fingerprintOf, idempotencyKeyOf, reservationIdOf } from './fingerprint.ts';
 import { LatencyHistogram } from './latency-histogram.ts';
-import { conflictRetriesMax } from './limits.ts';
+import { batchesInFlightMax, conflictRetriesMax } from './limits.ts';
 import type { EngineObserver } from './observer.ts';
-import type { Store } from './store.ts';
+import type { CommitResult, Store } from './store.ts';
 import type {
   BatchWrite,
   Command,
@@ -46,19 +46,66 @@ interface Pending {
 interface Plan {
   readonly write: BatchWrite | null;
   readonly results: CommandResult[];
+  /** The product as it is after this batch, should it commit. */
+  readonly after: Base;
+  /** Reservations this batch creates or changes, as they are after it. */
+  readonly reservations: ReadonlyMap<string, Reservation>;
 }
 
 /**
- * One product's owner. Commands wait in a bounded mailbox; a p-queue of concurrency 1 runs one
- * batch at a time: decide every waiting command on a working copy, commit the batch in one
- * transaction, and only after COMMIT apply it to memory and answer the callers (G4, G5).
+ * What a batch is decided against: the committed state, or the state after the batches still in
+ * flight. Reservations are looked up in those batches' changes first, newest first.
+ */
+interface Base {
+  readonly counters: Counters;
+  readonly lastHash: string;
+  readonly activeCount: number;
+}
+
+/** A batch sent to the database (or waiting on one that was), settled strictly in order. */
+interface InFlight {
+  readonly batch: readonly Pending[];
+  readonly plan: Plan;
+  readonly startedMs: number;
+  readonly settled: Promise<Settled>;
+}
+
+type Settled =
+  | { readonly type: 'stored'; readonly result: CommitResult }
+  | { readonly type: 'nothing to store' }
+  | { readonly type: 'failed'; readonly error: unknown };
+
+/** A batch to decide again from the committed state, with the records its commit found used. */
+interface Redo {
+  readonly batch: readonly Pending[];
+  readonly known: ReadonlyMap<string, IdempotencyRecord>;
+}
+
+/**
+ * One product's owner. Commands wait in a bounded mailbox; a p-queue of concurrency 1 runs the
+ * actor's turns one at a time. A turn decides the waiting commands as one batch and sends it to
+ * the database; up to batchesInFlightMax batches are in flight, each decided on top of the one
+ * before. A batch is applied to memory and its callers answered only after its COMMIT, and in
+ * order (G4, G5). When a batch does not commit, memory is dropped, the batches after it (decided
+ * on a state that does not exist) are let settle, and each is decided again from the database.
  */
 export class ProductActor {
-  /** undefined: not loaded (or dropped after a storage error); the next turn loads it. */
+  /** undefined: not loaded (or dropped after a failure); the next turn loads it. */
   private state: ProductState | undefined;
   private readonly mailbox: Pending[] = [];
-  private readonly turns = new PQueue({ concurrency: 1 });
+  /**
+   * The actor's turns: concurrency 1, so decisions, reads and exclusive work never overlap.
+   * Created on demand and let go when idle: most live actors are idle, and a p-queue is most of
+   * what an idle actor would otherwise cost.
+   */
+  private queue: PQueue | undefined;
   private drainScheduled = false;
+  private readonly inFlight: InFlight[] = [];
+  /** Settles the in-flight batches one after another, in the order they were sent. */
+  private completions: Promise<void> = Promise.resolve();
+  /** Set when an in-flight batch did not commit: nothing new is sent until `redo` is done. */
+  private recovering = false;
+  private redo: Redo[] = [];
 
   commandsTotal = 0;
   batchesTotal = 0;
@@ -77,7 +124,17 @@ export class ProductActor {
   }
 
   get idle(): boolean {
-    return this.mailbox.length === 0 && !this.drainScheduled && this.turns.size === 0 && this.turns.pending === 0;
+    return this.mailbox.length === 0 && !this.drainScheduled && this.queue === undefined && this.inFlight.length === 0 && !this.recovering;
+  }
+
+  private get turns(): PQueue {
+    if (this.queue !== undefined) return this.queue;
+    const queue = new PQueue({ concurrency: 1 });
+    queue.on('idle', () => {
+      if (this.queue === queue && queue.size === 0 && queue.pending === 0) this.queue = undefined;
+    });
+    this.queue = queue;
+    return queue;
   }
 
   /** Reservation ids this actor holds active (for the registry when it passivates the actor). */
@@ -99,13 +156,14 @@ export class ProductActor {
   }
 
   /**
-   * Runs `read` on the committed state (never a working copy), in the actor's turn. Another
-   * instance may have written since this actor last committed, so the version is checked first
-   * and a stale state reloaded: a read is real-time even without SKU affinity. Null when the
-   * product does not exist.
+   * Runs `read` on the committed state (never a working copy), in the actor's turn, once the
+   * batches in flight have settled. Another instance may have written since this actor last
+   * committed, so the version is checked first and a stale state reloaded: a read is real-time
+   * even without SKU affinity. Null when the product does not exist.
    */
   read<T>(read: (state: ProductState) => T): Promise<T | null> {
     return this.turns.add(async () => {
+      await this.settled();
       if (this.state !== undefined) {
         const version = await this.deps.store.productVersion(this.sku);
         if (version !== this.state.counters.version) this.dropState();
@@ -116,14 +174,18 @@ export class ProductActor {
   }
 
   /**
-   * Runs `work` in this actor's turn, serialized with its batches. `adopt` hands the actor a
-   * state just read from the database (it replaces whatever the actor held).
+   * Runs `work` in this actor's turn, serialized with its batches, once those in flight have
+   * settled. `adopt` hands the actor a state just read from the database (it replaces whatever
+   * the actor held).
    */
   exclusive<T>(work: (adopt: (state: ProductState) => void) => Promise<T>): Promise<T> {
-    return this.turns.add(() => work((state) => {
-      this.dropState();
-      this.adopt(state);
-    }));
+    return this.turns.add(async () => {
+      await this.settled();
+      return work((state) => {
+        this.dropState();
+        this.adopt(state);
+      });
+    });
   }
 
   private adopt(state: ProductState): void {
@@ -133,23 +195,33 @@ export class ProductActor {
   }
 
   async drained(): Promise<void> {
-    await this.turns.onIdle();
+    while (this.queue !== undefined || this.inFlight.length > 0) {
+      await this.queue?.onIdle();
+      await this.completions;
+    }
+  }
+
+  /** Until every batch sent so far has settled (never called with sends still to come). */
+  private async settled(): Promise<void> {
+    while (this.inFlight.length > 0) await this.completions;
   }
 
   private scheduleDrain(): void {
-    if (this.drainScheduled) return;
+    if (this.drainScheduled || this.recovering || this.mailbox.length === 0) return;
+    if (this.inFlight.length >= batchesInFlightMax) return;
     this.drainScheduled = true;
     void this.turns.add(() => this.drain());
   }
 
   private async drain(): Promise<void> {
-    const batch = this.mailbox.splice(0, this.deps.settings.batchSizeMax);
     try {
-      await this.runBatch(batch);
+      if (this.recovering || this.inFlight.length >= batchesInFlightMax) return;
+      const batch = this.mailbox.splice(0, this.deps.settings.batchSizeMax);
+      if (batch.length > 0) await this.dispatch(batch);
     } finally {
       this.drainScheduled = false;
       this.lastActivityMs = this.deps.clock.nowMs();
-      if (this.mailbox.length > 0) this.scheduleDrain();
+      this.scheduleDrain();
     }
   }
 
@@ -166,10 +238,166 @@ export class ProductActor {
     this.state = undefined;
   }
 
-  /** Decide, persist, apply, acknowledge - retrying on version conflicts. */
-  private async runBatch(batch: readonly Pending[]): Promise<void> {
+  /** The state after every batch in flight, and a lookup through their changes. */
+  private base(state: ProductState): { base: Base; lookup: (id: string) => Reservation | undefined } {
+    // A copy of the list: a batch that settles while this one is decided leaves the list, but its
+    // changes must stay visible to this decision (they are what it is decided on top of).
+    const ahead = this.inFlight.map((f) => f.plan.reservations).reverse();
+    const last = this.inFlight.at(-1);
+    const base = last?.plan.after ?? { counters: state.counters, lastHash: state.lastHash, activeCount: state.active.size };
+    const lookup = (id: string) => {
+      for (const changes of ahead) {
+        const r = changes.get(id);
+        if (r !== undefined) return r;
+      }
+      return state.active.get(id);
+    };
+    return { base, lookup };
+  }
+
+  /** Decides a batch on top of those in flight and sends it, without waiting for its commit. */
+  private async dispatch(batch: readonly Pending[]): Promise<void> {
+    if (this.inFlight.length === 0) {
+      // Nothing in flight: the committed state may first need loading.
+      let state: ProductState | null;
+      try {
+        state = await this.loadedState();
+      } catch (error) {
+        return this.runBatch(batch);
+      }
+      if (state === null) return this.failAll(batch, 'product_not_found', `product ${this.sku} does not exist`);
+    }
+    const state = this.state;
+    assert(state !== undefined, 'a product with batches in flight is loaded');
+    const { base, lookup } = this.base(state);
+    let plan: Plan;
+    try {
+      plan = await this.plan(batch, base, lookup, this.deps.clock.nowMs(), new Map());
+    } catch (error) {
+      if (!(error instanceof StorageError)) {
+        this.failAll(batch, 'internal_error', 'the engine failed');
+        throw error;
+      }
+      this.redoLater({ batch, known: new Map() });
+      return;
+    }
+    if (this.recovering) {
+      // A batch this one was decided on top of did not commit: what it decided on never existed.
+      this.redo.push({ batch, known: new Map() });
+      return;
+    }
+    const write = plan.write;
+    const settled: Promise<Settled> = write === null
+      ? Promise.resolve({ type: 'nothing to store' })
+      : this.deps.store.commitBatch(write).then(
+        (result) => ({ type: 'stored', result }),
+        (error: unknown) => ({ type: 'failed', error }));
+    const entry: InFlight = { batch, plan, startedMs: performance.now(), settled };
+    this.inFlight.push(entry);
+    this.completions = this.completions.then(async () => this.complete(entry, await entry.settled));
+  }
+
+  /** Runs once per in-flight batch, in the order they were sent. */
+  private complete(entry: InFlight, settled: Settled): void {
+    const first = this.inFlight.shift();
+    assert(first === entry, 'in-flight batches settle in the order they were sent');
+    const { batch, plan } = entry;
+    const committed = settled.type === 'nothing to store' || (settled.type === 'stored' && settled.result.type === 'committed');
+    if (settled.type === 'nothing to store' && this.recovering) {
+      // Its answers were read off the batches before it, one of which did not commit.
+      this.redo.push({ batch, known: new Map() });
+    } else if (committed) {
+      if (this.recovering) {
+        // Its base was in doubt (a batch before it failed in doubt) and committed after all: it is
+        // durable, so its callers get their answers; memory stays dropped and reloads.
+        if (plan.write !== null) this.committedBatch(entry);
+      } else {
+        const state = this.state;
+        assert(state !== undefined, 'a product with batches in flight is loaded');
+        if (plan.write !== null) {
+          this.apply(state, plan.write);
+          this.committedBatch(entry);
+        }
+      }
+      this.answer(batch, plan.results);
+    } else if (settled.type === 'failed') {
+      this.enterRecovery();
+      this.storageFailure(batch, settled.error);
+    } else {
+      this.enterRecovery();
+      const result = (settled as Extract<Settled, { type: 'stored' }>).result;
+      const known = new Map<string, IdempotencyRecord>();
+      if (result.type === 'known') {
+        for (const record of result.records) known.set(record.key, record);
+      } else {
+        this.deps.observer.versionConflict?.(this.sku);
+      }
+      this.redo.push({ batch, known });
+    }
+    if (this.recovering && this.inFlight.length === 0) {
+      void this.turns.add(() => this.recover());
+    } else {
+      this.scheduleDrain();
+    }
+  }
+
+  private committedBatch(entry: InFlight): void {
+    this.batchesTotal++;
+    const write = entry.plan.write!;
+    this.deps.observer.batchCommitted?.({
+      sku: this.sku,
+      commands: entry.batch.length,
+      events: write.events.length,
+      commitMs: performance.now() - entry.startedMs,
+    });
+  }
+
+  private enterRecovery(): void {
+    this.recovering = true;
+    this.dropState();
+  }
+
+  private redoLater(redo: Redo): void {
+    this.redo.push(redo);
+    if (this.recovering) return;
+    this.enterRecovery();
+    if (this.inFlight.length === 0) void this.turns.add(() => this.recover());
+  }
+
+  /** After a batch did not commit and nothing is in flight: each batch again, in order. */
+  private async recover(): Promise<void> {
+    const redo = this.redo;
+    this.redo = [];
+    try {
+      for (const { batch, known } of redo) await this.runBatch(batch, known);
+    } finally {
+      this.recovering = false;
+      this.scheduleDrain();
+    }
+  }
+
+  /** A storage error on a commit: the batch is in doubt; a poisoned command must fail alone. */
+  private storageFailure(batch: readonly Pending[], error: unknown): void {
+    if (!(error instanceof StorageError)) {
+      this.failAll(batch, 'internal_error', 'the engine failed');
+      void Promise.reject(error);
+      return;
+    }
+    this.deps.observer.storageError?.(this.sku, error);
+    if (!error.transient && batch.length > 1) {
+      for (const pending of batch) this.redo.push({ batch: [pending], known: new Map() });
+      return;
+    }
+    this.failAll(batch, error.transient ? 'storage_unavailable' : 'internal_error', error.message);
+  }
+
+  /**
+   * The careful path, one batch at a time with nothing else in flight: decide, persist, apply,
+   * acknowledge - retrying on version conflicts.
+   */
+  private async runBatch(batch: readonly Pending[], knownBefore: ReadonlyMap<string, IdempotencyRecord> = new Map()): Promise<void> {
     // Idempotency records the commit found already used; the next attempt replays them.
-    const known = new Map<string, IdempotencyRecord>();
+    const known = new Map(knownBefore);
     for (let attempt = 0; ; attempt++) {
       try {
         const state = await this.loadedState();
@@ -177,8 +405,8 @@ export class ProductActor {
           this.failAll(batch, 'product_not_found', `product ${this.sku} does not exist`);
           return;
         }
-        const nowMs = this.deps.clock.nowMs();
-        const plan = await this.plan(batch, state, nowMs, known);
+        const { base, lookup } = this.base(state);
+        const plan = await this.plan(batch, base, lookup, this.deps.clock.nowMs(), known);
         if (plan.write !== null) {
           const startedMs = performance.now();
           const committed = await this.deps.store.commitBatch(plan.write);
@@ -224,22 +452,30 @@ export class ProductActor {
   }
 
   /**
-   * Loads the reservations the batch names that are not active in memory, then decides each
-   * command in order. Idempotency keys are not looked up here: the commit checks them in the same
-   * round trip and refuses the batch if one was used before (`known`), which is rare.
+   * Loads the reservations the batch names that neither memory nor the batches in flight know,
+   * then decides each command in order. Idempotency keys are not looked up here: the commit
+   * checks them in the same round trip and refuses the batch if one was used before (`known`),
+   * which is rare.
    */
-  private async plan(batch: readonly Pending[], state: ProductState, nowMs: number, known: ReadonlyMap<string, IdempotencyRecord>): Promise<Plan> {
+  private async plan(
+    batch: readonly Pending[],
+    base: Base,
+    lookup: (id: string) => Reservation | undefined,
+    nowMs: number,
+    known: ReadonlyMap<string, IdempotencyRecord>,
+  ): Promise<Plan> {
     const missing = new Set<string>();
     for (const { command } of batch) {
       const id = reservationIdOf(command);
-      if (id !== null && !state.active.has(id)) missing.add(id);
+      if (id !== null && lookup(id) === undefined) missing.add(id);
     }
     const loaded = missing.size > 0 ? await this.deps.store.findReservations(this.sku, [...missing]) : [];
     const records = new Map(known);
 
-    const overlay = new Map<string, Reservation>(loaded.map((r) => [r.id, r]));
-    let counters: Counters = state.counters;
-    let activeCount = state.active.size;
+    const fromDatabase = new Map<string, Reservation>(loaded.map((r) => [r.id, r]));
+    const changes = new Map<string, Reservation>();
+    let counters: Counters = base.counters;
+    let activeCount = base.activeCount;
     const view: DecisionView = {
       sku: this.sku,
       get counters() {
@@ -248,7 +484,7 @@ export class ProductActor {
       get activeReservations() {
         return activeCount;
       },
-      reservation: (id) => overlay.get(id) ?? state.active.get(id),
+      reservation: (id) => changes.get(id) ?? lookup(id) ?? fromDatabase.get(id),
     };
 
     const results: CommandResult[] = [];
@@ -274,7 +510,7 @@ export class ProductActor {
       const decision = decide(view, command, nowMs);
       counters = decision.counters;
       activeCount += decision.inserted.length - decision.changed.length;
-      for (const r of decision.reservations) overlay.set(r.id, r);
+      for (const r of decision.reservations) changes.set(r.id, r);
       drafts.push(...decision.events);
       inserted.push(...decision.inserted);
       changed.push(...decision.changed);
@@ -286,27 +522,32 @@ export class ProductActor {
       }
     }
 
-    if (drafts.length === 0 && remembered.length === 0) return { write: null, results };
-    assert(counters.version === state.counters.version + drafts.length, 'one version per event');
+    if (drafts.length === 0 && remembered.length === 0) return { write: null, results, after: base, reservations: changes };
+    assert(counters.version === base.counters.version + drafts.length, 'one version per event');
     assertCounters(counters, 'decided');
+    const events = chainEvents(base.lastHash, this.sku, drafts);
     return {
       write: {
         sku: this.sku,
-        versionBefore: state.counters.version,
+        versionBefore: base.counters.version,
+        hashBefore: base.lastHash,
         counters,
         atMs: nowMs,
         inserted,
         changed,
-        events: chainEvents(state.lastHash, this.sku, drafts),
+        events,
         idempotency: remembered,
       },
       results,
+      after: { counters, lastHash: events.at(-1)?.hash ?? base.lastHash, activeCount },
+      reservations: changes,
     };
   }
 
   /** After COMMIT only: the batch becomes the actor's committed state. */
   private apply(state: ProductState, write: BatchWrite): void {
     const before = state.counters;
+    assert(before.version === write.versionBefore && state.lastHash === write.hashBefore, 'a batch applies onto the state it was decided against');
     state.counters = write.counters;
     const last = write.events.at(-1);
     if (last !== undefined) state.lastHash = last.hash;

@@ -37,7 +37,7 @@ export interface Store {
   findReservationSku(id: string): Promise<string | null>;
   /**
    * Commits the batch in one transaction, or writes nothing and says why: `conflict` when the
-   * product's version is not `versionBefore`; `known` when some of its idempotency keys were used
+   * product's version is not `versionBefore` or its newest event's hash is not `hashBefore`; `known` when some of its idempotency keys were used
    * before (the records are returned so the batch can be decided again, replaying them).
    */
   commitBatch(write: BatchWrite): Promise<CommitResult>;

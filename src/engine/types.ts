@@ -167,6 +167,8 @@ export interface IdempotencyRecord {
 export interface BatchWrite {
   readonly sku: string;
   readonly versionBefore: number;
+  /** Hash of the newest event the batch was decided against: with the version, its guard. */
+  readonly hashBefore: string;
   readonly counters: Counters;
   readonly atMs: number;
   readonly inserted: readonly Reservation[];

@@ -55,6 +55,13 @@ function resultOf(refusal: Refusal): CommitResult {
 export class GroupCommitter {
   private waiting: Waiting[] = [];
   private inFlight = 0;
+  /**
+   * Products with a statement in flight. An actor sends its next batch while the previous one
+   * commits; that batch waits here until the previous statement has returned. Sent at once on
+   * another connection it could take the product's row lock first, find the version it was
+   * decided on not there yet, and conflict.
+   */
+  private readonly skusInFlight = new Set<string>();
   private flushScheduled = false;
 
   constructor(private readonly pool: pg.Pool) {}
@@ -72,22 +79,28 @@ export class GroupCommitter {
     // After the current turn, so that batches decided in the same turn travel together.
     setImmediate(() => {
       this.flushScheduled = false;
-      while (this.inFlight < groupsInFlightMax && this.waiting.length > 0) void this.send(this.takeGroup());
+      while (this.inFlight < groupsInFlightMax && this.waiting.length > 0) {
+        const group = this.takeGroup();
+        if (group.length === 0) break;
+        void this.send(group);
+      }
     });
   }
 
   /**
-   * The next group: at most groupProductsMax batches and at most one per product. One actor has
-   * one commit in flight, but two engines over one store could both commit a product, and the
-   * statement must never see a product twice (its version guard would pass both).
+   * The next group: at most groupProductsMax batches, at most one per product, and none of a
+   * product that has a statement in flight. An actor's batches come in order, and two engines
+   * over one store could both commit a product; the statement must never see a product twice
+   * (its version guard would pass both).
    */
   private takeGroup(): Waiting[] {
     const group: Waiting[] = [];
     const skus = new Set<string>();
     const rest: Waiting[] = [];
     for (const next of this.waiting) {
-      if (group.length < groupProductsMax && !skus.has(next.write.sku)) {
-        skus.add(next.write.sku);
+      const sku = next.write.sku;
+      if (group.length < groupProductsMax && !skus.has(sku) && !this.skusInFlight.has(sku)) {
+        skus.add(sku);
         group.push(next);
       } else {
         rest.push(next);
@@ -99,10 +112,12 @@ export class GroupCommitter {
 
   private async send(group: Waiting[]): Promise<void> {
     this.inFlight++;
+    for (const g of group) this.skusInFlight.add(g.write.sku);
     try {
       await this.sendGroup(group);
     } finally {
       this.inFlight--;
+      for (const g of group) this.skusInFlight.delete(g.write.sku);
       this.schedule();
     }
   }
@@ -113,7 +128,7 @@ export class GroupCommitter {
     const group = unordered.sort((a, b) => (a.write.sku < b.write.sku ? -1 : a.write.sku > b.write.sku ? 1 : 0));
     const writes = group.map((g) => g.write);
     const values = [
-      writes.map((w) => w.sku), writes.map((w) => w.versionBefore), writes.map((w) => w.counters.version),
+      writes.map((w) => w.sku), writes.map((w) => w.versionBefore), writes.map((w) => w.hashBefore), writes.map((w) => w.counters.version),
       writes.map((w) => w.counters.total), writes.map((w) => w.counters.reserved), writes.map((w) => w.counters.purchased),
       writes.map((w) => w.atMs),
       ...rowColumns(writes),

@@ -65,9 +65,9 @@ describe('the database is the last line of defence', () => {
       await fresh.sql.query(`drop schema public cascade; create schema public;`);
       const quiet = { info: () => {}, warn: () => {}, error: () => {} };
       const results = await Promise.all([migrate(fresh.url, quiet), migrate(fresh.url, quiet), migrate(fresh.url, quiet)]);
-      expect(results.flat().sort()).toEqual(['0001_schema', '0002_commit_batches']);
+      expect(results.flat().sort()).toEqual(['0001_schema', '0002_commit_batches', '0003_commit_guarded_by_chain_head']);
       const { rows } = await fresh.sql.query(`select count(*)::int as n from secventory_migrations`);
-      expect(rows[0].n).toBe(2);
+      expect(rows[0].n).toBe(3);
     } finally {
       await fresh.drop();
     }
