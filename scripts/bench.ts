@@ -1,7 +1,8 @@
-// npm run bench -- --scenario hot|spread|mixed|burst|low|all --connections N --duration S [--compare-batch1]
+// npm run bench -- --scenario hot|spread|mixed|burst|low|all --connections N --duration S
+//                   [--generator wrk|autocannon] [--wrk-threads N] [--compare-batch1]
 // Starts the server as its own process on its own embedded PostgreSQL (fsync on) or DATABASE_URL,
-// drives it with a real HTTP load generator, checks correctness afterwards, and writes
-// reports/bench-<timestamp>.json and .md.
+// drives it with a real HTTP load generator (wrk when it is on PATH, else autocannon; burst always
+// undici), checks correctness afterwards, and writes reports/bench-<timestamp>.json and .md.
 import { mkdir, mkdtemp, rm, writeFile, chmod } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,17 +11,23 @@ import { Command } from 'commander';
 import pg from 'pg';
 import { EmbeddedServer } from '../src/persistence/embedded-postgres.ts';
 import { checkCorrectness, commitMsMean, type Correctness } from './bench/correctness.ts';
+import { chooseGenerator, type TimedGeneratorName } from './bench/generator.ts';
+import type { GeneratorName } from './bench/load-result.ts';
+import { wrkThreadsDefault } from './bench/wrk-load.ts';
 import { startServerProcess } from './lib/server-process.ts';
 import { createProducts, lowConnections, productsFor, runBurst, runScenario, scenarioNames, type LoadResult, type ScenarioName } from './bench/scenarios.ts';
 
 interface Row {
   scenario: string;
+  generator: GeneratorName;
   batchSizeMax: number;
   connections: number;
   load: LoadResult;
   correctness: Correctness;
   commitMsMean: number | null;
   rssMaxMb: number;
+  /** The server's CPU time over the load, as a share of one core (100 = one core busy). */
+  serverCpuPercent: number;
 }
 
 const program = new Command('bench')
@@ -28,13 +35,16 @@ const program = new Command('bench')
   .option('--connections <n>', 'concurrent connections', (v) => Number(v), 1000)
   .option('--duration <s>', 'seconds per scenario', (v) => Number(v), 10)
   .option('--batch-size <n>', 'SECVENTORY_BATCH_SIZE_MAX for the server', (v) => Number(v))
+  .option('--generator <name>', 'wrk or autocannon (default: wrk when it is on PATH)')
+  .option('--wrk-threads <n>', 'wrk threads', (v) => Number(v), wrkThreadsDefault)
   .option('--compare-batch1', 'run the same scenario again with batchSizeMax = 1 and print the ratio')
   .parse();
-const opts = program.opts<{ scenario: string; connections: number; duration: number; batchSize?: number; compareBatch1?: boolean }>();
+const opts = program.opts<{ scenario: string; connections: number; duration: number; batchSize?: number; compareBatch1?: boolean; generator?: string; wrkThreads: number }>();
 
 async function main() {
   const scenarios: ScenarioName[] = opts.scenario === 'all' ? [...scenarioNames] : [opts.scenario as ScenarioName];
   for (const s of scenarios) if (!scenarioNames.includes(s)) throw new Error(`unknown scenario ${s}`);
+  const generator = scenarios.every((s) => s === 'burst') ? 'autocannon' : chooseGenerator(opts.generator);
 
   let embedded: EmbeddedServer | undefined;
   let tmp: string | undefined;
@@ -53,17 +63,17 @@ async function main() {
     for (const scenario of scenarios) {
       const sizes = [opts.batchSize ?? 512, ...(opts.compareBatch1 ? [1] : [])];
       for (const batchSizeMax of sizes) {
-        rows.push(await runOne(adminUrl, `bench_${scenario}_${++runNo}`, scenario, batchSizeMax));
+        rows.push(await runOne(adminUrl, `bench_${scenario}_${++runNo}`, scenario, batchSizeMax, generator));
       }
     }
   } finally {
     await embedded?.stop();
     if (tmp) await rm(tmp, { recursive: true, force: true });
   }
-  await report(rows);
+  await report(rows, generator);
 }
 
-async function runOne(adminUrl: string, database: string, scenario: ScenarioName, batchSizeMax: number): Promise<Row> {
+async function runOne(adminUrl: string, database: string, scenario: ScenarioName, batchSizeMax: number, generator: TimedGeneratorName): Promise<Row> {
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   await admin.query(`drop database if exists ${database}`);
@@ -76,21 +86,29 @@ async function runOne(adminUrl: string, database: string, scenario: ScenarioName
   const server = await startServerProcess(databaseUrl, { SECVENTORY_BATCH_SIZE_MAX: String(batchSizeMax), SECVENTORY_MAILBOX_LENGTH_MAX: '100000' });
   try {
     await createProducts(server.url, productsFor(scenario));
-    process.stderr.write(`\n${scenario} (batchSizeMax ${batchSizeMax}, ${opts.connections} connections, ${opts.duration} s)\n`);
+    const driver = scenario === 'burst' ? 'undici' : generator;
+    process.stderr.write(`\n${scenario} (batchSizeMax ${batchSizeMax}, ${scenario === 'low' ? lowConnections : opts.connections} connections, ${opts.duration} s, ${driver})\n`);
     let load: LoadResult;
+    const cpuBeforeS = server.cpuSeconds();
     if (scenario === 'burst') {
       load = await runBurst(server.url, opts.connections);
     } else {
       const bar = new SingleBar({ format: '  {bar} {value}/{total} s', clearOnComplete: true }, Presets.shades_classic);
       bar.start(opts.duration, 0);
-      load = await runScenario(scenario, server.url, { connections: opts.connections, durationS: opts.duration, onTick: (s) => bar.update(Math.min(s, opts.duration)) });
+      load = await runScenario(scenario, server.url, {
+        generator, wrkThreads: opts.wrkThreads, connections: opts.connections, durationS: opts.duration, onTick: (s) => bar.update(Math.min(s, opts.duration)),
+      });
       bar.stop();
     }
+    const serverCpuPercent = ((server.cpuSeconds() - cpuBeforeS) / load.durationS) * 100;
     const commitMs = await commitMsMean(server.url);
     const rssMaxMb = server.rssMaxBytes() / 1024 / 1024;
     await server.stop();
     const correctness = await checkCorrectness(databaseUrl);
-    return { scenario, batchSizeMax, connections: scenario === 'low' ? lowConnections : opts.connections, load, correctness, commitMsMean: commitMs, rssMaxMb };
+    return {
+      scenario, generator: load.generator, batchSizeMax, connections: scenario === 'low' ? lowConnections : opts.connections,
+      load, correctness, commitMsMean: commitMs, rssMaxMb, serverCpuPercent,
+    };
   } finally {
     await server.stop();
   }
@@ -99,17 +117,17 @@ async function runOne(adminUrl: string, database: string, scenario: ScenarioName
 function table(rows: Row[]): string {
   const f = (n: number | null, d = 0) => (n === null ? 'n/a' : n.toFixed(d));
   const lines = [
-    '| scenario | batchSizeMax | conns | req/s | ok/s | p50 ms | p99 ms | p999 ms | non-2xx | errors | mean batch | commit ms | RSS max MB | oversold | sums | verify |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| scenario | generator | batchSizeMax | conns | req/s | ok/s | p50 ms | p99 ms | p999 ms | non-2xx | errors | mean batch | commit ms | server CPU % | RSS max MB | oversold | sums | verify |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of rows) {
     const non2xx = Object.entries(r.load.statusCounts).filter(([c]) => !c.startsWith('2')).map(([c, n]) => `${c}:${n}`).join(' ') || '0';
-    lines.push(`| ${r.scenario} | ${r.batchSizeMax} | ${r.connections} | ${f(r.load.requestsPerSecond)} | ${f(r.load.succeededPerSecond)} | ${f(r.load.latencyMsP50, 1)} | ${f(r.load.latencyMsP99, 1)} | ${f(r.load.latencyMsP999, 1)} | ${non2xx} | ${r.load.errors + r.load.timeouts} | ${f(r.correctness.meanBatchSize, 1)} | ${f(r.commitMsMean, 2)} | ${f(r.rssMaxMb)} | ${r.correctness.oversoldProducts} | ${r.correctness.countersNotEqualSums === 0 ? 'equal' : `${r.correctness.countersNotEqualSums} differ`} | ${r.correctness.verifyOk === null ? 'n/a' : r.correctness.verifyOk ? 'pass' : `FAIL (${r.correctness.verifyViolations})`} |`);
+    lines.push(`| ${r.scenario} | ${r.generator} | ${r.batchSizeMax} | ${r.connections} | ${f(r.load.requestsPerSecond)} | ${f(r.load.succeededPerSecond)} | ${f(r.load.latencyMsP50, 1)} | ${f(r.load.latencyMsP99, 1)} | ${f(r.load.latencyMsP999, 1)} | ${non2xx} | ${r.load.errors + r.load.timeouts} | ${f(r.correctness.meanBatchSize, 1)} | ${f(r.commitMsMean, 2)} | ${f(r.serverCpuPercent)} | ${f(r.rssMaxMb)} | ${r.correctness.oversoldProducts} | ${r.correctness.countersNotEqualSums === 0 ? 'equal' : `${r.correctness.countersNotEqualSums} differ`} | ${r.correctness.verifyOk === null ? 'n/a' : r.correctness.verifyOk ? 'pass' : `FAIL (${r.correctness.verifyViolations})`} |`);
   }
   return lines.join('\n');
 }
 
-async function report(rows: Row[]) {
+async function report(rows: Row[], generator: TimedGeneratorName) {
   const md = [table(rows)];
   for (const scenario of new Set(rows.map((r) => r.scenario))) {
     const batched = rows.find((r) => r.scenario === scenario && r.batchSizeMax !== 1);
@@ -122,9 +140,15 @@ async function report(rows: Row[]) {
   console.log(`\n${text}\n`);
   await mkdir('reports', { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  await writeFile(`reports/bench-${stamp}.json`, JSON.stringify({ at: new Date().toISOString(), node: process.version, rows }, null, 2));
+  const wrk = generator === 'wrk' ? { threads: opts.wrkThreads } : null;
+  await writeFile(`reports/bench-${stamp}.json`, JSON.stringify({ at: new Date().toISOString(), node: process.version, wrk, rows }, null, 2));
   await writeFile(`reports/bench-${stamp}.md`, `${text}\n`);
-  const bad = rows.filter((r) => r.correctness.oversoldProducts > 0 || r.correctness.negativeProducts > 0 || r.correctness.countersNotEqualSums > 0 || r.correctness.verifyOk === false);
+  const bad = rows.filter((r) => r.correctness.oversoldProducts > 0 || r.correctness.negativeProducts > 0 || r.correctness.countersNotEqualSums > 0 || r.correctness.verifyOk === false
+    || r.correctness.reservationRows < (r.load.statusCounts['201'] ?? 0));
+  for (const r of rows) {
+    const created = r.load.statusCounts['201'] ?? 0;
+    if (r.correctness.reservationRows < created) console.error(`${r.scenario}: ${created} answers 201 but ${r.correctness.reservationRows} reservation rows: requests shared an Idempotency-Key`);
+  }
   if (bad.length > 0) {
     console.error(`CORRECTNESS FAILED in ${bad.map((r) => r.scenario).join(', ')}`);
     process.exitCode = 1;

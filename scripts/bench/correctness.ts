@@ -10,6 +10,11 @@ export interface Correctness {
   readonly batches: number;
   readonly verifyOk: boolean | null;
   readonly verifyViolations: number;
+  /**
+   * Reservation rows in the database. Never fewer than the 201s the generator counted: each 201
+   * is a new reservation unless two requests shared an Idempotency-Key (a replay answers 201 too).
+   */
+  readonly reservationRows: number;
 }
 
 /** After a load: G1, G3 and counters = sums over reservation rows, in SQL; then `verify`. */
@@ -21,6 +26,7 @@ export async function checkCorrectness(databaseUrl: string): Promise<Correctness
     const { rows: [b] } = await client.query(`
       select count(*)::float8 / nullif(count(distinct tx_id), 0) as mean, count(distinct tx_id)::int as batches
         from inventory_events where type <> 'product_created'`);
+    const { rows: [r] } = await client.query(`select count(*)::int as n from reservations`);
     let verifyOk: boolean | null = null;
     let verifyViolations = 0;
     try {
@@ -39,6 +45,7 @@ export async function checkCorrectness(databaseUrl: string): Promise<Correctness
       batches: b.batches,
       verifyOk,
       verifyViolations,
+      reservationRows: r.n,
     };
   } finally {
     await client.end();

@@ -9,6 +9,8 @@ export interface ServerProcess {
   /** Highest resident set size seen so far, in bytes. */
   rssMaxBytes(): number;
   rssBytes(): number;
+  /** CPU time (user + system) the server has used so far, in seconds; 0 once it has exited. */
+  cpuSeconds(): number;
   stop(): Promise<void>;
 }
 
@@ -17,6 +19,21 @@ function rssOf(pid: number): number {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const kb = /VmRSS:\s+(\d+) kB/.exec(status)?.[1];
     return kb === undefined ? 0 : Number(kb) * 1024;
+  } catch {
+    return 0;
+  }
+}
+
+/** Clock ticks per second of /proc/<pid>/stat's utime and stime (USER_HZ, 100 on Linux). */
+const clockTicksPerSecond = 100;
+
+function cpuSecondsOf(pid: number): number {
+  try {
+    // The command name (field 2) may hold spaces; the fields after its closing parenthesis do not.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
+    return (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond;
   } catch {
     return 0;
   }
@@ -52,6 +69,7 @@ export async function startServerProcess(databaseUrl: string, env: Record<string
     pid: child.pid!,
     rssMaxBytes: () => Math.max(rssMax, rssOf(child.pid!)),
     rssBytes: () => rssOf(child.pid!),
+    cpuSeconds: () => cpuSecondsOf(child.pid!),
     stop: () => new Promise((resolve) => {
       clearInterval(sampler);
       if (child.exitCode !== null) return resolve();

@@ -1,0 +1,26 @@
+// What each scenario asks of the service, shared by both load generators and the wrk scripts.
+
+export type ScenarioName = 'hot' | 'spread' | 'mixed' | 'burst' | 'low';
+export const scenarioNames: readonly ScenarioName[] = ['hot', 'spread', 'mixed', 'burst', 'low'];
+/** The scenarios that run for a duration under a load generator (burst fires a fixed count). */
+export type TimedScenarioName = Exclude<ScenarioName, 'burst'>;
+
+export interface ScenarioOptions {
+  readonly connections: number;
+  readonly durationS: number;
+  readonly onTick?: (secondsDone: number) => void;
+}
+
+/** spread cycles reservations over S-0 .. S-9999 (passed to scripts/bench/wrk/spread.lua). */
+export const spreadSkuCount = 10_000;
+/** mixed reserves over M-0 .. M-99 (passed to scripts/bench/wrk/mixed.lua). */
+export const mixedSkuCount = 100;
+/**
+ * The low-load scenario: a steady 500 requests/s, paced by the generator. The connections only
+ * carry it: at 500/s, n connections hold out while latency stays under n / 500 s (Little's law).
+ * 10 connections capped the rate at ~430/s once a commit took 20 ms; 50 leave room up to 100 ms.
+ */
+export const lowConnections = 50;
+export const lowRequestsPerSecond = 500;
+/** Below this share of the offered rate, the low figure is not latency at 500/s: bench warns. */
+export const lowAchievedShareMin = 0.95;
