@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { freePort } from '../../src/persistence/embedded-postgres.ts';
+import { serveNodeFlags } from '../../src/runtime-flags.ts';
 
 export interface ServerProcess {
   readonly url: string;
@@ -44,7 +45,7 @@ export async function startServerProcess(databaseUrl: string, env: Record<string
   const port = await freePort();
   // BENCH_PROFILE=1 writes a CPU profile of the server to reports/profiles/ when it stops.
   const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir=reports/profiles'] : [];
-  const child: ChildProcess = spawn(process.execPath, [...profile, path.resolve('bin/secventory.js'), 'serve'], {
+  const child: ChildProcess = spawn(process.execPath, [...serveNodeFlags, ...profile, path.resolve('bin/secventory.js'), 'serve'], {
     env: { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

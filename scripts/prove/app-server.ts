@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import type { Cleanup } from './cleanup.ts';
 import type { LogBook } from './server-log.ts';
+import { serveNodeFlags } from '../../src/runtime-flags.ts';
 import { sleep, waitUntil } from './wait.ts';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
@@ -36,7 +37,7 @@ export class AppServer {
 
   /** Starts the app and waits until /health/ready answers 200 (bounded). */
   static async start(name: string, port: number, env: Readonly<Record<string, string>>, logBook: LogBook, cleanup: Cleanup): Promise<AppServer> {
-    const child = spawn(process.execPath, [path.join(repoRoot, 'bin/secventory.js'), 'serve'], {
+    const child = spawn(process.execPath, [...serveNodeFlags, path.join(repoRoot, 'bin/secventory.js'), 'serve'], {
       cwd: repoRoot,
       // Only what the app needs: nothing of the prover's environment (a DATABASE_URL, a LOG_LEVEL)
       // may leak in and change what is being proven.

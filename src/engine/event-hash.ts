@@ -16,7 +16,8 @@ export function canonicalEvent(sku: string, e: EventDraft): string {
 }
 
 export function eventHash(previousHash: string, sku: string, e: EventDraft): string {
-  return createHash('sha256').update(previousHash).update('\n').update(canonicalEvent(sku, e)).digest('hex');
+  // One update of the joined text: the same bytes as three updates, a third of the native calls.
+  return createHash('sha256').update(`${previousHash}\n${canonicalEvent(sku, e)}`).digest('hex');
 }
 
 /** Stamps a run of drafts onto the chain that ends in `previousHash`. */
