@@ -294,7 +294,19 @@ export class ProductActor {
         (error: unknown) => ({ type: 'failed', error }));
     const entry: InFlight = { batch, plan, startedMs: performance.now(), settled };
     this.inFlight.push(entry);
-    this.completions = this.completions.then(async () => this.complete(entry, await entry.settled));
+    this.completions = this.completions.then(async () => {
+      const settled = await entry.settled;
+      try {
+        this.complete(entry, settled);
+      } catch (error) {
+        // A broken invariant: answer this batch, distrust memory, and keep the chain alive so the
+        // batches after it still settle (a rejected chain would leave their callers hanging).
+        this.failAll(entry.batch, 'internal_error', 'the engine failed');
+        this.enterRecovery();
+        if (this.inFlight.length === 0) void this.turns.add(() => this.recover());
+        void Promise.reject(error);
+      }
+    });
   }
 
   /** Runs once per in-flight batch, in the order they were sent. */
