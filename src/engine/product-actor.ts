@@ -322,19 +322,24 @@ export class ProductActor {
       if (this.recovering) {
         // Its base was in doubt (a batch before it failed in doubt) and committed after all: it is
         // durable, so its callers get their answers; memory stays dropped and reloads.
-        if (plan.write !== null) this.committedBatch(entry);
+        if (plan.write !== null) this.committedBatch(batch.length, plan.write, entry.startedMs);
       } else {
         const state = this.state;
         assert(state !== undefined, 'a product with batches in flight is loaded');
         if (plan.write !== null) {
           this.apply(state, plan.write);
-          this.committedBatch(entry);
+          this.committedBatch(batch.length, plan.write, entry.startedMs);
         }
       }
       this.answer(batch, plan.results);
     } else if (settled.type === 'failed') {
       this.enterRecovery();
-      this.storageFailure(batch, settled.error);
+      if (settled.error instanceof StorageError) {
+        for (const one of this.afterStorageError(batch, settled.error)) this.redo.push({ batch: one, known: new Map() });
+      } else {
+        this.failAll(batch, 'internal_error', 'the engine failed');
+        void Promise.reject(settled.error);
+      }
     } else {
       this.enterRecovery();
       const result = (settled as Extract<Settled, { type: 'stored' }>).result;
@@ -353,14 +358,13 @@ export class ProductActor {
     }
   }
 
-  private committedBatch(entry: InFlight): void {
+  private committedBatch(commands: number, write: BatchWrite, startedMs: number): void {
     this.batchesTotal++;
-    const write = entry.plan.write!;
     this.deps.observer.batchCommitted?.({
       sku: this.sku,
-      commands: entry.batch.length,
+      commands,
       events: write.events.length,
-      commitMs: performance.now() - entry.startedMs,
+      commitMs: performance.now() - startedMs,
     });
   }
 
@@ -388,20 +392,18 @@ export class ProductActor {
     }
   }
 
-  /** A storage error on a commit: the batch is in doubt; a poisoned command must fail alone. */
-  private storageFailure(batch: readonly Pending[], error: unknown): void {
-    if (!(error instanceof StorageError)) {
-      this.failAll(batch, 'internal_error', 'the engine failed');
-      void Promise.reject(error);
-      return;
-    }
+  /**
+   * After a storage error on a commit the batch is in doubt. Transient: its callers get 503 and may
+   * retry under their keys. Otherwise a poisoned command must fail alone: the commands to try one
+   * by one are returned.
+   */
+  private afterStorageError(batch: readonly Pending[], error: StorageError): (readonly Pending[])[] {
     this.deps.observer.storageError?.(this.sku, error);
-    if (!error.transient && batch.length > 1) {
-      for (const pending of batch) this.redo.push({ batch: [pending], known: new Map() });
-      return;
-    }
+    if (!error.transient && batch.length > 1) return batch.map((pending) => [pending]);
     this.failAll(batch, error.transient ? 'storage_unavailable' : 'internal_error', error.message);
+    return [];
   }
+
 
   /**
    * The careful path, one batch at a time with nothing else in flight: decide, persist, apply,
@@ -434,13 +436,7 @@ export class ProductActor {
             return;
           }
           this.apply(state, plan.write);
-          this.batchesTotal++;
-          this.deps.observer.batchCommitted?.({
-            sku: this.sku,
-            commands: batch.length,
-            events: plan.write.events.length,
-            commitMs: performance.now() - startedMs,
-          });
+          this.committedBatch(batch.length, plan.write, startedMs);
         }
         this.answer(batch, plan.results);
         return;
@@ -451,13 +447,7 @@ export class ProductActor {
         }
         // The commit may or may not have happened: forget what we hold and reload next time.
         this.dropState();
-        this.deps.observer.storageError?.(this.sku, error);
-        if (!error.transient && batch.length > 1) {
-          for (const pending of batch) await this.runBatch([pending]);
-          return;
-        }
-        const code: FailureCode = error.transient ? 'storage_unavailable' : 'internal_error';
-        this.failAll(batch, code, error.message);
+        for (const one of this.afterStorageError(batch, error)) await this.runBatch(one);
         return;
       }
     }
