@@ -313,49 +313,57 @@ export class ProductActor {
   private complete(entry: InFlight, settled: Settled): void {
     const first = this.inFlight.shift();
     assert(first === entry, 'in-flight batches settle in the order they were sent');
-    const { batch, plan } = entry;
-    const committed = settled.type === 'nothing to store' || (settled.type === 'stored' && settled.result.type === 'committed');
-    if (settled.type === 'nothing to store' && this.recovering) {
-      // Its answers were read off the batches before it, one of which did not commit.
-      this.redo.push({ batch, known: new Map() });
-    } else if (committed) {
-      if (this.recovering) {
-        // Its base was in doubt (a batch before it failed in doubt) and committed after all: it is
-        // durable, so its callers get their answers; memory stays dropped and reloads.
-        if (plan.write !== null) this.committedBatch(batch.length, plan.write, entry.startedMs);
-      } else {
-        const state = this.state;
-        assert(state !== undefined, 'a product with batches in flight is loaded');
-        if (plan.write !== null) {
-          this.apply(state, plan.write);
-          this.committedBatch(batch.length, plan.write, entry.startedMs);
+    const { batch } = entry;
+    switch (settled.type) {
+      case 'nothing to store':
+        // Its answers were read off the batches before it: right only if all of them committed.
+        if (this.recovering) this.redo.push({ batch, known: new Map() });
+        else this.answer(batch, entry.plan.results);
+        break;
+      case 'stored':
+        if (settled.result.type === 'committed') {
+          this.stored(entry);
+        } else {
+          this.enterRecovery();
+          const known = new Map<string, IdempotencyRecord>();
+          if (settled.result.type === 'known') {
+            for (const record of settled.result.records) known.set(record.key, record);
+          } else {
+            this.deps.observer.versionConflict?.(this.sku);
+          }
+          this.redo.push({ batch, known });
         }
-      }
-      this.answer(batch, plan.results);
-    } else if (settled.type === 'failed') {
-      this.enterRecovery();
-      if (settled.error instanceof StorageError) {
-        for (const one of this.afterStorageError(batch, settled.error)) this.redo.push({ batch: one, known: new Map() });
-      } else {
-        this.failAll(batch, 'internal_error', 'the engine failed');
-        void Promise.reject(settled.error);
-      }
-    } else {
-      this.enterRecovery();
-      const result = (settled as Extract<Settled, { type: 'stored' }>).result;
-      const known = new Map<string, IdempotencyRecord>();
-      if (result.type === 'known') {
-        for (const record of result.records) known.set(record.key, record);
-      } else {
-        this.deps.observer.versionConflict?.(this.sku);
-      }
-      this.redo.push({ batch, known });
+        break;
+      case 'failed':
+        this.enterRecovery();
+        if (settled.error instanceof StorageError) {
+          for (const one of this.afterStorageError(batch, settled.error)) this.redo.push({ batch: one, known: new Map() });
+        } else {
+          this.failAll(batch, 'internal_error', 'the engine failed');
+          void Promise.reject(settled.error);
+        }
+        break;
     }
     if (this.recovering && this.inFlight.length === 0) {
       void this.turns.add(() => this.recover());
     } else {
       this.scheduleDrain();
     }
+  }
+
+  /** A pipelined batch committed: apply it (unless memory was dropped meanwhile) and answer. */
+  private stored(entry: InFlight): void {
+    const write = entry.plan.write;
+    assert(write !== null, 'a stored batch has a write');
+    if (!this.recovering) {
+      const state = this.state;
+      assert(state !== undefined, 'a product with batches in flight is loaded');
+      this.apply(state, write);
+    }
+    // When recovering, its base was in doubt (a batch before it failed in doubt) and it committed
+    // after all: it is durable, so its callers get their answers; memory stays dropped and reloads.
+    this.committedBatch(entry.batch.length, write, entry.startedMs);
+    this.answer(entry.batch, entry.plan.results);
   }
 
   private committedBatch(commands: number, write: BatchWrite, startedMs: number): void {

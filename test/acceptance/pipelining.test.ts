@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/engine/clock.ts';
+import { StorageError } from '../../src/engine/errors.ts';
 import { batchesInFlightMax } from '../../src/engine/limits.ts';
 import type { CommitResult, Store } from '../../src/engine/store.ts';
 import type { BatchWrite, Command, CommandResult } from '../../src/engine/types.ts';
@@ -22,6 +23,8 @@ class GatedStore {
   readonly commits: { write: BatchWrite; result?: CommitResult; settledAtMs?: number }[] = [];
   private held: (() => void)[] = [];
   holding = false;
+  /** Commits (by index) that go through and then fail as if the connection broke: in doubt. */
+  readonly failAfterCommit = new Set<number>();
 
   constructor(private readonly inner: Store) {}
 
@@ -31,11 +34,12 @@ class GatedStore {
         if (name !== 'commitBatch') return Reflect.get(target, name, receiver);
         return async (write: BatchWrite) => {
           const record: (typeof this.commits)[number] = { write };
-          this.commits.push(record);
+          const index = this.commits.push(record) - 1;
           if (this.holding) await new Promise<void>((release) => this.held.push(release));
           const result = await target.commitBatch(write);
           record.result = result;
           record.settledAtMs = performance.now();
+          if (this.failAfterCommit.has(index)) throw new StorageError('connection lost after COMMIT was sent', true, '08006');
           return result;
         };
       },
@@ -137,6 +141,40 @@ describe('pipelined batches of one product', () => {
       select p.reserved::int, (select coalesce(sum(quantity), 0)::int from reservations r where r.sku = p.sku and r.status = 'active') as rows_sum
         from products p where sku = 'PIPE-2'`);
     expect(rows[0]).toEqual({ reserved: 5 + 1 + 1, rows_sum: 5 + 1 + 1 });
+    await expectConsistent(db.sql);
+  });
+
+  it('G2 G5: when a batch fails in doubt but did commit, the batch decided on top of it commits and is answered, and a retry of the first replays its outcome', async () => {
+    const db = await createTestDatabase();
+    cleanup.push(() => db.drop());
+    const { engine, gate } = await engineWithGate(db);
+    await engine.registry.createProduct('PIPE-3', 'pipe', 1000, 'test');
+
+    gate.holding = true;
+    gate.failAfterCommit.add(0);
+    const firstCommand = reserve(1);
+    const first = engine.registry.execute('PIPE-3', firstCommand);
+    await waitUntil(() => gate.heldCount === 1, 5_000, 'the first batch reaches the store');
+    const second = engine.registry.execute('PIPE-3', reserve(2));
+    await waitUntil(() => gate.heldCount === 2, 5_000, 'the second batch reaches the store');
+    expect(gate.commits[1]!.write.versionBefore).toBe(gate.commits[0]!.write.counters.version);
+    gate.release();
+
+    // The first is in doubt: its caller is told so, though the database has it.
+    const firstResult = await first;
+    expect(firstResult).toMatchObject({ type: 'failed', code: 'storage_unavailable' });
+    expect(gate.commits[0]!.result).toEqual({ type: 'committed' });
+    // The second was decided on top of it, and its base exists: durable, so it is answered.
+    const secondResult = await second;
+    expect(secondResult.type === 'done' && secondResult.outcome.kind === 'reservation' && secondResult.outcome.created).toBe(true);
+    expect(gate.commits[1]!.result).toEqual({ type: 'committed' });
+
+    // A retry under the first key replays what was committed instead of reserving again.
+    const retry = await engine.registry.execute('PIPE-3', { ...reserve(1), idempotencyKey: firstCommand.idempotencyKey });
+    expect(retry).toMatchObject({ type: 'done', replayed: true });
+    expect(retry.type === 'done' && retry.outcome.kind === 'reservation' && retry.outcome.reservation.id).toBe(firstCommand.reservationId);
+    const { rows } = await db.sql.query(`select reserved::int, (select count(*)::int from reservations where sku = 'PIPE-3') as rows from products where sku = 'PIPE-3'`);
+    expect(rows[0]).toEqual({ reserved: 3, rows: 2 });
     await expectConsistent(db.sql);
   });
 });
