@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { CommitResult } from '../engine/store.ts';
 import type { BatchWrite, IdempotencyRecord } from '../engine/types.ts';
+import { arrayLiteral } from './array-literal.ts';
 import { statusConflictSqlState, storageError } from './database.ts';
 import * as products from './sql/products.ts';
 
@@ -20,8 +21,10 @@ interface Waiting {
 
 type Refusal = null | { conflict?: true; known?: IdempotencyRecord[] };
 
+type Column = readonly (string | number | null)[];
+
 /** The rows of a list of batches, column by column, each row with its product's SKU. */
-function rowColumns(writes: readonly BatchWrite[]): unknown[][] {
+function rowColumns(writes: readonly BatchWrite[]): Column[] {
   const ins = writes.flatMap((w) => w.inserted);
   const chg = writes.flatMap((w) => w.changed);
   const e = writes.flatMap((w) => w.events);
@@ -127,12 +130,13 @@ export class GroupCommitter {
     // can wait for each other but never deadlock.
     const group = unordered.sort((a, b) => (a.write.sku < b.write.sku ? -1 : a.write.sku > b.write.sku ? 1 : 0));
     const writes = group.map((g) => g.write);
-    const values = [
+    const columns: Column[] = [
       writes.map((w) => w.sku), writes.map((w) => w.versionBefore), writes.map((w) => w.hashBefore), writes.map((w) => w.counters.version),
       writes.map((w) => w.counters.total), writes.map((w) => w.counters.reserved), writes.map((w) => w.counters.purchased),
       writes.map((w) => w.atMs),
       ...rowColumns(writes),
     ];
+    const values = columns.map(arrayLiteral);
     let results: Refusal[];
     try {
       const { rows } = await this.pool.query({ name: 'commit_batches', text: products.commitBatches, values });
