@@ -6,6 +6,7 @@
 // removed, also when it fails or is interrupted.
 import os from 'node:os';
 import { freePort } from '../src/persistence/embedded-postgres.ts';
+import { CrashablePostgres } from './lib/crashable-postgres.ts';
 import { Cleanup } from './prove/cleanup.ts';
 import { ProofContext } from './prove/context.ts';
 import { Criterion, type CriterionResult } from './prove/criterion.ts';
@@ -16,12 +17,13 @@ import { databaseKilled } from './prove/criterion-4-database-killed.ts';
 import { expiry } from './prove/criterion-5-expiry.ts';
 import { auditability } from './prove/criterion-6-audit.ts';
 import { factsPool, postgresVersion } from './prove/database-facts.ts';
-import { ProofPostgres } from './prove/postgres.ts';
 import { writeReports, type RunInfo } from './prove/report.ts';
 import { excerptOf, LogBook } from './prove/server-log.ts';
 
 /** The whole run must end well within 3 minutes; past this the proof fails rather than hang. */
 const runMsMax = 170_000;
+/** The database the app under proof uses, on the proof's own PostgreSQL. */
+const databaseName = 'secventory';
 
 const titles = [
   '10,000 concurrent reservations on stock 1,000: no oversell',
@@ -58,7 +60,8 @@ type Setting = Omit<RunInfo, 'wallMs' | 'cleanupFailures'>;
 /** Runs the criteria in order, appending each result as it is known, so an overrun still reports what finished. */
 async function prove(cleanup: Cleanup, results: CriterionResult[], setting: (info: Setting) => void): Promise<void> {
   const logBook = new LogBook();
-  const db = await ProofPostgres.start(cleanup);
+  const db = await CrashablePostgres.start('secventory-prove-', databaseName);
+  cleanup.add(`stop PostgreSQL on port ${db.port} and remove ${db.dir}`, () => db.destroy());
   const sql = factsPool(db.url);
   cleanup.add('close the SQL pool', () => sql.end());
   const ctx = await ProofContext.start(db, sql, logBook, cleanup, await freePort());

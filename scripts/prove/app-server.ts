@@ -7,7 +7,7 @@ import { request } from 'undici';
 import type { Cleanup } from './cleanup.ts';
 import type { LogBook } from './server-log.ts';
 import { serveNodeFlags } from '../../src/runtime-flags.ts';
-import { sleep, waitUntil } from './wait.ts';
+import { sleep, waitUntil } from '../lib/wait.ts';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 

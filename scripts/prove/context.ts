@@ -3,7 +3,7 @@ import { verifyDatabase, type VerifyReport } from '../../src/persistence/verify.
 import { AppServer } from './app-server.ts';
 import type { Cleanup } from './cleanup.ts';
 import { ProofClient, ordinaryAgent } from './http-client.ts';
-import type { ProofPostgres } from './postgres.ts';
+import type { CrashablePostgres } from '../lib/crashable-postgres.ts';
 import type { LogBook } from './server-log.ts';
 
 /**
@@ -27,7 +27,7 @@ export class ProofContext {
   private appsStarted = 1;
 
   constructor(
-    readonly db: ProofPostgres,
+    readonly db: CrashablePostgres,
     readonly sql: pg.Pool,
     readonly logBook: LogBook,
     readonly cleanup: Cleanup,
@@ -37,7 +37,7 @@ export class ProofContext {
     cleanup.add('close the HTTP client', () => this.agent.close());
   }
 
-  static async start(db: ProofPostgres, sql: pg.Pool, logBook: LogBook, cleanup: Cleanup, appPort: number): Promise<ProofContext> {
+  static async start(db: CrashablePostgres, sql: pg.Pool, logBook: LogBook, cleanup: Cleanup, appPort: number): Promise<ProofContext> {
     const app = await AppServer.start('app #1', appPort, appEnv(db.url), logBook, cleanup);
     return new ProofContext(db, sql, logBook, cleanup, appPort, app);
   }

@@ -9,7 +9,7 @@ import { answeredAtMs, isFinal, ProofClient, type Answer } from './http-client.t
 import { summarizeLatencies } from './latency.ts';
 import { keyOf, OperationLog, startPurchaseLoad, type Attempted } from './operations.ts';
 import { excerptOf, type LogLine } from './server-log.ts';
-import { sleep, waitUntil } from './wait.ts';
+import { sleep, waitUntil } from '../lib/wait.ts';
 
 export const killSkus = ['PGKILL-A', 'PGKILL-B'] as const;
 const stock = 100_000;

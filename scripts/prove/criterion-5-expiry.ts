@@ -5,7 +5,7 @@ import type { Criterion } from './criterion.ts';
 import { productFacts } from './database-facts.ts';
 import type { Answer, ProofClient } from './http-client.ts';
 import { excerptOf } from './server-log.ts';
-import { waitUntil } from './wait.ts';
+import { waitUntil } from '../lib/wait.ts';
 
 export const liveSku = 'TTL-LIVE';
 export const downSku = 'TTL-DOWN';

@@ -1,5 +1,5 @@
 import { isFinal, type Answer, type ProofClient } from './http-client.ts';
-import { sleep } from './wait.ts';
+import { sleep } from '../lib/wait.ts';
 
 /** A request a client meant to make. Each carries its Idempotency-Key, so it can be retried safely. */
 export type Operation =

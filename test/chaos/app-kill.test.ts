@@ -2,8 +2,9 @@ import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/persistence/embedded-postgres.ts';
 import {
-  AppProcess, ChaosClient, ChaosDatabase, chaosRounds, expectAcknowledgedDurable, expectDatabaseConsistent,
+  AppProcess, ChaosClient, type ChaosDatabase, chaosRounds, expectAcknowledgedDurable, expectDatabaseConsistent,
   expectExactlyOnce, finalAnswers, isFinal, report, startLoad, testPool, type AppEnv,
+  startChaosDatabase,
 } from '../support/chaos.ts';
 import { waitUntil } from '../support/database.ts';
 
@@ -20,7 +21,7 @@ let sql: pg.Pool;
 const skus = ['KILL-A', 'KILL-B', 'KILL-C', 'EXPIRE-APP'];
 
 beforeAll(async () => {
-  db = await ChaosDatabase.start();
+  db = await startChaosDatabase();
   port = await freePort();
   env = { DATABASE_URL: db.url };
   app = await AppProcess.start(env, port);

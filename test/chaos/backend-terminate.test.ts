@@ -3,8 +3,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPool, inTransaction } from '../../src/persistence/database.ts';
 import { freePort } from '../../src/persistence/embedded-postgres.ts';
 import {
-  AppProcess, ChaosClient, ChaosDatabase, chaosRounds, expectAcknowledgedDurable, expectDatabaseConsistent,
+  AppProcess, ChaosClient, type ChaosDatabase, chaosRounds, expectAcknowledgedDurable, expectDatabaseConsistent,
   expectExactlyOnce, finalAnswers, isFinal, report, shortTimeouts, sleep, startLoad, testPool, type AppEnv,
+  startChaosDatabase,
 } from '../support/chaos.ts';
 import { waitUntil } from '../support/database.ts';
 
@@ -24,7 +25,7 @@ const terminatingMs = 2_500;
 const terminateEveryMs = 100;
 
 beforeAll(async () => {
-  db = await ChaosDatabase.start();
+  db = await startChaosDatabase();
   // A small pool, so requests often wait for a connection: a terminated backend then also meets
   // the moment its client is handed from one request to the next.
   env = { ...shortTimeouts(db.url), SECVENTORY_POOL_SIZE: '4' };

@@ -2,8 +2,9 @@ import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/persistence/embedded-postgres.ts';
 import {
-  AppProcess, ChaosClient, ChaosDatabase, chaosRounds, expectAcknowledgedDurable, expectDatabaseConsistent,
+  AppProcess, ChaosClient, type ChaosDatabase, chaosRounds, expectAcknowledgedDurable, expectDatabaseConsistent,
   expectExactlyOnce, finalAnswers, isFinal, report, shortTimeouts, sleep, startLoad, testPool, type Answer,
+  startChaosDatabase,
 } from '../support/chaos.ts';
 import { waitUntil } from '../support/database.ts';
 
@@ -21,7 +22,7 @@ const answerWithinMs = 5_000;
 const recoverWithinMs = 10_000;
 
 beforeAll(async () => {
-  db = await ChaosDatabase.start();
+  db = await startChaosDatabase();
   app = await AppProcess.start(shortTimeouts(db.url), await freePort());
   client = new ChaosClient(app.url);
   sql = testPool(db.url);

@@ -1,14 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { Agent, request } from 'undici';
 import { expect } from 'vitest';
-import { EmbeddedServer, freePort } from '../../src/persistence/embedded-postgres.ts';
 import { verifyDatabase } from '../../src/persistence/verify.ts';
+import { CrashablePostgres } from '../../scripts/lib/crashable-postgres.ts';
+import { sleep } from '../../scripts/lib/wait.ts';
 import { waitUntil } from './database.ts';
 import { databaseViolations } from './invariants.ts';
 
@@ -19,20 +18,10 @@ import { databaseViolations } from './invariants.ts';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 
-/** Gone, or a zombie (dead, holding nothing, waiting to be reaped). */
-function exited(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return true;
-  }
-}
-
 /** CHAOS_ROUNDS repeats each chaos scenario's kill/recover cycle (1 by default). */
 export const chaosRounds = Math.max(1, Number(process.env.CHAOS_ROUNDS ?? 1));
 
-export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+export { sleep };
 
 /** Prints a measured figure, so a run's output doubles as its report. */
 export function report(scenario: string, figures: Record<string, number | string>): void {
@@ -46,89 +35,10 @@ export function report(scenario: string, figures: Record<string, number | string
 export const databaseName = 'secventory';
 
 /** A PostgreSQL in a fresh directory that a test may kill, freeze and restart on the same port. */
-export class ChaosDatabase {
-  private server: EmbeddedServer;
-  private readonly log: string[] = [];
-  private frozen = false;
+export type ChaosDatabase = CrashablePostgres;
 
-  private constructor(
-    readonly dir: string,
-    readonly port: number,
-  ) {
-    this.server = this.newServer();
-  }
-
-  static async start(): Promise<ChaosDatabase> {
-    // Under os.tmpdir() and 0755: as root, PostgreSQL runs as a created user that must reach it.
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'secventory-chaos-'));
-    await chmod(dir, 0o755);
-    const db = new ChaosDatabase(dir, await freePort());
-    await db.server.start();
-    await db.server.ensureDatabase(databaseName);
-    return db;
-  }
-
-  private newServer(): EmbeddedServer {
-    return new EmbeddedServer({
-      dataDir: path.join(this.dir, 'pg'),
-      port: this.port,
-      // fsync on: an acknowledged commit must survive the crash for the reason it would in
-      // production (its WAL is on disk), not because the OS happened to keep it.
-      settings: { fsync: 'on', synchronous_commit: 'on', max_connections: '100' },
-      log: (line) => {
-        this.log.push(line);
-        if (this.log.length > 200) this.log.shift();
-      },
-    });
-  }
-
-  get url(): string {
-    return this.server.urlFor(databaseName);
-  }
-
-  get adminUrl(): string {
-    return this.server.url;
-  }
-
-  /** The last lines PostgreSQL logged, for a failure message. */
-  recentLog(): string {
-    return this.log.slice(-30).join('\n');
-  }
-
-  /** A crash: SIGKILL to the postmaster and every backend. Returns when all of them are gone. */
-  async kill(): Promise<number[]> {
-    const pids = this.server.signalAll('SIGKILL');
-    // By pid: a backend whose postmaster died is no longer below it in the process tree.
-    await waitUntil(() => pids.every(exited), 10_000, 'every PostgreSQL process exited after SIGKILL');
-    return pids;
-  }
-
-  /** SIGSTOP to the postmaster and every backend: the server hangs, connections stay open. */
-  freeze(): number[] {
-    this.frozen = true;
-    return this.server.signalAll('SIGSTOP');
-  }
-
-  thaw(): number[] {
-    this.frozen = false;
-    return this.server.signalAll('SIGCONT');
-  }
-
-  /** Starts PostgreSQL again on the same data directory and port (crash recovery replays the WAL). */
-  async restart(): Promise<void> {
-    this.server = this.newServer();
-    await this.server.start();
-  }
-
-  /** Always safe: wakes a frozen server, stops it (bounded), kills what is left, removes the directory. */
-  async destroy(): Promise<void> {
-    if (this.frozen) this.thaw();
-    if (this.server.processes().length > 0) {
-      await Promise.race([this.server.stop(), sleep(5_000)]);
-      if (this.server.processes().length > 0) this.server.signalAll('SIGKILL');
-    }
-    await rm(this.dir, { recursive: true, force: true });
-  }
+export function startChaosDatabase(): Promise<ChaosDatabase> {
+  return CrashablePostgres.start('secventory-chaos-', databaseName);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -55,13 +55,4 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   };
 }
 
-/** Waits until `condition` holds, failing with how long it waited. Never a fixed sleep. */
-export async function waitUntil(condition: () => boolean | Promise<boolean>, waitMsMax: number, what = 'condition'): Promise<void> {
-  const startedMs = Date.now();
-  for (;;) {
-    if (await condition()) return;
-    const waitedMs = Date.now() - startedMs;
-    if (waitedMs > waitMsMax) throw new Error(`waited ${waitedMs} ms but ${what} never held`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+export { waitUntil } from '../../scripts/lib/wait.ts';
