@@ -1,5 +1,5 @@
 // npm run bench -- --scenario hot|spread|mixed|burst|low|all --connections N --duration S
-//                   [--generator wrk|autocannon] [--wrk-threads N] [--compare-batch1]
+//                   [--generator wrk|autocannon] [--wrk-threads N] [--compare-batch1] [--ceiling]
 // Starts the server as its own process on its own embedded PostgreSQL (fsync on) or DATABASE_URL,
 // drives it with a real HTTP load generator (wrk when it is on PATH, else autocannon; burst always
 // undici), checks correctness afterwards, and writes reports/bench-<timestamp>.json and .md.
@@ -14,7 +14,7 @@ import { checkCorrectness, commitMsMean, type Correctness } from './bench/correc
 import { chooseGenerator, type TimedGeneratorName } from './bench/generator.ts';
 import type { GeneratorName } from './bench/load-result.ts';
 import { wrkThreadsDefault } from './bench/wrk-load.ts';
-import { startServerProcess } from './lib/server-process.ts';
+import { startNodeServer, startServerProcess } from './lib/server-process.ts';
 import { createProducts, lowConnections, productsFor, runBurst, runScenario, scenarioNames, type LoadResult, type ScenarioName } from './bench/scenarios.ts';
 
 interface Row {
@@ -38,8 +38,15 @@ const program = new Command('bench')
   .option('--generator <name>', 'wrk or autocannon (default: wrk when it is on PATH)')
   .option('--wrk-threads <n>', 'wrk threads', (v) => Number(v), wrkThreadsDefault)
   .option('--compare-batch1', 'run the same scenario again with batchSizeMax = 1 and print the ratio')
+  .option('--ceiling', 'first measure the HTTP ceiling: the hot load on the same route answered without engine or database')
   .parse();
-const opts = program.opts<{ scenario: string; connections: number; duration: number; batchSize?: number; compareBatch1?: boolean; generator?: string; wrkThreads: number }>();
+const opts = program.opts<{ scenario: string; connections: number; duration: number; batchSize?: number; compareBatch1?: boolean; ceiling?: boolean; generator?: string; wrkThreads: number }>();
+
+/** The hot load against scripts/bench/http-ceiling-server.ts: one Node process doing only the HTTP work. */
+interface Ceiling {
+  readonly load: LoadResult;
+  readonly serverCpuPercent: number;
+}
 
 async function main() {
   const scenarios: ScenarioName[] = opts.scenario === 'all' ? [...scenarioNames] : [opts.scenario as ScenarioName];
@@ -58,7 +65,9 @@ async function main() {
     adminUrl = embedded.socketUrlFor('postgres');
   }
   const rows: Row[] = [];
+  let ceiling: Ceiling | null = null;
   try {
+    if (opts.ceiling) ceiling = await runCeiling(generator);
     let runNo = 0;
     for (const scenario of scenarios) {
       const sizes = [opts.batchSize ?? 512, ...(opts.compareBatch1 ? [1] : [])];
@@ -70,7 +79,24 @@ async function main() {
     await embedded?.stop();
     if (tmp) await rm(tmp, { recursive: true, force: true });
   }
-  await report(rows, generator);
+  await report(rows, ceiling, generator);
+}
+
+async function runCeiling(generator: TimedGeneratorName): Promise<Ceiling> {
+  const server = await startNodeServer(['--import', 'tsx', path.resolve('scripts/bench/http-ceiling-server.ts')], {});
+  try {
+    process.stderr.write(`\nHTTP ceiling (hot load, ${opts.connections} connections, ${opts.duration} s, ${generator}; no engine, no database)\n`);
+    const cpuBeforeS = server.cpuSeconds();
+    const bar = new SingleBar({ format: '  {bar} {value}/{total} s', clearOnComplete: true }, Presets.shades_classic);
+    bar.start(opts.duration, 0);
+    const load = await runScenario('hot', server.url, {
+      generator, wrkThreads: opts.wrkThreads, connections: opts.connections, durationS: opts.duration, onTick: (s) => bar.update(Math.min(s, opts.duration)),
+    });
+    bar.stop();
+    return { load, serverCpuPercent: ((server.cpuSeconds() - cpuBeforeS) / load.durationS) * 100 };
+  } finally {
+    await server.stop();
+  }
 }
 
 async function runOne(adminUrl: string, database: string, scenario: ScenarioName, batchSizeMax: number, generator: TimedGeneratorName): Promise<Row> {
@@ -127,8 +153,15 @@ function table(rows: Row[]): string {
   return lines.join('\n');
 }
 
-async function report(rows: Row[], generator: TimedGeneratorName) {
+async function report(rows: Row[], ceiling: Ceiling | null, generator: TimedGeneratorName) {
   const md = [table(rows)];
+  if (ceiling !== null) {
+    const c = ceiling.load;
+    md.push('', '| HTTP ceiling (same route, no engine, no database) | req/s | p50 ms | p99 ms | server CPU % |', '|---|---|---|---|---|',
+      `| hot load, ${opts.connections} conns | ${c.requestsPerSecond.toFixed(0)} | ${c.latencyMsP50.toFixed(1)} | ${c.latencyMsP99.toFixed(1)} | ${ceiling.serverCpuPercent.toFixed(0)} |`);
+    const hot = rows.find((r) => r.scenario === 'hot' && r.batchSizeMax !== 1);
+    if (hot) md.push(`\nhot: durable reservations / HTTP ceiling = ${(hot.load.succeededPerSecond / c.requestsPerSecond * 100).toFixed(0)}% (${hot.load.succeededPerSecond.toFixed(0)} of ${c.requestsPerSecond.toFixed(0)} per second)`);
+  }
   for (const scenario of new Set(rows.map((r) => r.scenario))) {
     const batched = rows.find((r) => r.scenario === scenario && r.batchSizeMax !== 1);
     const single = rows.find((r) => r.scenario === scenario && r.batchSizeMax === 1);
@@ -141,7 +174,7 @@ async function report(rows: Row[], generator: TimedGeneratorName) {
   await mkdir('reports', { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const wrk = generator === 'wrk' ? { threads: opts.wrkThreads } : null;
-  await writeFile(`reports/bench-${stamp}.json`, JSON.stringify({ at: new Date().toISOString(), node: process.version, wrk, rows }, null, 2));
+  await writeFile(`reports/bench-${stamp}.json`, JSON.stringify({ at: new Date().toISOString(), node: process.version, wrk, ceiling, rows }, null, 2));
   await writeFile(`reports/bench-${stamp}.md`, `${text}\n`);
   const bad = rows.filter((r) => r.correctness.oversoldProducts > 0 || r.correctness.negativeProducts > 0 || r.correctness.countersNotEqualSums > 0 || r.correctness.verifyOk === false
     || r.correctness.reservationRows < (r.load.statusCounts['201'] ?? 0));

@@ -41,12 +41,20 @@ function cpuSecondsOf(pid: number): number {
 }
 
 /** Runs `secventory serve` as its own process (the load generator must not share its CPU time slice). */
-export async function startServerProcess(databaseUrl: string, env: Record<string, string>): Promise<ServerProcess> {
+export function startServerProcess(databaseUrl: string, env: Record<string, string>): Promise<ServerProcess> {
+  return startNodeServer([path.resolve('bin/secventory.js'), 'serve'], { DATABASE_URL: databaseUrl, ...env });
+}
+
+/**
+ * Runs a Node HTTP server script as its own process with the service's runtime flags, on a free
+ * loopback port passed as PORT, and returns once GET /health/ready answers 200.
+ */
+export async function startNodeServer(args: readonly string[], env: Record<string, string>): Promise<ServerProcess> {
   const port = await freePort();
   // BENCH_PROFILE=1 writes a CPU profile of the server to reports/profiles/ when it stops.
   const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir=reports/profiles'] : [];
-  const child: ChildProcess = spawn(process.execPath, [...serveNodeFlags, ...profile, path.resolve('bin/secventory.js'), 'serve'], {
-    env: { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), LOG_LEVEL: 'warn', ...env },
+  const child: ChildProcess = spawn(process.execPath, [...serveNodeFlags, ...profile, ...args], {
+    env: { ...process.env, PORT: String(port), LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const url = `http://127.0.0.1:${port}`;
