@@ -53,7 +53,10 @@ export async function startNodeServer(args: readonly string[], env: Record<strin
   const port = await freePort();
   // BENCH_PROFILE=1 writes a CPU profile of the server to reports/profiles/ when it stops.
   const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir=reports/profiles'] : [];
-  const child: ChildProcess = spawn(process.execPath, [...serveNodeFlags, ...profile, ...args], {
+  // BENCH_NODE_FLAGS adds Node/V8 flags after the service's own (a later flag wins), to try a
+  // runtime setting side by side, e.g. BENCH_NODE_FLAGS='--max-semi-space-size=8 --trace-gc'.
+  const extra = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter((flag) => flag !== '');
+  const child: ChildProcess = spawn(process.execPath, [...serveNodeFlags, ...extra, ...profile, ...args], {
     env: { ...process.env, PORT: String(port), LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
