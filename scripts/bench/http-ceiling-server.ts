@@ -6,18 +6,16 @@
 import { randomUUID } from 'node:crypto';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify from 'fastify';
-import { bodyBytesMax, requestIdPattern, ttlSecondsDefault } from '../../src/engine/limits.ts';
+import { bodyBytesMax, ttlSecondsDefault } from '../../src/engine/limits.ts';
+import { ajvOptions, requestIdOf } from '../../src/api/server.ts';
 import { IdempotencyHeaders, Reservation, ReserveBody, SkuParams } from '../../src/api/schemas.ts';
 
 const app = Fastify({
   logger: false,
   bodyLimit: bodyBytesMax,
   requestIdHeader: false,
-  genReqId: (req) => {
-    const sent = req.headers['x-request-id'];
-    return typeof sent === 'string' && requestIdPattern.test(sent) ? sent : randomUUID();
-  },
-  ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+  genReqId: requestIdOf,
+  ajv: ajvOptions,
 }).withTypeProvider<TypeBoxTypeProvider>();
 
 app.addHook('onRequest', (request, reply, done) => {

@@ -25,6 +25,15 @@ export interface ServerDeps {
   readonly logger: Logger;
 }
 
+/** A client's x-request-id when it is printable and not too long; otherwise one of ours. */
+export function requestIdOf(req: { headers: Record<string, string | string[] | undefined> }): string {
+  const sent = req.headers['x-request-id'];
+  return typeof sent === 'string' && requestIdPattern.test(sent) ? sent : randomUUID();
+}
+
+/** API.md: "1" is not 1, and unknown fields are refused, not silently dropped. */
+export const ajvOptions = { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } };
+
 /** Builds the HTTP API over an engine; it knows nothing of SQL. */
 export async function buildServer(deps: ServerDeps) {
   const app = Fastify({
@@ -36,10 +45,7 @@ export async function buildServer(deps: ServerDeps) {
     keepAliveTimeout: keepAliveTimeoutMs,
     return503OnClosing: true,
     requestIdHeader: false,
-    genReqId: (req) => {
-      const sent = req.headers['x-request-id'];
-      return typeof sent === 'string' && requestIdPattern.test(sent) ? sent : randomUUID();
-    },
+    genReqId: requestIdOf,
     // Errors Fastify meets before routing (a malformed URL, a path parameter over 100 characters)
     // are answered like every other refusal: problem+json with a stable code.
     frameworkErrors: (error, request, reply) => {
@@ -48,10 +54,7 @@ export async function buildServer(deps: ServerDeps) {
         ? 'a path parameter is longer than any valid SKU or id'
         : 'the URL is malformed');
     },
-    ajv: {
-      // API.md: "1" is not 1, and unknown fields are refused, not silently dropped.
-      customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false },
-    },
+    ajv: ajvOptions,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   // Callback-style hooks: an async hook costs a promise on every request.
