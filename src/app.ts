@@ -65,6 +65,9 @@ function failureLogger(logger: Logger): EngineObserver {
       const inDoubt = code === 'storage_unavailable';
       logger.warn({ sku, command: command.type, code, reason, inDoubt, ...ids }, 'command not acknowledged');
     },
+    invariantViolated(sku, error) {
+      logger.error({ sku, err: error }, 'invariant violated: the commands involved answered internal_error; the actor reloads from the database');
+    },
     versionConflict(sku) {
       logger.info({ sku }, 'version conflict: another writer changed the product; reloading');
     },
@@ -85,6 +88,7 @@ export function composeObservers(observers: readonly EngineObserver[]): EngineOb
     batchCommitted: each('batchCommitted'),
     versionConflict: each('versionConflict'),
     storageError: each('storageError'),
+    invariantViolated: each('invariantViolated'),
     expiriesSwept: each('expiriesSwept'),
     actorActivated: each('actorActivated'),
     actorPassivated: each('actorPassivated'),

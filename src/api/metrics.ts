@@ -114,6 +114,7 @@ export class Metrics implements EngineObserver {
   private readonly batchCommitDuration: Histogram;
   private readonly versionConflicts: Counter;
   private readonly storageErrors: Counter;
+  private readonly invariantViolations: Counter;
   private readonly expiries: Counter;
 
   private activeReservationsValue: number | null = null;
@@ -161,6 +162,11 @@ export class Metrics implements EngineObserver {
     });
     this.versionConflicts = new Counter({ name: 'secventory_version_conflicts_total', help: 'Batches that found their product changed by another writer and were decided again', registers });
     this.storageErrors = new Counter({ name: 'secventory_storage_errors_total', help: 'Batches failed by a storage error (their commands answered 5xx)', registers });
+    this.invariantViolations = new Counter({
+      name: 'secventory_invariant_violations_total',
+      help: 'Broken invariants (programming errors): their commands answered 500 and the actor reloaded; alert on any',
+      registers,
+    });
     this.expiries = new Counter({ name: 'secventory_expiries_total', help: 'Reservations expired by the sweeper', registers });
     this.registerGauges(registers);
     collectDefaultMetrics({ register: this.prometheus });
@@ -206,6 +212,10 @@ export class Metrics implements EngineObserver {
 
   readonly versionConflict = (): void => {
     this.versionConflicts.inc();
+  };
+
+  readonly invariantViolated = (): void => {
+    this.invariantViolations.inc();
   };
 
   readonly storageError = (): void => {

@@ -20,6 +20,12 @@ export interface EngineObserver {
   batchCommitted?(event: BatchCommittedEvent): void;
   versionConflict?(sku: string): void;
   storageError?(sku: string, error: Error): void;
+  /**
+   * A broken invariant or another programming error: the commands involved answered
+   * internal_error and the actor reloads from the database. Never only logged: metrics count it
+   * and the test harnesses fail on it.
+   */
+  invariantViolated?(sku: string, error: Error): void;
   expiriesSwept?(count: number): void;
   actorActivated?(sku: string): void;
   actorPassivated?(sku: string): void;

@@ -70,6 +70,13 @@ interface InFlight {
   readonly settled: Promise<Settled>;
 }
 
+/**
+ * A batch decided, or found to be decided on a stale view: the database holds an active
+ * reservation this actor does not know, so another instance wrote since it loaded and its
+ * counters are old. A stale view is a version conflict found before the commit: reload, decide again.
+ */
+type Planned = { readonly type: 'planned'; readonly plan: Plan } | { readonly type: 'stale'; readonly reservationId: string };
+
 type Settled =
   | { readonly type: 'stored'; readonly result: CommitResult }
   | { readonly type: 'nothing to store' }
@@ -263,24 +270,30 @@ export class ProductActor {
       try {
         state = await this.loadedState();
       } catch (error) {
-        return this.runBatch(batch);
+        // Storage: the careful path retries the load and answers 503 if it fails again.
+        if (error instanceof StorageError) return this.runBatch(batch);
+        this.answerBroken(batch, error);
+        return;
       }
       if (state === null) return this.failAll(batch, 'product_not_found', `product ${this.sku} does not exist`);
     }
     const state = this.state;
     assert(state !== undefined, 'a product with batches in flight is loaded');
     const { base, lookup } = this.base(state);
-    let plan: Plan;
+    let planned: Planned;
     try {
-      plan = await this.plan(batch, base, lookup, this.deps.clock.nowMs(), new Map());
+      planned = await this.plan(batch, base, lookup, this.deps.clock.nowMs(), new Map());
     } catch (error) {
-      if (!(error instanceof StorageError)) {
-        this.failAll(batch, 'internal_error', 'the engine failed');
-        throw error;
-      }
+      if (error instanceof StorageError) this.redoLater({ batch, known: new Map() });
+      else this.broken(batch, error);
+      return;
+    }
+    if (planned.type === 'stale') {
+      this.deps.observer.versionConflict?.(this.sku);
       this.redoLater({ batch, known: new Map() });
       return;
     }
+    const plan = planned.plan;
     if (this.recovering) {
       // A batch this one was decided on top of did not commit: what it decided on never existed.
       this.redo.push({ batch, known: new Map() });
@@ -299,12 +312,9 @@ export class ProductActor {
       try {
         this.complete(entry, settled);
       } catch (error) {
-        // A broken invariant: answer this batch, distrust memory, and keep the chain alive so the
-        // batches after it still settle (a rejected chain would leave their callers hanging).
-        this.failAll(entry.batch, 'internal_error', 'the engine failed');
-        this.enterRecovery();
-        if (this.inFlight.length === 0) void this.turns.add(() => this.recover());
-        void Promise.reject(error);
+        // Keep the chain alive so the batches after it still settle (a rejected chain would leave
+        // their callers hanging).
+        this.broken(entry.batch, error);
       }
     });
   }
@@ -339,8 +349,7 @@ export class ProductActor {
         if (settled.error instanceof StorageError) {
           for (const one of this.afterStorageError(batch, settled.error)) this.redo.push({ batch: one, known: new Map() });
         } else {
-          this.failAll(batch, 'internal_error', 'the engine failed');
-          void Promise.reject(settled.error);
+          this.broken(batch, settled.error);
         }
         break;
     }
@@ -374,6 +383,28 @@ export class ProductActor {
       events: write.events.length,
       commitMs: performance.now() - startedMs,
     });
+  }
+
+  /**
+   * A programming error: a broken invariant, or anything that is neither a decision nor a storage
+   * failure. Its batch answers internal_error; nothing of it is applied, memory is distrusted and
+   * reloaded from the database (the truth) before the next decision, and the observer is told:
+   * metrics count it, the log says it, and the test harnesses fail on it. Never a log line alone.
+   */
+  private broken(batch: readonly Pending[], error: unknown): void {
+    this.failAll(batch, 'internal_error', 'the engine failed');
+    if (!this.recovering) {
+      this.enterRecovery();
+      if (this.inFlight.length === 0) void this.turns.add(() => this.recover());
+    }
+    this.deps.observer.invariantViolated?.(this.sku, error instanceof Error ? error : new Error(String(error)));
+  }
+
+  /** As `broken`, on the careful path: nothing is in flight, so memory is simply dropped. */
+  private answerBroken(batch: readonly Pending[], error: unknown): void {
+    this.failAll(batch, 'internal_error', 'the engine failed');
+    this.dropState();
+    this.deps.observer.invariantViolated?.(this.sku, error instanceof Error ? error : new Error(String(error)));
   }
 
   private enterRecovery(): void {
@@ -428,7 +459,15 @@ export class ProductActor {
           return;
         }
         const { base, lookup } = this.base(state);
-        const plan = await this.plan(batch, base, lookup, this.deps.clock.nowMs(), known);
+        const planned = await this.plan(batch, base, lookup, this.deps.clock.nowMs(), known);
+        if (planned.type === 'stale') {
+          this.deps.observer.versionConflict?.(this.sku);
+          this.dropState();
+          if (attempt < conflictRetriesMax) continue;
+          this.failAll(batch, 'storage_unavailable', `${attempt + 1} attempts found the product changed by another writer`);
+          return;
+        }
+        const plan = planned.plan;
         if (plan.write !== null) {
           const startedMs = performance.now();
           const committed = await this.deps.store.commitBatch(plan.write);
@@ -450,8 +489,8 @@ export class ProductActor {
         return;
       } catch (error) {
         if (!(error instanceof StorageError)) {
-          this.failAll(batch, 'internal_error', 'the engine failed');
-          throw error;
+          this.answerBroken(batch, error);
+          return;
         }
         // The commit may or may not have happened: forget what we hold and reload next time.
         this.dropState();
@@ -473,13 +512,17 @@ export class ProductActor {
     lookup: (id: string) => Reservation | undefined,
     nowMs: number,
     known: ReadonlyMap<string, IdempotencyRecord>,
-  ): Promise<Plan> {
+  ): Promise<Planned> {
     const missing = new Set<string>();
     for (const { command } of batch) {
       const id = reservationIdOf(command);
       if (id !== null && lookup(id) === undefined) missing.add(id);
     }
     const loaded = missing.size > 0 ? await this.deps.store.findReservations(this.sku, [...missing]) : [];
+    // Memory holds every active reservation of the product: one that only the database knows was
+    // made by another instance after this actor loaded, so its counters are stale (G1, G3).
+    const unknownActive = loaded.find((r) => r.status === 'active');
+    if (unknownActive !== undefined) return { type: 'stale', reservationId: unknownActive.id };
     const records = new Map(known);
 
     const fromDatabase = new Map<string, Reservation>(loaded.map((r) => [r.id, r]));
@@ -532,11 +575,13 @@ export class ProductActor {
       }
     }
 
-    if (drafts.length === 0 && remembered.length === 0) return { write: null, results, after: base, reservations: changes };
+    if (drafts.length === 0 && remembered.length === 0) {
+      return { type: 'planned', plan: { write: null, results, after: base, reservations: changes } };
+    }
     assert(counters.version === base.counters.version + drafts.length, 'one version per event');
     assertCounters(counters, 'decided');
     const events = chainEvents(base.lastHash, this.sku, drafts);
-    return {
+    return { type: 'planned', plan: {
       write: {
         sku: this.sku,
         versionBefore: base.counters.version,
@@ -551,7 +596,7 @@ export class ProductActor {
       results,
       after: { counters, lastHash: events.at(-1)?.hash ?? base.lastHash, activeCount },
       reservations: changes,
-    };
+    } };
   }
 
   /** After COMMIT only: the batch becomes the actor's committed state. */

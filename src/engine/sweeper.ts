@@ -4,6 +4,7 @@ import { idempotencyCleanupBatchMax, idempotencyRetentionMs, sweepBatchSizeMax, 
 import type { EngineObserver } from './observer.ts';
 import type { Registry } from './registry.ts';
 import type { Store } from './store.ts';
+import type { CommandResult } from './types.ts';
 
 export interface SweepReport {
   readonly due: number;
@@ -53,16 +54,14 @@ export class Sweeper {
     let failed = 0;
     for (let round = 0; round < sweepRoundsPerTickMax; round++) {
       const batch = await this.store.findDueReservations(this.clock.nowMs(), sweepBatchSizeMax);
-      due += batch.length;
       const results = await Promise.all(
         batch.map((r) => this.registry.execute(r.sku, { type: 'expire', reservationId: r.id })),
       );
-      for (const result of results) {
-        if (result.type === 'failed') failed++;
-        else if (result.outcome.kind === 'reservation') expired++;
-      }
-      // Stop early when the last round was partial, or when nothing moved (e.g. all overloaded).
-      if (batch.length < sweepBatchSizeMax || failed === batch.length) break;
+      const tally = tallyRound(results);
+      due += batch.length;
+      expired += tally.expired;
+      failed += tally.failed;
+      if (!sweepAgain(batch.length, tally.failed)) break;
     }
     if (expired > 0) this.observer.expiriesSwept?.(expired);
     await this.store.deleteIdempotencyRecordsBefore(this.clock.nowMs() - idempotencyRetentionMs, idempotencyCleanupBatchMax);
@@ -75,7 +74,26 @@ export class Sweeper {
     } catch (error) {
       // The database is away; the next tick tries again and reconciles what is due by then.
       if (error instanceof StorageError) this.onError(error);
-      else throw error;
+      else this.observer.invariantViolated?.('', error instanceof Error ? error : new Error(String(error)));
     }
   }
+}
+
+/** What one round of expire commands did. */
+export function tallyRound(results: readonly CommandResult[]): { expired: number; failed: number } {
+  let expired = 0;
+  let failed = 0;
+  for (const result of results) {
+    if (result.type === 'failed') failed++;
+    else if (result.outcome.kind === 'reservation') expired++;
+  }
+  return { expired, failed };
+}
+
+/**
+ * Another round only after a full one in which something moved: a partial round found all that
+ * was due, and a round whose every command failed (say all overloaded) would only fail again.
+ */
+export function sweepAgain(roundSize: number, roundFailed: number): boolean {
+  return roundSize === sweepBatchSizeMax && roundFailed < roundSize;
 }

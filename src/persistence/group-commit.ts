@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { assert } from '../engine/errors.ts';
 import type { CommitResult } from '../engine/store.ts';
 import type { BatchWrite, IdempotencyRecord } from '../engine/types.ts';
 import { arrayLiteral } from './array-literal.ts';
@@ -41,6 +42,13 @@ function rowColumns(writes: readonly BatchWrite[]): Column[] {
     e.map((x) => x.hash),
     skuPerRow((w) => w.idempotency), idem.map((i) => i.key), idem.map((i) => i.fingerprint), idem.map((i) => JSON.stringify(i.outcome)),
   ];
+}
+
+/** One result per batch, in the group's order: anything else is a broken contract with the SQL function. */
+export function resultsOf(refusals: unknown, batches: number): CommitResult[] {
+  assert(Array.isArray(refusals), 'the commit function answers an array');
+  assert(refusals.length === batches, `the commit function answers one result per batch (${refusals.length} for ${batches})`);
+  return (refusals as Refusal[]).map(resultOf);
 }
 
 function resultOf(refusal: Refusal): CommitResult {
@@ -137,10 +145,10 @@ export class GroupCommitter {
       ...rowColumns(writes),
     ];
     const values = columns.map(arrayLiteral);
-    let results: Refusal[];
+    let results: unknown;
     try {
       const { rows } = await this.pool.query({ name: 'commit_batches', text: products.commitBatches, values });
-      results = rows[0].results as Refusal[];
+      results = rows[0].results;
     } catch (error) {
       // Someone wrote behind a version (see the migration): every product of the group reloads.
       const code = (error as { code?: string }).code;
@@ -154,6 +162,15 @@ export class GroupCommitter {
     }
     // A refused row (say a CHECK constraint) fails the whole statement above as a non-transient
     // error: each actor then retries its commands one by one, so the poisoned one fails alone.
-    group.forEach((g, i) => g.resolve(resultOf(results[i] ?? null)));
+    let settled: CommitResult[];
+    try {
+      settled = resultsOf(results, group.length);
+    } catch (error) {
+      // The statement committed, but what it says of each batch cannot be read: every batch of
+      // the group is a programming error, and its actor reloads from the database.
+      for (const g of group) g.reject(error);
+      return;
+    }
+    group.forEach((g, i) => g.resolve(settled[i]!));
   }
 }

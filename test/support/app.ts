@@ -5,6 +5,7 @@ import { loadConfig } from '../../src/config.ts';
 import type { Clock } from '../../src/engine/clock.ts';
 import type { EngineObserver } from '../../src/engine/observer.ts';
 import { createTestDatabase, type TestDatabase } from './database.ts';
+import { InvariantWatch } from './invariant-watch.ts';
 
 export interface TestApp {
   readonly app: App;
@@ -58,7 +59,9 @@ export async function startTestApp(options: { env?: Record<string, string>; cloc
     SECVENTORY_POOL_SIZE: '8',
     ...options.env,
   });
-  const app = await startApp({ config, logger: pino({ level: process.env.TEST_LOG_LEVEL ?? config.logLevel }), clock: options.clock, observers: options.observers });
+  const watch = new InvariantWatch();
+  const observers = [...(options.observers ?? []), watch];
+  const app = await startApp({ config, logger: pino({ level: process.env.TEST_LOG_LEVEL ?? config.logLevel }), clock: options.clock, observers });
   const baseUrl = app.url;
   return {
     app,
@@ -68,6 +71,7 @@ export async function startTestApp(options: { env?: Record<string, string>; cloc
     close: async () => {
       await app.stop();
       if (options.db === undefined) await db.drop();
+      watch.assertNone();
     },
   };
 }

@@ -5,6 +5,7 @@ import type { Store } from '../../src/engine/store.ts';
 import { Sweeper } from '../../src/engine/sweeper.ts';
 import { createPool } from '../../src/persistence/database.ts';
 import { PgStore } from '../../src/persistence/pg-store.ts';
+import { InvariantWatch } from './invariant-watch.ts';
 
 /**
  * One engine "process" without HTTP: its own pool, store, registry and sweeper over a shared
@@ -16,6 +17,8 @@ export interface EngineInstance {
   readonly store: Store;
   readonly registry: Registry;
   readonly sweeper: Sweeper;
+  /** Every invariant violation this instance reported; `stop` fails when there was one. */
+  readonly watch: InvariantWatch;
   stop(): Promise<void>;
 }
 
@@ -45,16 +48,19 @@ export function startEngine(databaseUrl: string, clock: Clock, options: EngineOp
   }, () => {});
   const pgStore = new PgStore(pool);
   const store = options.wrapStore?.(pgStore) ?? pgStore;
-  const registry = new Registry(store, clock, { ...engineSettings, ...options.settings });
-  const sweeper = new Sweeper(registry, store, clock, 1_000_000);
+  const watch = new InvariantWatch();
+  const registry = new Registry(store, clock, { ...engineSettings, ...options.settings }, watch);
+  const sweeper = new Sweeper(registry, store, clock, 1_000_000, watch);
   return {
     pool,
     store,
     registry,
     sweeper,
+    watch,
     stop: async () => {
       await registry.drained();
       await pool.end();
+      watch.assertNone();
     },
   };
 }
