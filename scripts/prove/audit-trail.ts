@@ -1,6 +1,6 @@
 import type { ProofClient } from './http-client.ts';
 
-/** API.md's Event, as GET /products/{sku}/events and /reservations/{id}/events return it. */
+/** docs/API.md's Event, as GET /products/{sku}/events and /reservations/{id}/events return it. */
 export interface AuditEvent {
   readonly seq: number;
   readonly sku: string;

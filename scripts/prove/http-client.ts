@@ -10,7 +10,7 @@ export interface Answer {
   /** The answer carried `idempotent-replayed: true`: the key had been executed before. */
   readonly replayed: boolean;
   readonly retryAfter: string | undefined;
-  /** The x-request-id the server answered with (API.md: echoed when the client sent one). */
+  /** The x-request-id the server answered with (docs/API.md: echoed when the client sent one). */
   readonly echoedRequestId: string | undefined;
   readonly sentAtMs: number;
   readonly latencyMs: number;

@@ -3,7 +3,7 @@ import { StorageError } from '../engine/errors.ts';
 import { retryAfterSeconds } from '../engine/limits.ts';
 import type { FailureCode, RejectionCode } from '../engine/types.ts';
 
-/** Every stable error code of API.md, and its HTTP status. The only such table. */
+/** Every stable error code of docs/API.md, and its HTTP status. The only such table. */
 const statusOf = {
   validation_failed: 400,
   idempotency_key_required: 400,

@@ -5,9 +5,9 @@ import type { BatchCommittedEvent, EngineObserver } from '../engine/observer.ts'
 import type { Command, CommandResult, CommandType, FailureCode } from '../engine/types.ts';
 import { bucketQuantileMs, outcomeError, outcomeOk, outcomeRejected, RecentWindow, type OutcomeIndex } from './recent-window.ts';
 
-// The one module that imports prom-client (STYLE.md 15): engine events in, Prometheus metrics
-// and the figures of /stats out. No metric carries a SKU label: a label per product would make
-// one time series per product, and a busy shop has millions of products.
+// The one module that imports prom-client (docs/DESIGN.md, Code conventions): engine events in,
+// Prometheus metrics and the figures of /stats out. No metric carries a SKU label: a label per
+// product would make one time series per product, and a busy shop has millions of products.
 
 export const operationNames = ['reserve', 'purchase', 'cancel', 'expire', 'adjust'] as const satisfies readonly CommandType[];
 export const outcomeNames = ['ok', 'rejected', 'error'] as const;

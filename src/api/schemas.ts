@@ -82,7 +82,7 @@ export const EventPageQuery = Type.Object({
   limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,4}$', description: `1..${limits.eventPageLimitMax}, default ${limits.eventPageLimitDefault}` })),
 }, strict);
 
-/** API.md's Event, plus where it came from (`source`, `lateMs`) and its place in the whole log. */
+/** docs/API.md's Event, plus where it came from (`source`, `lateMs`) and its place in the whole log. */
 export const Event = Type.Object({
   position: Type.Integer({ minimum: 1, description: 'place in the whole log; the cursor of GET /events' }),
   seq: Type.Integer({ minimum: 1, description: "the product's sequence number: gap-free, equal to its version right after this event" }),

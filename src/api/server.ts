@@ -31,7 +31,7 @@ export function requestIdOf(req: { headers: Record<string, string | string[] | u
   return typeof sent === 'string' && requestIdPattern.test(sent) ? sent : randomUUID();
 }
 
-/** API.md: "1" is not 1, and unknown fields are refused, not silently dropped. */
+/** docs/API.md: "1" is not 1, and unknown fields are refused, not silently dropped. */
 export const ajvOptions = { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } };
 
 /** Builds the HTTP API over an engine; it knows nothing of SQL. */
@@ -92,7 +92,7 @@ export async function buildServer(deps: ServerDeps) {
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
-      info: { title: 'Secventory', version: '1.0.0', description: 'An inventory reservation engine that is never wrong about stock. See API.md.' },
+      info: { title: 'Secventory', version: '1.0.0', description: 'An inventory reservation engine that is never wrong about stock. See docs/API.md in the repository.' },
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });

@@ -193,7 +193,7 @@ function decideFinish(
     return { outcome: rej.outcome, events: [rej.event], counters: rej.counters, inserted: [], changed: [], reservations: [] };
   }
   if (nowMs >= r.expiresAtMs) {
-    // API.md: a purchase or cancel after expiresAt expires the reservation in that moment.
+    // docs/API.md: a purchase or cancel after expiresAt expires the reservation in that moment.
     const expired = expireNow(view.counters, r, nowMs, meta);
     const rej = rejection(expired.counters, nowMs, meta, 'reservation_expired',
       `reservation ${r.id} expired at ${new Date(r.expiresAtMs).toISOString()}`,

@@ -1,28 +1,28 @@
 // Every bound of the engine and the API, each with its reason, reviewed in one place.
 // Values that operators may tune are defaults for the configuration in src/config.ts.
 
-/** API.md: stock and stock totals are 0..2,147,483,647 (a PostgreSQL integer). */
+/** docs/API.md: stock and stock totals are 0..2,147,483,647 (a PostgreSQL integer). */
 export const stockMax = 2_147_483_647;
-/** API.md: a reservation takes 1..1,000,000 units. */
+/** docs/API.md: a reservation takes 1..1,000,000 units. */
 export const quantityMax = 1_000_000;
-/** API.md: a reservation lives 1 s .. 24 h; 10 minutes when the client does not say. */
+/** docs/API.md: a reservation lives 1 s .. 24 h; 10 minutes when the client does not say. */
 export const ttlSecondsMin = 1;
 export const ttlSecondsMax = 86_400;
 export const ttlSecondsDefault = 600;
-/** API.md: SKU alphabet and length. */
+/** docs/API.md: SKU alphabet and length. */
 export const skuPattern = '^[A-Za-z0-9._:-]{1,64}$';
 export const skuLengthMax = 64;
 export const nameLengthMax = 200;
 export const reasonLengthMax = 200;
-/** API.md: 1-255 printable ASCII characters. */
+/** docs/API.md: 1-255 printable ASCII characters. */
 export const idempotencyKeyPattern = /^[\x20-\x7E]{1,255}$/;
 export const idempotencyKeyLengthMax = 255;
 /** Client request ids are echoed; longer or non-printable ones are replaced by our own. */
 export const requestIdPattern = /^[\x21-\x7E]{1,128}$/;
 
-/** API.md: request bodies at most 16 KiB. No valid body comes near it. */
+/** docs/API.md: request bodies at most 16 KiB. No valid body comes near it. */
 export const bodyBytesMax = 16 * 1024;
-/** API.md: event pages hold 1..1000 events, 100 by default. */
+/** docs/API.md: event pages hold 1..1000 events, 100 by default. */
 export const eventPageLimitMax = 1000;
 export const eventPageLimitDefault = 100;
 /** Per-actor view: a bounded page, busiest first. */
@@ -66,7 +66,7 @@ export const sweepIntervalMsDefault = 1_000;
 export const sweepBatchSizeMax = 5_000;
 /** Rounds per sweep tick, so a huge backlog cannot starve everything else. */
 export const sweepRoundsPerTickMax = 10;
-/** API.md: idempotency records are kept at least 24 hours. */
+/** docs/API.md: idempotency records are kept at least 24 hours. */
 export const idempotencyRetentionMs = 24 * 60 * 60 * 1000;
 export const idempotencyCleanupBatchMax = 10_000;
 

@@ -1,6 +1,6 @@
 import { violationsListedMax, type VerifyReport, type Violation } from './verify.ts';
 
-/** DESIGN.md's names, so a reader of the report need not look them up. */
+/** docs/DESIGN.md's names, so a reader of the report need not look them up. */
 const guaranteeNames: Record<string, string> = {
   G1: 'no overselling',
   G2: 'no double deduction',

@@ -7,7 +7,7 @@ import { checkReservationHistory, type ReservationHistory } from './verify-lifec
 import { ProductReplay, type ProductRow } from './verify-replay.ts';
 
 export interface Violation {
-  /** The guarantee of DESIGN.md that does not hold: 'G1' .. 'G7'. */
+  /** The guarantee of docs/DESIGN.md that does not hold: 'G1' .. 'G7'. */
   guarantee: string;
   /** The product it concerns; null when it concerns none in particular. */
   sku: string | null;

@@ -118,7 +118,7 @@ describe('operations', () => {
     expect(res.status).toBe(200);
   });
 
-  it('GET /openapi.json documents every route of API.md', async () => {
+  it('GET /openapi.json documents every route of docs/API.md', async () => {
     const res = await t.http('GET', '/openapi.json');
     expect(res.status).toBe(200);
     expect(res.body.openapi).toMatch(/^3\./);

@@ -97,7 +97,7 @@ function withinBounds(c: Counters): boolean {
   return c.total >= 0 && c.reserved >= 0 && c.purchased >= 0 && c.reserved + c.purchased <= c.total && c.total <= stockMax;
 }
 
-/** What an event does to the counters before it (the replay rule of DESIGN.md's audit log). */
+/** What an event does to the counters before it (the replay rule of docs/DESIGN.md's audit log). */
 function replay(c: Omit<Counters, 'version'>, e: EventDraft): Omit<Counters, 'version'> {
   const after = stockAfter(c, e);
   if (after === null) throw new Error(`event ${e.seq} (${e.type}) lacks the field its type needs`);

@@ -156,7 +156,7 @@ function modelDecide(m: Model, p: ModelProduct, command: Exclude<Command, { type
         return rejected(`reservation_${r.status}` as RejectionCode);
       }
       if (now >= r.expiresAtMs) {
-        // API.md: past expiresAt it is expired in that moment (one event) and refused (another).
+        // docs/API.md: past expiresAt it is expired in that moment (one event) and refused (another).
         finishReservation(p, r, 'expired', now);
         p.version++;
         return rejected('reservation_expired');

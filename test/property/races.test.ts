@@ -94,7 +94,7 @@ async function drive<T>(s: fc.Scheduler, gate: StorageGate, work: Promise<T>): P
   throw new Error(`the race did not end in ${turnsMax} turns`);
 }
 
-/** A client that retries a 503 with the same command (and so the same key), as API.md allows. */
+/** A client that retries a 503 with the same command (and so the same key), as docs/API.md allows. */
 async function driveRetrying(s: fc.Scheduler, gate: StorageGate, send: () => Promise<CommandResult>): Promise<CommandResult> {
   let result = await drive(s, gate, send());
   for (let i = 0; i < retriesMax && result.type === 'failed' && result.code === 'storage_unavailable'; i++) {

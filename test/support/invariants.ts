@@ -4,7 +4,7 @@ import { nextStatus, type LifecycleEvent } from '../../src/engine/lifecycle.ts';
 import type { EventDraft, EventType, RejectionCode, ReservationStatus } from '../../src/engine/types.ts';
 
 /**
- * The guarantees of DESIGN.md checked from the database alone, as the property and chaos tests
+ * The guarantees of docs/DESIGN.md checked from the database alone, as the property and chaos tests
  * see them: whatever the engine did, the rows it left must satisfy all of these. Each violation
  * names its guarantee and product, so a failing test reads as "G7 on P-3: event 4 says ...".
  */

@@ -11,7 +11,7 @@ export interface EventRoutesOptions {
 
 type EventJson = Static<typeof Event>;
 
-/** API.md's Event: absent fields are left out, never sent as null. */
+/** docs/API.md's Event: absent fields are left out, never sent as null. */
 function eventJson(e: LoggedEvent): EventJson {
   const json: EventJson = {
     position: e.position,
