@@ -1,25 +1,13 @@
 import PQueue from 'p-queue';
 import type { Clock } from './clock.ts';
-import { decide, type DecisionView } from './decide.ts';
+import { assertCounters, decideBatch, reservationsToLoad, type Base, type BatchDecision, type BatchOutcome } from './decide-batch.ts';
 import { assert, StorageError } from './errors.ts';
-import { chainEvents } from './event-hash.ts';
-import { fingerprintOf, idempotencyKeyOf, reservationIdOf } from './fingerprint.ts';
+import { fingerprintOf } from './fingerprint.ts';
 import { LatencyHistogram } from './latency-histogram.ts';
 import { batchesInFlightMax, conflictRetriesMax } from './limits.ts';
 import type { EngineObserver } from './observer.ts';
 import type { CommitResult, Store } from './store.ts';
-import type {
-  BatchWrite,
-  Command,
-  CommandResult,
-  Counters,
-  EventDraft,
-  FailureCode,
-  IdempotencyRecord,
-  ProductState,
-  Reservation,
-  StatusChange,
-} from './types.ts';
+import type { BatchWrite, Command, CommandResult, FailureCode, IdempotencyRecord, ProductState } from './types.ts';
 
 export interface ActorSettings {
   readonly batchSizeMax: number;
@@ -42,40 +30,13 @@ interface Pending {
   readonly resolve: (result: CommandResult) => void;
 }
 
-/** A batch decided against the actor's state: what to write and what each caller gets. */
-interface Plan {
-  readonly write: BatchWrite | null;
-  readonly results: CommandResult[];
-  /** The product as it is after this batch, should it commit. */
-  readonly after: Base;
-  /** Reservations this batch creates or changes, as they are after it. */
-  readonly reservations: ReadonlyMap<string, Reservation>;
-}
-
-/**
- * What a batch is decided against: the committed state, or the state after the batches still in
- * flight. Reservations are looked up in those batches' changes first, newest first.
- */
-interface Base {
-  readonly counters: Counters;
-  readonly lastHash: string;
-  readonly activeCount: number;
-}
-
 /** A batch sent to the database (or waiting on one that was), settled strictly in order. */
 interface InFlight {
   readonly batch: readonly Pending[];
-  readonly plan: Plan;
+  readonly decision: BatchDecision;
   readonly startedMs: number;
   readonly settled: Promise<Settled>;
 }
-
-/**
- * A batch decided, or found to be decided on a stale view: the database holds an active
- * reservation this actor does not know, so another instance wrote since it loaded and its
- * counters are old. A stale view is a version conflict found before the commit: reload, decide again.
- */
-type Planned = { readonly type: 'planned'; readonly plan: Plan } | { readonly type: 'stale'; readonly reservationId: string };
 
 type Settled =
   | { readonly type: 'stored'; readonly result: CommitResult }
@@ -245,13 +206,12 @@ export class ProductActor {
     this.state = undefined;
   }
 
-  /** The state after every batch in flight, and a lookup through their changes. */
-  private base(state: ProductState): { base: Base; lookup: (id: string) => Reservation | undefined } {
+  /** The state after every batch in flight, with a lookup through their changes. */
+  private base(state: ProductState): Base {
     // A copy of the list: a batch that settles while this one is decided leaves the list, but its
     // changes must stay visible to this decision (they are what it is decided on top of).
-    const ahead = this.inFlight.map((f) => f.plan.reservations).reverse();
-    const last = this.inFlight.at(-1);
-    const base = last?.plan.after ?? { counters: state.counters, lastHash: state.lastHash, activeCount: state.active.size };
+    const ahead = this.inFlight.map((f) => f.decision.reservations).reverse();
+    const after = this.inFlight.at(-1)?.decision.after ?? { counters: state.counters, lastHash: state.lastHash, activeCount: state.active.size };
     const lookup = (id: string) => {
       for (const changes of ahead) {
         const r = changes.get(id);
@@ -259,7 +219,18 @@ export class ProductActor {
       }
       return state.active.get(id);
     };
-    return { base, lookup };
+    return { sku: this.sku, ...after, lookup };
+  }
+
+  /**
+   * Loads the reservations the batch names that memory does not know, then decides the batch
+   * (decideBatch). Idempotency keys are not looked up here: the commit checks them in the same
+   * round trip and refuses the batch if one was used before (`known`), which is rare.
+   */
+  private async decideOn(base: Base, batch: readonly Pending[], known: ReadonlyMap<string, IdempotencyRecord>): Promise<BatchOutcome> {
+    const missing = reservationsToLoad(base, batch);
+    const loaded = missing.length > 0 ? await this.deps.store.findReservations(this.sku, missing) : [];
+    return decideBatch(base, batch, loaded, this.deps.clock.nowMs(), known);
   }
 
   /** Decides a batch on top of those in flight and sends it, without waiting for its commit. */
@@ -279,33 +250,32 @@ export class ProductActor {
     }
     const state = this.state;
     assert(state !== undefined, 'a product with batches in flight is loaded');
-    const { base, lookup } = this.base(state);
-    let planned: Planned;
+    let outcome: BatchOutcome;
     try {
-      planned = await this.plan(batch, base, lookup, this.deps.clock.nowMs(), new Map());
+      outcome = await this.decideOn(this.base(state), batch, new Map());
     } catch (error) {
       if (error instanceof StorageError) this.redoLater({ batch, known: new Map() });
       else this.broken(batch, error);
       return;
     }
-    if (planned.type === 'stale') {
+    if (outcome.type === 'stale') {
       this.deps.observer.versionConflict?.(this.sku);
       this.redoLater({ batch, known: new Map() });
       return;
     }
-    const plan = planned.plan;
+    const { decision } = outcome;
     if (this.recovering) {
       // A batch this one was decided on top of did not commit: what it decided on never existed.
       this.redo.push({ batch, known: new Map() });
       return;
     }
-    const write = plan.write;
+    const write = decision.write;
     const settled: Promise<Settled> = write === null
       ? Promise.resolve({ type: 'nothing to store' })
       : this.deps.store.commitBatch(write).then(
         (result) => ({ type: 'stored', result }),
         (error: unknown) => ({ type: 'failed', error }));
-    const entry: InFlight = { batch, plan, startedMs: performance.now(), settled };
+    const entry: InFlight = { batch, decision, startedMs: performance.now(), settled };
     this.inFlight.push(entry);
     this.completions = this.completions.then(async () => {
       const settled = await entry.settled;
@@ -328,7 +298,7 @@ export class ProductActor {
       case 'nothing to store':
         // Its answers were read off the batches before it: right only if all of them committed.
         if (this.recovering) this.redo.push({ batch, known: new Map() });
-        else this.answer(batch, entry.plan.results);
+        else this.answer(batch, entry.decision.results);
         break;
       case 'stored':
         if (settled.result.type === 'committed') {
@@ -336,11 +306,7 @@ export class ProductActor {
         } else {
           this.enterRecovery();
           const known = new Map<string, IdempotencyRecord>();
-          if (settled.result.type === 'known') {
-            for (const record of settled.result.records) known.set(record.key, record);
-          } else {
-            this.deps.observer.versionConflict?.(this.sku);
-          }
+          this.refused(settled.result, known);
           this.redo.push({ batch, known });
         }
         break;
@@ -362,7 +328,7 @@ export class ProductActor {
 
   /** A pipelined batch committed: apply it (unless memory was dropped meanwhile) and answer. */
   private stored(entry: InFlight): void {
-    const write = entry.plan.write;
+    const write = entry.decision.write;
     assert(write !== null, 'a stored batch has a write');
     if (!this.recovering) {
       const state = this.state;
@@ -372,7 +338,20 @@ export class ProductActor {
     // When recovering, its base was in doubt (a batch before it failed in doubt) and it committed
     // after all: it is durable, so its callers get their answers; memory stays dropped and reloads.
     this.committedBatch(entry.batch.length, write, entry.startedMs);
-    this.answer(entry.batch, entry.plan.results);
+    this.answer(entry.batch, entry.decision.results);
+  }
+
+  /**
+   * A commit that did not go through, in either path: a key it found used is replayed by the next
+   * attempt; a version or chain-head conflict means another writer: reload and decide again.
+   */
+  private refused(result: Exclude<CommitResult, { type: 'committed' }>, known: Map<string, IdempotencyRecord>): void {
+    if (result.type === 'known') {
+      for (const record of result.records) known.set(record.key, record);
+    } else {
+      this.deps.observer.versionConflict?.(this.sku);
+      this.dropState();
+    }
   }
 
   private committedBatch(commands: number, write: BatchWrite, startedMs: number): void {
@@ -458,34 +437,17 @@ export class ProductActor {
           this.failAll(batch, 'product_not_found', `product ${this.sku} does not exist`);
           return;
         }
-        const { base, lookup } = this.base(state);
-        const planned = await this.plan(batch, base, lookup, this.deps.clock.nowMs(), known);
-        if (planned.type === 'stale') {
-          this.deps.observer.versionConflict?.(this.sku);
-          this.dropState();
+        const outcome = await this.decideOn(this.base(state), batch, known);
+        // A stale view is a conflict found before the commit: both reload and decide again.
+        const committed = outcome.type === 'stale' ? { type: 'conflict' as const } : await this.commitNow(state, outcome.decision, batch.length);
+        if (committed.type !== 'committed') {
+          this.refused(committed, known);
           if (attempt < conflictRetriesMax) continue;
-          this.failAll(batch, 'storage_unavailable', `${attempt + 1} attempts found the product changed by another writer`);
+          this.failAll(batch, 'storage_unavailable', `${attempt + 1} attempts refused in a row`);
           return;
         }
-        const plan = planned.plan;
-        if (plan.write !== null) {
-          const startedMs = performance.now();
-          const committed = await this.deps.store.commitBatch(plan.write);
-          if (committed.type !== 'committed') {
-            if (committed.type === 'known') {
-              for (const record of committed.records) known.set(record.key, record);
-            } else {
-              this.deps.observer.versionConflict?.(this.sku);
-              this.dropState();
-            }
-            if (attempt < conflictRetriesMax) continue;
-            this.failAll(batch, 'storage_unavailable', `${attempt + 1} attempts refused in a row`);
-            return;
-          }
-          this.apply(state, plan.write);
-          this.committedBatch(batch.length, plan.write, startedMs);
-        }
-        this.answer(batch, plan.results);
+        assert(outcome.type === 'decided', 'only a decided batch commits');
+        this.answer(batch, outcome.decision.results);
         return;
       } catch (error) {
         if (!(error instanceof StorageError)) {
@@ -500,103 +462,16 @@ export class ProductActor {
     }
   }
 
-  /**
-   * Loads the reservations the batch names that neither memory nor the batches in flight know,
-   * then decides each command in order. Idempotency keys are not looked up here: the commit
-   * checks them in the same round trip and refuses the batch if one was used before (`known`),
-   * which is rare.
-   */
-  private async plan(
-    batch: readonly Pending[],
-    base: Base,
-    lookup: (id: string) => Reservation | undefined,
-    nowMs: number,
-    known: ReadonlyMap<string, IdempotencyRecord>,
-  ): Promise<Planned> {
-    const missing = new Set<string>();
-    for (const { command } of batch) {
-      const id = reservationIdOf(command);
-      if (id !== null && lookup(id) === undefined) missing.add(id);
-    }
-    const loaded = missing.size > 0 ? await this.deps.store.findReservations(this.sku, [...missing]) : [];
-    // Memory holds every active reservation of the product: one that only the database knows was
-    // made by another instance after this actor loaded, so its counters are stale (G1, G3).
-    const unknownActive = loaded.find((r) => r.status === 'active');
-    if (unknownActive !== undefined) return { type: 'stale', reservationId: unknownActive.id };
-    const records = new Map(known);
-
-    const fromDatabase = new Map<string, Reservation>(loaded.map((r) => [r.id, r]));
-    const changes = new Map<string, Reservation>();
-    let counters: Counters = base.counters;
-    let activeCount = base.activeCount;
-    const view: DecisionView = {
-      sku: this.sku,
-      get counters() {
-        return counters;
-      },
-      get activeReservations() {
-        return activeCount;
-      },
-      reservation: (id) => changes.get(id) ?? lookup(id) ?? fromDatabase.get(id),
-    };
-
-    const results: CommandResult[] = [];
-    const drafts: EventDraft[] = [];
-    const inserted: Reservation[] = [];
-    const changed: StatusChange[] = [];
-    const remembered: IdempotencyRecord[] = [];
-    for (const { command, fingerprint } of batch) {
-      const key = idempotencyKeyOf(command);
-      const prior = key === null ? undefined : records.get(key);
-      if (prior !== undefined) {
-        // A retry, or a duplicate that was in flight with its original in this very batch.
-        results.push(prior.fingerprint === fingerprint
-          ? { type: 'done', outcome: prior.outcome, replayed: true }
-          : { type: 'failed', code: 'idempotency_key_reused', reason: `key was used for ${prior.fingerprint}` });
-        continue;
-      }
-      const reservationId = reservationIdOf(command);
-      if (reservationId !== null && view.reservation(reservationId) === undefined) {
-        results.push({ type: 'failed', code: 'reservation_not_found', reason: `no reservation ${reservationId} on ${this.sku}` });
-        continue;
-      }
-      const decision = decide(view, command, nowMs);
-      counters = decision.counters;
-      activeCount += decision.inserted.length - decision.changed.length;
-      for (const r of decision.reservations) changes.set(r.id, r);
-      drafts.push(...decision.events);
-      inserted.push(...decision.inserted);
-      changed.push(...decision.changed);
-      results.push({ type: 'done', outcome: decision.outcome, replayed: false });
-      if (key !== null) {
-        const record: IdempotencyRecord = { key, fingerprint, outcome: decision.outcome };
-        records.set(key, record);
-        remembered.push(record);
-      }
-    }
-
-    if (drafts.length === 0 && remembered.length === 0) {
-      return { type: 'planned', plan: { write: null, results, after: base, reservations: changes } };
-    }
-    assert(counters.version === base.counters.version + drafts.length, 'one version per event');
-    assertCounters(counters, 'decided');
-    const events = chainEvents(base.lastHash, this.sku, drafts);
-    return { type: 'planned', plan: {
-      write: {
-        sku: this.sku,
-        versionBefore: base.counters.version,
-        hashBefore: base.lastHash,
-        counters,
-        atMs: nowMs,
-        inserted,
-        changed,
-        events,
-        idempotency: remembered,
-      },
-      results,
-      after: { counters, lastHash: events.at(-1)?.hash ?? base.lastHash, activeCount },
-      reservations: changes,
-    } };
+  /** Commits a decision with nothing else in flight and applies it; a batch without writes is done. */
+  private async commitNow(state: ProductState, decision: BatchDecision, commands: number): Promise<CommitResult> {
+    const { write } = decision;
+    if (write === null) return { type: 'committed' };
+    const startedMs = performance.now();
+    const committed = await this.deps.store.commitBatch(write);
+    if (committed.type !== 'committed') return committed;
+    this.apply(state, write);
+    this.committedBatch(commands, write, startedMs);
+    return committed;
   }
 
   /** After COMMIT only: the batch becomes the actor's committed state. */
@@ -634,12 +509,4 @@ export class ProductActor {
     this.deps.observer.commandCompleted?.(this.sku, pending.command, result, latencyMs);
     pending.resolve(result);
   }
-}
-
-/** G1 and G3, asserted in memory before every commit and after every apply and load. */
-function assertCounters(c: Counters, when: string): void {
-  assert(Number.isSafeInteger(c.total) && c.total >= 0, `G3: total >= 0 (${when})`);
-  assert(Number.isSafeInteger(c.reserved) && c.reserved >= 0, `G3: reserved >= 0 (${when})`);
-  assert(Number.isSafeInteger(c.purchased) && c.purchased >= 0, `G3: purchased >= 0 (${when})`);
-  assert(c.reserved + c.purchased <= c.total, `G1: reserved + purchased <= total (${when})`);
 }
