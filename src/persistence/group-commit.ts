@@ -2,9 +2,8 @@ import type pg from 'pg';
 import { assert } from '../engine/errors.ts';
 import type { CommitResult } from '../engine/store.ts';
 import type { BatchWrite, IdempotencyRecord } from '../engine/types.ts';
-import { arrayLiteral } from './array-literal.ts';
+import { commitBatchesSql, commitValues } from './commit-columns.ts';
 import { statusConflictSqlState, storageError } from './database.ts';
-import * as products from './sql/products.ts';
 
 /** Products whose batches share one statement at most: bounds the statement's size and time. */
 export const groupProductsMax = 256;
@@ -21,28 +20,6 @@ interface Waiting {
 }
 
 type Refusal = null | { conflict?: true; known?: IdempotencyRecord[] };
-
-type Column = readonly (string | number | null)[];
-
-/** The rows of a list of batches, column by column, each row with its product's SKU. */
-function rowColumns(writes: readonly BatchWrite[]): Column[] {
-  const ins = writes.flatMap((w) => w.inserted);
-  const chg = writes.flatMap((w) => w.changed);
-  const e = writes.flatMap((w) => w.events);
-  const idem = writes.flatMap((w) => w.idempotency);
-  // Status changes and idempotency records do not carry their SKU: repeat each batch's SKU once
-  // per row rather than copying every row to add it (that would be a copy per command).
-  const skuPerRow = (rowsOf: (w: BatchWrite) => readonly unknown[]) => writes.flatMap((w) => rowsOf(w).map(() => w.sku));
-  return [
-    ins.map((r) => r.sku), ins.map((r) => r.id), ins.map((r) => r.quantity), ins.map((r) => r.createdAtMs), ins.map((r) => r.expiresAtMs),
-    skuPerRow((w) => w.changed), chg.map((c) => c.id), chg.map((c) => c.from), chg.map((c) => c.to), chg.map((c) => c.atMs),
-    e.map((x) => x.sku), e.map((x) => x.seq), e.map((x) => x.type), e.map((x) => x.reservationId), e.map((x) => x.quantity), e.map((x) => x.delta),
-    e.map((x) => x.reason), e.map((x) => x.code), e.map((x) => x.requestId), e.map((x) => x.idempotencyKey), e.map((x) => x.source),
-    e.map((x) => x.lateMs), e.map((x) => x.total), e.map((x) => x.reserved), e.map((x) => x.purchased), e.map((x) => x.atMs),
-    e.map((x) => x.hash),
-    skuPerRow((w) => w.idempotency), idem.map((i) => i.key), idem.map((i) => i.fingerprint), idem.map((i) => JSON.stringify(i.outcome)),
-  ];
-}
 
 /** One result per batch, in the group's order: anything else is a broken contract with the SQL function. */
 export function resultsOf(refusals: unknown, batches: number): CommitResult[] {
@@ -137,17 +114,10 @@ export class GroupCommitter {
     // Product rows are locked in SKU order, the same in every instance: two instances' groups
     // can wait for each other but never deadlock.
     const group = unordered.sort((a, b) => (a.write.sku < b.write.sku ? -1 : a.write.sku > b.write.sku ? 1 : 0));
-    const writes = group.map((g) => g.write);
-    const columns: Column[] = [
-      writes.map((w) => w.sku), writes.map((w) => w.versionBefore), writes.map((w) => w.hashBefore), writes.map((w) => w.counters.version),
-      writes.map((w) => w.counters.total), writes.map((w) => w.counters.reserved), writes.map((w) => w.counters.purchased),
-      writes.map((w) => w.atMs),
-      ...rowColumns(writes),
-    ];
-    const values = columns.map(arrayLiteral);
+    const values = commitValues(group.map((g) => g.write));
     let results: unknown;
     try {
-      const { rows } = await this.pool.query({ name: 'commit_batches', text: products.commitBatches, values });
+      const { rows } = await this.pool.query({ name: 'commit_batches', text: commitBatchesSql, values });
       results = rows[0].results;
     } catch (error) {
       // Someone wrote behind a version (see the migration): every product of the group reloads.

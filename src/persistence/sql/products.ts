@@ -38,15 +38,3 @@ with inserted as (
     from inserted
 )
 select count(*)::integer as created from inserted`;
-
-/** One or several products' batches in one statement: see migrations/0002_commit_batches.sql and 0003. */
-export const commitBatches = `
-select secventory_commit_batches(
-  $1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[],
-  $9::text[], $10::uuid[], $11::integer[], $12::bigint[], $13::bigint[],
-  $14::text[], $15::uuid[], $16::text[], $17::text[], $18::bigint[],
-  $19::text[], $20::bigint[], $21::text[], $22::uuid[], $23::integer[], $24::bigint[], $25::text[], $26::text[],
-  $27::text[], $28::text[], $29::text[], $30::bigint[], $31::bigint[], $32::bigint[], $33::bigint[],
-  $34::bigint[], $35::text[],
-  $36::text[], $37::text[], $38::text[], $39::text[]
-) as results`;
