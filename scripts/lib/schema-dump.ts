@@ -17,11 +17,12 @@ const header = `-- The schema of a freshly migrated Secventory database (schema 
 const inPublic = `n.nspname = 'public'`;
 
 const columnsQuery = `
-select quote_ident(c.relname) as table_name, quote_ident(a.attname) as column_name, format_type(a.atttypid, a.atttypmod) as type,
+select quote_ident(c.relname) as table_name, quote_ident(a.attname) as column_name,
+       format_type(a.atttypid, a.atttypmod) as type,
        a.attnotnull as not_null, a.attidentity as identity, a.attgenerated as generated,
        pg_get_expr(d.adbin, d.adrelid) as expression,
-       case when a.attcollation <> t.typcollation then (select quote_ident(collname) from pg_collation where oid = a.attcollation) end
-         as collation
+       case when a.attcollation <> t.typcollation
+            then (select quote_ident(collname) from pg_collation where oid = a.attcollation) end as collation
   from pg_class c
   join pg_namespace n on n.oid = c.relnamespace
   join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
@@ -89,6 +90,17 @@ interface ColumnRow {
   collation: string | null;
 }
 
+interface ConstraintRow {
+  table_name: string;
+  name: string;
+  definition: string;
+}
+
+interface FunctionRow {
+  definition: string;
+  arguments: string;
+}
+
 function columnLine(column: ColumnRow): string {
   const parts = [column.column_name, column.type];
   if (column.collation !== null) parts.push(`COLLATE ${column.collation}`);
@@ -101,7 +113,7 @@ function columnLine(column: ColumnRow): string {
 }
 
 /** CREATE TABLE statements: columns in their physical order, then the constraints by name. */
-function tables(columns: ColumnRow[], constraints: { table_name: string; name: string; definition: string }[]): string[] {
+function tables(columns: ColumnRow[], constraints: ConstraintRow[]): string[] {
   const names = [...new Set(columns.map((c) => c.table_name))];
   return names.map((table) => {
     const lines = [
@@ -135,7 +147,7 @@ function splitArguments(list: string): string[] {
 }
 
 /** pg_get_functiondef prints all parameters on the first line; one a line reads better in a diff. */
-function parameterPerLine({ definition, arguments: list }: { definition: string; arguments: string }): string {
+function parameterPerLine({ definition, arguments: list }: FunctionRow): string {
   const firstLineEnd = definition.indexOf('\n');
   const signature = definition.slice(0, firstLineEnd);
   if (list === '' || !signature.endsWith(`(${list})`)) return definition;
@@ -153,13 +165,13 @@ async function definitions(query: Query, sql: string): Promise<string[]> {
 /** The dump file's text for the database `query` reads: the header, then one section per kind. */
 export async function schemaDump(query: Query): Promise<string> {
   const columns = (await query(columnsQuery)).rows as ColumnRow[];
-  const constraints = (await query(constraintsQuery)).rows as { table_name: string; name: string; definition: string }[];
+  const constraints = (await query(constraintsQuery)).rows as ConstraintRow[];
   const sections: [string, string[]][] = [
     ['Tables', tables(columns, constraints)],
     ['Views', await definitions(query, viewsQuery)],
     ['Sequences', await definitions(query, sequencesQuery)],
     ['Indexes', await definitions(query, indexesQuery)],
-    ['Functions', ((await query(functionsQuery)).rows as { definition: string; arguments: string }[]).map(parameterPerLine)],
+    ['Functions', ((await query(functionsQuery)).rows as FunctionRow[]).map(parameterPerLine)],
     ['Triggers', await definitions(query, triggersQuery)],
   ];
   const body = sections

@@ -61,7 +61,7 @@ describe('databases migrated before migrations/functions/ existed', () => {
     await db?.drop();
   });
 
-  it.each([1, 2, 3])('a database with the first %i old migrations ends with the schema of a fresh one', async (count) => {
+  it.each([1, 2, 3])('a database with the first %i old migrations ends with a fresh one\'s schema', async (count) => {
     db = await createEmptyDatabase();
     await migrateWithOldRunner(db.url, count);
     expect(await migrate(db.url, quiet)).toEqual(oldLayout.slice(count));
@@ -90,7 +90,7 @@ describe('migrations/functions/', () => {
     }
   });
 
-  it('are applied in the numbered migrations\' transaction: when one fails, the database is left untouched', async () => {
+  it('are applied in the numbered migrations\' transaction: when one fails, nothing is applied', async () => {
     const db = await createEmptyDatabase();
     const dir = await mkdtemp(path.join(os.tmpdir(), 'secventory-migrations-'));
     try {
