@@ -3,10 +3,19 @@
 
 export type ReservationStatus = 'active' | 'purchased' | 'cancelled' | 'expired';
 
+/**
+ * One line of a reservation: the part of it that one product holds. A reservation of one product
+ * has one line; a cart has one per product, all sharing the id and the status (all or nothing).
+ */
 export interface Reservation {
   readonly id: string;
   readonly sku: string;
   readonly quantity: number;
+  /** This line's place in the request (0-based), and how many lines the reservation has. */
+  readonly line: number;
+  readonly lines: number;
+  /** How much of the line was bought, once purchased (the rest went back to available). */
+  readonly purchasedQuantity: number | null;
   readonly status: ReservationStatus;
   readonly createdAtMs: number;
   readonly expiresAtMs: number;
@@ -42,7 +51,9 @@ export type RejectionCode =
   | 'stock_limit_exceeded'
   | 'reservation_expired'
   | 'reservation_cancelled'
-  | 'reservation_purchased';
+  | 'reservation_purchased'
+  | 'reservation_lifetime_exceeded'
+  | 'quantity_exceeds_reservation';
 
 export type Command =
   | {
@@ -52,10 +63,28 @@ export type Command =
       readonly ttlSeconds: number;
       readonly idempotencyKey: string;
       readonly requestId: string;
+      /** For a line of a cart: its place and the cart's number of lines (default: 0 of 1). */
+      readonly line?: number;
+      readonly lines?: number;
     }
   | {
-      readonly type: 'purchase' | 'cancel';
+      readonly type: 'purchase';
       readonly reservationId: string;
+      /** How much of the line to buy (the rest goes back to available); absent: all of it. */
+      readonly quantity?: number;
+      readonly idempotencyKey: string | null;
+      readonly requestId: string;
+    }
+  | {
+      readonly type: 'cancel';
+      readonly reservationId: string;
+      readonly idempotencyKey: string | null;
+      readonly requestId: string;
+    }
+  | {
+      readonly type: 'extend';
+      readonly reservationId: string;
+      readonly ttlSeconds: number;
       readonly idempotencyKey: string | null;
       readonly requestId: string;
     }
@@ -71,10 +100,18 @@ export type Command =
 export type CommandType = Command['type'];
 
 /** What a reservation looks like to a client; built by the engine, rendered by the API. */
-export interface ReservationView {
-  id: string;
+export interface ReservationLineView {
   sku: string;
   quantity: number;
+  purchasedQuantity?: number;
+}
+
+/** A reservation of one line also shows `sku` and `quantity`; one of several lines shows `lines` only. */
+export interface ReservationView {
+  id: string;
+  sku?: string;
+  quantity?: number;
+  lines: ReservationLineView[];
   status: ReservationStatus;
   createdAt: string;
   expiresAt: string;
@@ -124,6 +161,8 @@ export type EventType =
   | 'purchased'
   | 'cancelled'
   | 'expired'
+  | 'released'
+  | 'extended'
   | 'rejected';
 
 /** An audit event as decided: everything but its hash. */
@@ -139,6 +178,8 @@ export interface EventDraft {
   readonly idempotencyKey: string | null;
   readonly source: EventSource;
   readonly lateMs: number | null;
+  /** For `extended`: the new expiry. */
+  readonly expiresAtMs: number | null;
   readonly total: number;
   readonly reserved: number;
   readonly purchased: number;
@@ -150,11 +191,17 @@ export interface AuditEvent extends EventDraft {
   readonly hash: string;
 }
 
+/**
+ * A change of one reservation line, written only if the row is still `from` (its actor's view).
+ * An extension keeps it active (`from` = `to`) and moves its expiry.
+ */
 export interface StatusChange {
   readonly id: string;
   readonly from: ReservationStatus;
   readonly to: ReservationStatus;
   readonly atMs: number;
+  readonly purchasedQuantity: number | null;
+  readonly expiresAtMs: number | null;
 }
 
 export interface IdempotencyRecord {
