@@ -145,7 +145,7 @@ describe('POST /products with an Idempotency-Key', () => {
     expect(again.body).toEqual(first.body);
   });
 
-  it('G2: the same key sent at once through two instances creates the product once; all answer the stored 201', async () => {
+  it('G2: the same key sent at once via two instances creates the product once; all get the stored 201', async () => {
     const body = { sku: 'IK-12', name: 'Hot', stock: 5 };
     const answers = await Promise.all(Array.from({ length: 40 }, (_, i) => create(i % 2 === 0 ? a : b, 'k-12', body)));
     expect(answers.map((r) => r.status)).toEqual(answers.map(() => 201));
