@@ -3,6 +3,8 @@ import { inventoryView } from './views.ts';
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 
+export type ProductOutcome = Extract<Outcome, { kind: 'product' }>;
+
 /** What a create did to the database, and what its caller is answered. */
 export interface ProductCreation {
   /** `created`: this call inserted the product; `exists`: it found the product already there. */
@@ -25,7 +27,7 @@ export function productView(state: ProductState): ProductView {
  * The answer to the create that inserts the product (201), known before the insert: it is the
  * idempotency record written in the same statement as the row.
  */
-export function createdOutcome(sku: string, name: string, stock: number, nowMs: number): Outcome {
+export function createdOutcome(sku: string, name: string, stock: number, nowMs: number): ProductOutcome {
   const counters = { total: stock, reserved: 0, purchased: 0, version: 1 };
   const product: ProductView = { sku, name, createdAt: iso(nowMs), inventory: inventoryView(sku, counters, 0) };
   return { kind: 'product', created: true, product };

@@ -6,7 +6,7 @@ import { createFingerprintOf } from './fingerprint.ts';
 import { conflictRetriesMax, shardCount } from './limits.ts';
 import type { EngineObserver } from './observer.ts';
 import { ProductActor, type ActorSettings } from './product-actor.ts';
-import { createdOutcome, outcomeForExisting, rememberWrite, type ProductCreation } from './product-creation.ts';
+import { createdOutcome, outcomeForExisting, productView, rememberWrite, type ProductCreation } from './product-creation.ts';
 import type { Store } from './store.ts';
 import type { Command, CommandResult, EventDraft, InventoryView, ProductState } from './types.ts';
 import { inventoryView } from './views.ts';
@@ -168,7 +168,8 @@ export class Registry {
       // What a replay renders was fixed before the insert: the row must say the same.
       assert(stored.product.name === name, `product ${sku} reads back with the name it was created with`);
       assert(stored.product.initialStock === stock, `product ${sku} reads back with the stock it was created with`);
-      assert(stored.product.createdAtMs === nowMs, `product ${sku} reads back with the time it was created at`);
+      const createdAt = productView(stored.product).createdAt;
+      assert(createdAt === outcome.product.createdAt, `product ${sku} reads back with the time it was created at`);
       return { ...stored, result: { type: 'done', outcome, replayed: false } };
     }
     if (key === null) {
