@@ -28,6 +28,8 @@ export function sendResult(reply: FastifyReply, result: CommandResult): FastifyR
       return reply.code(outcome.created ? 201 : 200).send(outcome.reservation);
     case 'inventory':
       return reply.code(200).send(outcome.inventory);
+    case 'product':
+      return reply.code(outcome.created ? 201 : 200).send(outcome.product);
     case 'rejected':
       return sendProblem(reply, outcome.code, outcome.detail);
     case 'noop':

@@ -22,6 +22,15 @@ export function fingerprintOf(command: Command): string {
   }
 }
 
+/**
+ * The fingerprint of a create (POST /products). The key is scoped to the body's sku, so the sku
+ * is not part of it; the `create:` prefix keeps it apart from every command's fingerprint, so a
+ * key spent on a create and sent again with a reserve is idempotency_key_reused.
+ */
+export function createFingerprintOf(name: string, stock: number): string {
+  return `create:${stock}:${JSON.stringify(name)}`;
+}
+
 export function idempotencyKeyOf(command: Command): string | null {
   return command.type === 'expire' ? null : command.idempotencyKey;
 }

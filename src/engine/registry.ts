@@ -1,17 +1,29 @@
 import type { Clock } from './clock.ts';
-import { StorageError } from './errors.ts';
+import { assert, StorageError } from './errors.ts';
 import { chainEvents, genesisHash } from './event-hash.ts';
 import { productCreatedEvent } from './decide.ts';
-import { shardCount } from './limits.ts';
+import { createFingerprintOf } from './fingerprint.ts';
+import { conflictRetriesMax, shardCount } from './limits.ts';
 import type { EngineObserver } from './observer.ts';
 import { ProductActor, type ActorSettings } from './product-actor.ts';
-import type { CreateProductResult, Store } from './store.ts';
-import type { Command, CommandResult, InventoryView, ProductState } from './types.ts';
+import { createdOutcome, outcomeForExisting, productView, rememberWrite, type ProductCreation } from './product-creation.ts';
+import type { Store } from './store.ts';
+import type { Command, CommandResult, EventDraft, InventoryView, ProductState } from './types.ts';
 import { inventoryView } from './views.ts';
 
 export interface RegistrySettings extends ActorSettings {
   readonly liveActorsPerShardMax: number;
   readonly actorIdleMs: number;
+}
+
+/** A create as asked for (POST /products). */
+interface WantedProduct {
+  readonly sku: string;
+  readonly name: string;
+  readonly stock: number;
+  readonly requestId: string;
+  readonly key: string | null;
+  readonly fingerprint: string;
 }
 
 export interface ProductSnapshot {
@@ -118,21 +130,100 @@ export class Registry {
     return actor.read(snapshotOf);
   }
 
-  async createProduct(sku: string, name: string, stock: number, requestId: string): Promise<CreateProductResult> {
+  /**
+   * Creates a product (POST /products), in the product actor's turn so that a create never
+   * interleaves with a batch of the same SKU, nor with another create of it on this instance.
+   * With an Idempotency-Key the answer is remembered under (sku, key) in the same transaction as
+   * what it did, and a later call with that key replays it (or is idempotency_key_reused).
+   */
+  async createProduct(
+    sku: string,
+    name: string,
+    stock: number,
+    requestId: string,
+    idempotencyKey: string | null = null,
+  ): Promise<ProductCreation> {
     const actor = this.actorFor(sku);
-    const create = () => {
-      const nowMs = this.clock.nowMs();
-      const [event] = chainEvents(genesisHash, sku, [productCreatedEvent(stock, requestId, nowMs)]);
-      return this.store.createProduct({ sku, name, stock, nowMs, event: event! });
-    };
-    if (actor === null) return create();
-    // In the actor's turn, so a create never interleaves with a batch of the same SKU.
+    const fingerprint = createFingerprintOf(name, stock);
+    const wanted: WantedProduct = { sku, name, stock, requestId, key: idempotencyKey, fingerprint };
+    if (actor === null) return this.create(wanted);
     return actor.exclusive(async (adopt) => {
-      const result = await create();
-      // The store read the product back after inserting it: a new product starts warm.
-      adopt(result.product);
-      return result;
+      const creation = await this.create(wanted);
+      // The store read the product back after its statement: a new product starts warm.
+      adopt(creation.product);
+      return creation;
     });
+  }
+
+  private async create(wanted: WantedProduct): Promise<ProductCreation> {
+    const { sku, name, stock, requestId, key, fingerprint } = wanted;
+    const nowMs = this.clock.nowMs();
+    const outcome = createdOutcome(sku, name, stock, nowMs);
+    // The key is part of the event, so the hash chain covers which request created the product.
+    const draft: EventDraft = { ...productCreatedEvent(stock, requestId, nowMs), idempotencyKey: key };
+    const [event] = chainEvents(genesisHash, sku, [draft]);
+    const idempotency = key === null ? null : { key, fingerprint, outcome };
+    const stored = await this.store.createProduct({ sku, name, stock, nowMs, event: event!, idempotency });
+    if (stored.type === 'created') {
+      // What a replay renders was fixed before the insert: the row must say the same.
+      assert(stored.product.name === name, `product ${sku} reads back with the name it was created with`);
+      assert(stored.product.initialStock === stock, `product ${sku} reads back with the stock it was created with`);
+      const createdAt = productView(stored.product).createdAt;
+      assert(createdAt === outcome.product.createdAt, `product ${sku} reads back with the time it was created at`);
+      return { ...stored, result: { type: 'done', outcome, replayed: false } };
+    }
+    if (key === null) {
+      const same = outcomeForExisting(stored.product, name, stock);
+      return { ...stored, result: { type: 'done', outcome: same, replayed: false } };
+    }
+    return this.rememberOnExisting(stored.product, wanted, key, nowMs);
+  }
+
+  /**
+   * A keyed create that found its product: replays what the key answered before (the 201 of the
+   * create that inserted it, say), refuses a key used for something else, or remembers this
+   * answer - exactly as a batch remembers a command's outcome, guarded by the product's version.
+   */
+  private async rememberOnExisting(
+    found: ProductState,
+    wanted: WantedProduct,
+    key: string,
+    nowMs: number,
+  ): Promise<ProductCreation> {
+    const { name, stock, fingerprint } = wanted;
+    let product = found;
+    for (let attempt = 0; ; attempt++) {
+      const outcome = outcomeForExisting(product, name, stock);
+      const committed = await this.store.commitBatch(rememberWrite(product, { key, fingerprint, outcome }, nowMs));
+      switch (committed.type) {
+        case 'committed':
+          return { type: 'exists', product, result: { type: 'done', outcome, replayed: false } };
+        case 'known': {
+          const prior = committed.records.find((r) => r.key === key);
+          assert(prior !== undefined, `a known key of ${product.sku} comes back with its record`);
+          const result: CommandResult = prior.fingerprint === fingerprint
+            ? { type: 'done', outcome: prior.outcome, replayed: true }
+            : { type: 'failed', code: 'idempotency_key_reused', reason: `key was used for ${prior.fingerprint}` };
+          return { type: 'exists', product, result };
+        }
+        case 'conflict': {
+          // Another instance wrote to the product since it was read: the answer must show that.
+          this.observer.versionConflict?.(product.sku);
+          if (attempt >= conflictRetriesMax) {
+            const reason = `${attempt + 1} attempts refused in a row`;
+            return { type: 'exists', product, result: { type: 'failed', code: 'storage_unavailable', reason } };
+          }
+          const reloaded = await this.store.loadProduct(product.sku);
+          assert(reloaded !== null, `product ${product.sku} still exists`);
+          product = reloaded;
+          break;
+        }
+        default: {
+          const unreachable: never = committed;
+          return unreachable;
+        }
+      }
+    }
   }
 
   /** Per-actor figures, busiest (deepest queue, then most commands) first. */

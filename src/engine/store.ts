@@ -7,6 +7,8 @@ export interface NewProduct {
   readonly nowMs: number;
   /** Its first event (seq 1, `product_created`), written with the row. */
   readonly event: AuditEvent;
+  /** The create's answer under its Idempotency-Key, written with the row; null without a key. */
+  readonly idempotency: IdempotencyRecord | null;
 }
 
 export type CreateProductResult =
@@ -30,6 +32,10 @@ export interface DueReservation {
 export interface Store {
   /** The product row, its active reservations and the head of its hash chain; null if absent. */
   loadProduct(sku: string): Promise<ProductState | null>;
+  /**
+   * Inserts the product, its first event and its idempotency record in one statement, or nothing
+   * when the SKU exists (`exists`); either way returns the product as read afterwards.
+   */
   createProduct(input: NewProduct): Promise<CreateProductResult>;
   /** The product's committed version (null if absent): tells whether memory is still current. */
   productVersion(sku: string): Promise<number | null>;

@@ -46,7 +46,12 @@ export interface ProductState {
 
 export type EventSource = 'api' | 'sweeper';
 
+/**
+ * A business rule's refusal (409). Every one but `product_exists` is decided by `decide()` and is
+ * a `rejected` audit event; `product_exists` refuses a create without touching the product.
+ */
 export type RejectionCode =
+  | 'product_exists'
   | 'insufficient_stock'
   | 'stock_limit_exceeded'
   | 'reservation_expired'
@@ -120,6 +125,14 @@ export interface ReservationView {
   expiredAt?: string;
 }
 
+/** What a product looks like to a client (POST /products, GET /products/{sku}). */
+export interface ProductView {
+  sku: string;
+  name: string;
+  createdAt: string;
+  inventory: InventoryView;
+}
+
 export interface InventoryView {
   sku: string;
   total: number;
@@ -137,6 +150,8 @@ export interface InventoryView {
 export type Outcome =
   | { readonly kind: 'reservation'; readonly created: boolean; readonly reservation: ReservationView }
   | { readonly kind: 'inventory'; readonly inventory: InventoryView }
+  /** A create: `created` is 201, otherwise the same product again (200). */
+  | { readonly kind: 'product'; readonly created: boolean; readonly product: ProductView }
   | { readonly kind: 'rejected'; readonly code: RejectionCode; readonly detail: string }
   /** An expire command that found nothing to do (already final, or not due yet). */
   | { readonly kind: 'noop' };

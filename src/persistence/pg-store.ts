@@ -67,9 +67,17 @@ export class PgStore implements Store {
   }
 
   async createProduct(input: NewProduct): Promise<CreateProductResult> {
-    const { sku, name, stock, nowMs, event } = input;
-    const created = await guarded('create product', () =>
-      this.pool.query(products.insertProduct, [sku, name, stock, iso(nowMs), event.requestId, event.hash]));
+    const { sku, name, stock, nowMs, event, idempotency } = input;
+    // The row's idempotency_key is the one the event's hash was computed over.
+    const key = idempotency?.key ?? null;
+    assert(event.idempotencyKey === key, `product ${sku}: its first event carries its record's key`);
+    const values = [
+      sku, name, stock, iso(nowMs), event.requestId, event.hash,
+      key,
+      idempotency?.fingerprint ?? null,
+      idempotency === null ? null : JSON.stringify(idempotency.outcome),
+    ];
+    const created = await guarded('create product', () => this.pool.query(products.insertProduct, values));
     const product = await this.loadProduct(sku);
     assert(product !== null, `product ${sku} exists after its insert`);
     return { type: created.rows[0].created === 1 ? 'created' : 'exists', product };

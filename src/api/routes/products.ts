@@ -16,34 +16,17 @@ const iso = (ms: number) => new Date(ms).toISOString();
 export const productRoutes: FastifyPluginAsyncTypebox<ProductRoutesOptions> = async (app, { registry }) => {
   app.post('/products', {
     schema: {
-      summary: 'Create a product (idempotent: the same sku, name and stock again answers 200)',
+      summary: 'Create a product (the same again answers 200; an Idempotency-Key replays the first answer)',
       tags: ['products'],
       headers: IdempotencyHeaders,
       body: CreateProductBody,
       response: { 200: Product, 201: Product, ...problemResponses },
     },
   }, async (request, reply) => {
-    idempotencyKey(request, false);
+    const key = idempotencyKey(request, false);
     const { sku, name, stock } = request.body;
-    const result = await registry.createProduct(sku, name, stock, request.id);
-    const p = result.product;
-    if (result.type === 'exists' && (p.name !== name || p.initialStock !== stock)) {
-      throw new ApiError('product_exists', `product ${sku} exists with a different name or stock`);
-    }
-    return reply.code(result.type === 'created' ? 201 : 200).send({
-      sku: p.sku,
-      name: p.name,
-      createdAt: iso(p.createdAtMs),
-      inventory: {
-        sku: p.sku,
-        total: p.counters.total,
-        reserved: p.counters.reserved,
-        purchased: p.counters.purchased,
-        available: p.counters.total - p.counters.reserved - p.counters.purchased,
-        activeReservations: p.active.size,
-        version: p.counters.version,
-      },
-    });
+    const creation = await registry.createProduct(sku, name, stock, request.id, key);
+    return sendResult(reply, creation.result);
   });
 
   app.get('/products/:sku', {

@@ -23,8 +23,11 @@ export const selectProductVersion = `
 select version::bigint from products where sku = $1::text`;
 
 /**
- * Creates a product and its first event (seq 1) in one statement, or nothing when the SKU
- * exists; `created` tells which.
+ * Creates a product, its first event (seq 1) and, when the create carries an Idempotency-Key
+ * ($7, else null), its idempotency record, in one statement - so the row, its audit event and the
+ * remembered answer commit together (G4) - or nothing when the SKU exists; `created` tells which.
+ * A record of a product that does not exist yet cannot exist, so the record's insert never meets
+ * an earlier one.
  */
 export const insertProduct = `
 with inserted as (
@@ -33,8 +36,14 @@ with inserted as (
   on conflict (sku) do nothing
   returning sku
 ), event as (
-  insert into inventory_events (sku, seq, type, request_id, source, total, reserved, purchased, at, hash)
-  select sku, 1, 'product_created', $5::text, 'api', $3::bigint, 0, 0, $4::timestamptz, $6::text
+  insert into inventory_events (sku, seq, type, request_id, idempotency_key, source,
+                                total, reserved, purchased, at, hash)
+  select sku, 1, 'product_created', $5::text, $7::text, 'api', $3::bigint, 0, 0, $4::timestamptz, $6::text
     from inserted
+), record as (
+  insert into idempotency_records (sku, key, fingerprint, outcome, created_at)
+  select sku, $7::text, $8::text, $9::jsonb, $4::timestamptz
+    from inserted
+   where $7::text is not null
 )
 select count(*)::integer as created from inserted`;

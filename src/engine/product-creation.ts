@@ -1,0 +1,65 @@
+import type { BatchWrite, CommandResult, IdempotencyRecord, Outcome, ProductState, ProductView } from './types.ts';
+import { inventoryView } from './views.ts';
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+
+export type ProductOutcome = Extract<Outcome, { kind: 'product' }>;
+
+/** What a create did to the database, and what its caller is answered. */
+export interface ProductCreation {
+  /** `created`: this call inserted the product; `exists`: it found the product already there. */
+  readonly type: 'created' | 'exists';
+  /** The product as read from the database after the call. */
+  readonly product: ProductState;
+  readonly result: CommandResult;
+}
+
+export function productView(state: ProductState): ProductView {
+  return {
+    sku: state.sku,
+    name: state.name,
+    createdAt: iso(state.createdAtMs),
+    inventory: inventoryView(state.sku, state.counters, state.active.size),
+  };
+}
+
+/**
+ * The answer to the create that inserts the product (201), known before the insert: it is the
+ * idempotency record written in the same statement as the row.
+ */
+export function createdOutcome(sku: string, name: string, stock: number, nowMs: number): ProductOutcome {
+  const counters = { total: stock, reserved: 0, purchased: 0, version: 1 };
+  const product: ProductView = { sku, name, createdAt: iso(nowMs), inventory: inventoryView(sku, counters, 0) };
+  return { kind: 'product', created: true, product };
+}
+
+/**
+ * The answer to a create that finds its product: the same sku, name and stock again is the
+ * product as it is now (200); anything different is product_exists (409), which changes nothing.
+ */
+export function outcomeForExisting(product: ProductState, name: string, stock: number): Outcome {
+  if (product.name === name && product.initialStock === stock) {
+    return { kind: 'product', created: false, product: productView(product) };
+  }
+  const detail = `product ${product.sku} exists with a different name or stock`;
+  return { kind: 'rejected', code: 'product_exists', detail };
+}
+
+/**
+ * Remembers a keyed create's answer on a product that exists: no event and no counter change,
+ * only the record, guarded by the product's version and chain head like every batch - so the
+ * stored 200 body is the product as committed, and a key already used on it is found (`known`).
+ */
+export function rememberWrite(product: ProductState, record: IdempotencyRecord, atMs: number): BatchWrite {
+  return {
+    sku: product.sku,
+    versionBefore: product.counters.version,
+    hashBefore: product.lastHash,
+    counters: product.counters,
+    atMs,
+    inserted: [],
+    changed: [],
+    events: [],
+    idempotency: [record],
+  };
+}
