@@ -129,7 +129,7 @@ class Working implements DecisionView {
     }
     const decision = decide(this, command, nowMs);
     this.counters = decision.counters;
-    this.activeReservations += decision.inserted.length - decision.changed.length;
+    this.activeReservations += decision.inserted.length - decision.changed.filter((c) => c.to !== 'active').length;
     for (const r of decision.reservations) this.changes.set(r.id, r);
     this.drafts.push(...decision.events);
     this.inserted.push(...decision.inserted);

@@ -1,5 +1,5 @@
 import { nextStatus, type LifecycleEvent } from './lifecycle.ts';
-import { stockMax } from './limits.ts';
+import { reservationLifetimeMaxSeconds, stockMax } from './limits.ts';
 import type {
   Command,
   Counters,
@@ -46,13 +46,20 @@ export function decide(view: DecisionView, command: Command, nowMs: number): Dec
     case 'reserve':
       return decideReserve(view, command, nowMs);
     case 'purchase':
-      return decideFinish(view, command, 'PURCHASE', nowMs);
+      return decidePurchase(view, command, nowMs);
     case 'cancel':
       return decideFinish(view, command, 'CANCEL', nowMs);
     case 'expire':
       return decideExpire(view, command, nowMs);
     case 'adjust':
       return decideAdjust(view, command, nowMs);
+    case 'extend':
+      return decideExtend(view, command, nowMs);
+    case 'refuse': {
+      const r = rejection(view.counters, nowMs, metaOf(command), command.code, command.detail,
+        { reservationId: command.reservationId, quantity: command.quantity });
+      return { outcome: r.outcome, events: [r.event], counters: r.counters, inserted: [], changed: [], reservations: [] };
+    }
     default: {
       const unreachable: never = command;
       return unreachable;
@@ -64,6 +71,7 @@ type Meta = { requestId: string | null; idempotencyKey: string | null; source: E
 
 function metaOf(command: Command): Meta {
   if (command.type === 'expire') return { requestId: null, idempotencyKey: null, source: 'sweeper' };
+  if (command.type === 'refuse') return { requestId: command.requestId, idempotencyKey: null, source: 'api' };
   return { requestId: command.requestId, idempotencyKey: command.idempotencyKey, source: 'api' };
 }
 
@@ -81,6 +89,7 @@ function draft(
     reason: null,
     code: null,
     lateMs: null,
+    expiresAtMs: null,
     ...meta,
     ...fields,
     total: counters.total,
@@ -127,6 +136,9 @@ function decideReserve(
     id: command.reservationId,
     sku: view.sku,
     quantity: command.quantity,
+    line: command.line ?? 0,
+    lines: command.lines ?? 1,
+    purchasedQuantity: null,
     status: 'active',
     createdAtMs: nowMs,
     expiresAtMs: nowMs + command.ttlSeconds * 1000,
@@ -154,14 +166,18 @@ const rejectionForStatus: Record<Exclude<ReservationStatus, 'active'>, Rejection
   expired: 'reservation_expired',
 };
 
-const targetOf: Record<LifecycleEvent['type'], ReservationStatus> = {
+const targetOf: Record<Exclude<LifecycleEvent['type'], 'EXTEND'>, ReservationStatus> = {
   PURCHASE: 'purchased',
   CANCEL: 'cancelled',
   EXPIRE: 'expired',
 };
 
-function finish(r: Reservation, to: ReservationStatus, nowMs: number): Reservation {
-  return { ...r, status: to, finishedAtMs: nowMs };
+function finish(r: Reservation, to: ReservationStatus, nowMs: number, purchasedQuantity: number | null = null): Reservation {
+  return { ...r, status: to, finishedAtMs: nowMs, purchasedQuantity };
+}
+
+function changeOf(r: Reservation, to: ReservationStatus, nowMs: number, purchasedQuantity: number | null = null): StatusChange {
+  return { id: r.id, from: r.status, to, atMs: nowMs, purchasedQuantity, expiresAtMs: null };
 }
 
 /** Counters after a reservation leaves `active` for `to`. */
@@ -173,19 +189,46 @@ function release(c: Counters, r: Reservation, to: ReservationStatus): Counters {
 
 function decideFinish(
   view: DecisionView,
-  command: Extract<Command, { type: 'purchase' | 'cancel' }>,
-  event: 'PURCHASE' | 'CANCEL',
+  command: Extract<Command, { type: 'cancel' }>,
+  event: 'CANCEL',
   nowMs: number,
 ): Decision {
   const meta = metaOf(command);
-  const r = view.reservation(command.reservationId);
-  if (r === undefined) throw new Error(`decide: reservation ${command.reservationId} not provided`);
+  const r = reservationOf(view, command.reservationId);
   const target = targetOf[event];
 
   if (r.status === target) {
-    // Purchase and cancel are idempotent by the lifecycle itself: a replay, no second effect.
+    // Cancel is idempotent by the lifecycle itself: a replay, no second effect.
     return noChange({ kind: 'reservation', created: false, reservation: reservationView(r) }, view.counters);
   }
+  const refused = refuseUnlessActive(view, r, meta, nowMs);
+  if (refused !== null) return refused;
+  const to = nextStatus(r.status, { type: event });
+  if (to === null) throw new Error(`decide: lifecycle refused ${event} from active`);
+  const after = release(view.counters, r, to);
+  const finished = finish(r, to, nowMs);
+  return {
+    outcome: { kind: 'reservation', created: false, reservation: reservationView(finished) },
+    events: [draft(after, nowMs, meta, { type: 'cancelled', reservationId: r.id, quantity: r.quantity })],
+    counters: after,
+    inserted: [],
+    changed: [changeOf(r, to, nowMs)],
+    reservations: [finished],
+  };
+}
+
+function reservationOf(view: DecisionView, id: string): Reservation {
+  const r = view.reservation(id);
+  if (r === undefined) throw new Error(`decide: reservation ${id} not provided`);
+  return r;
+}
+
+/**
+ * A reservation that is no longer active is refused with its status's code; one whose expiresAt
+ * has passed is expired in that moment, swept or not (docs/API.md), and refused as expired.
+ * Null when it is active and not due: the command may go on.
+ */
+function refuseUnlessActive(view: DecisionView, r: Reservation, meta: Meta, nowMs: number): Decision | null {
   if (r.status !== 'active') {
     const code = rejectionForStatus[r.status];
     const rej = rejection(view.counters, nowMs, meta, code,
@@ -207,17 +250,77 @@ function decideFinish(
       reservations: [expired.reservation],
     };
   }
-  const to = nextStatus(r.status, { type: event });
-  if (to === null) throw new Error(`decide: lifecycle refused ${event} from active`);
-  const after = release(view.counters, r, to);
-  const finished = finish(r, to, nowMs);
+  return null;
+}
+
+/**
+ * Purchase of a line: `quantity` of it is bought (all when absent) and the rest goes back to
+ * available in the same step. Sameness is judged on what is asked: the same purchase of a purchased
+ * line answers it again; any other is refused as reservation_purchased.
+ */
+function decidePurchase(view: DecisionView, command: Extract<Command, { type: 'purchase' }>, nowMs: number): Decision {
+  const meta = metaOf(command);
+  const r = reservationOf(view, command.reservationId);
+  const bought = command.quantity ?? r.quantity;
+  if (r.status === 'purchased' && r.purchasedQuantity === bought) {
+    return noChange({ kind: 'reservation', created: false, reservation: reservationView(r) }, view.counters);
+  }
+  const refused = refuseUnlessActive(view, r, meta, nowMs);
+  if (refused !== null) return refused;
+  if (bought > r.quantity) {
+    const rej = rejection(view.counters, nowMs, meta, 'quantity_exceeds_reservation',
+      `asked to buy ${bought} of ${r.sku}, reserved ${r.quantity}`, { reservationId: r.id, quantity: bought });
+    return { outcome: rej.outcome, events: [rej.event], counters: rej.counters, inserted: [], changed: [], reservations: [] };
+  }
+  const to = nextStatus(r.status, { type: 'PURCHASE' });
+  if (to === null) throw new Error('decide: lifecycle refused PURCHASE from active');
+  const events: EventDraft[] = [];
+  let c = view.counters;
+  if (bought > 0) {
+    c = bump(c, { reserved: c.reserved - bought, purchased: c.purchased + bought });
+    events.push(draft(c, nowMs, meta, { type: 'purchased', reservationId: r.id, quantity: bought }));
+  }
+  if (bought < r.quantity) {
+    c = bump(c, { reserved: c.reserved - (r.quantity - bought) });
+    events.push(draft(c, nowMs, meta, { type: 'released', reservationId: r.id, quantity: r.quantity - bought }));
+  }
+  const finished = finish(r, to, nowMs, bought);
   return {
     outcome: { kind: 'reservation', created: false, reservation: reservationView(finished) },
-    events: [draft(after, nowMs, meta, { type: to === 'purchased' ? 'purchased' : 'cancelled', reservationId: r.id, quantity: r.quantity })],
+    events,
+    counters: c,
+    inserted: [],
+    changed: [changeOf(r, to, nowMs, bought)],
+    reservations: [finished],
+  };
+}
+
+/**
+ * Extension: expiresAt becomes now + ttlSeconds, never later than createdAt plus the lifetime
+ * cap; a reservation already at the cap is refused. Its status does not change.
+ */
+function decideExtend(view: DecisionView, command: Extract<Command, { type: 'extend' }>, nowMs: number): Decision {
+  const meta = metaOf(command);
+  const r = reservationOf(view, command.reservationId);
+  const refused = refuseUnlessActive(view, r, meta, nowMs);
+  if (refused !== null) return refused;
+  const capMs = r.createdAtMs + reservationLifetimeMaxSeconds * 1000;
+  if (r.expiresAtMs >= capMs) {
+    const rej = rejection(view.counters, nowMs, meta, 'reservation_lifetime_exceeded',
+      `reservation ${r.id} already expires at its lifetime cap ${new Date(capMs).toISOString()}`,
+      { reservationId: r.id, quantity: r.quantity });
+    return { outcome: rej.outcome, events: [rej.event], counters: rej.counters, inserted: [], changed: [], reservations: [] };
+  }
+  const expiresAtMs = Math.min(nowMs + command.ttlSeconds * 1000, capMs);
+  const after = bump(view.counters, {});
+  const extended: Reservation = { ...r, expiresAtMs };
+  return {
+    outcome: { kind: 'reservation', created: false, reservation: reservationView(extended) },
+    events: [draft(after, nowMs, meta, { type: 'extended', reservationId: r.id, quantity: r.quantity, expiresAtMs })],
     counters: after,
     inserted: [],
-    changed: [{ id: r.id, from: 'active', to, atMs: nowMs }],
-    reservations: [finished],
+    changed: [{ id: r.id, from: 'active', to: 'active', atMs: nowMs, purchasedQuantity: null, expiresAtMs }],
+    reservations: [extended],
   };
 }
 
@@ -232,7 +335,7 @@ function expireNow(c: Counters, r: Reservation, nowMs: number, meta: Meta) {
     quantity: r.quantity,
     lateMs: nowMs - r.expiresAtMs,
   });
-  const change: StatusChange = { id: r.id, from: r.status, to, atMs: nowMs };
+  const change = changeOf(r, to, nowMs);
   return { counters, reservation, event, change };
 }
 

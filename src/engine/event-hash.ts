@@ -9,10 +9,14 @@ export const genesisHash = '';
  * `secventory verify` rebuilds it from the database row, so any edited field breaks the chain.
  */
 export function canonicalEvent(sku: string, e: EventDraft): string {
-  return JSON.stringify([
+  const fields: unknown[] = [
     sku, e.seq, e.type, e.reservationId, e.quantity, e.delta, e.reason, e.code,
     e.requestId, e.idempotencyKey, e.source, e.lateMs, e.total, e.reserved, e.purchased, e.atMs,
-  ]);
+  ];
+  // Fields added later join the end only when set, so the events written before them keep their
+  // canonical form, and with it their hashes.
+  if (e.expiresAtMs !== null) fields.push(e.expiresAtMs);
+  return JSON.stringify(fields);
 }
 
 export function eventHash(previousHash: string, sku: string, e: EventDraft): string {

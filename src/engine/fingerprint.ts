@@ -11,10 +11,16 @@ export function fingerprintOf(command: Command): string {
     case 'adjust':
       return `adjust:${command.delta}:${JSON.stringify(command.reason)}`;
     case 'purchase':
+      // No quantity is the whole line: the same purchase as naming the full quantity.
+      return command.quantity === undefined ? `purchase:${command.reservationId}` : `purchase:${command.reservationId}:${command.quantity}`;
     case 'cancel':
-      return `${command.type}:${command.reservationId}`;
+      return `cancel:${command.reservationId}`;
+    case 'extend':
+      return `extend:${command.reservationId}:${command.ttlSeconds}`;
     case 'expire':
       return `expire:${command.reservationId}`;
+    case 'refuse':
+      return `refuse:${command.reservationId}:${command.code}`;
     default: {
       const unreachable: never = command;
       return unreachable;
@@ -32,9 +38,10 @@ export function createFingerprintOf(name: string, stock: number): string {
 }
 
 export function idempotencyKeyOf(command: Command): string | null {
-  return command.type === 'expire' ? null : command.idempotencyKey;
+  return command.type === 'expire' || command.type === 'refuse' ? null : command.idempotencyKey;
 }
 
+/** The existing reservation a command acts on: none for those that create or refuse one. */
 export function reservationIdOf(command: Command): string | null {
-  return command.type === 'reserve' || command.type === 'adjust' ? null : command.reservationId;
+  return command.type === 'reserve' || command.type === 'adjust' || command.type === 'refuse' ? null : command.reservationId;
 }

@@ -1,10 +1,11 @@
 import { setup, transition } from 'xstate';
 import type { ReservationStatus } from './types.ts';
 
-export type LifecycleEvent = { type: 'PURCHASE' } | { type: 'CANCEL' } | { type: 'EXPIRE' };
+export type LifecycleEvent = { type: 'PURCHASE' } | { type: 'CANCEL' } | { type: 'EXPIRE' } | { type: 'EXTEND' };
 
 /**
- * The reservation lifecycle: active -> purchased | cancelled | expired, all three final.
+ * The reservation lifecycle: active -> purchased | cancelled | expired, all three final; an
+ * extension keeps it active.
  * It has no side effects; the engine and `secventory verify` use it only through XState's pure
  * `transition()`, so an illegal transition is a value (null), never a crash.
  */
@@ -15,7 +16,8 @@ export const reservationLifecycle = setup({
   initial: 'active',
   states: {
     active: {
-      on: { PURCHASE: 'purchased', CANCEL: 'cancelled', EXPIRE: 'expired' },
+      // Extending keeps a reservation active (a self-transition).
+      on: { PURCHASE: 'purchased', CANCEL: 'cancelled', EXPIRE: 'expired', EXTEND: 'active' },
     },
     purchased: { type: 'final' },
     cancelled: { type: 'final' },

@@ -8,6 +8,11 @@ export const quantityMax = 1_000_000;
 /** docs/API.md: a reservation lives 1 s .. 24 h; 10 minutes when the client does not say. */
 export const ttlSecondsMin = 1;
 export const ttlSecondsMax = 86_400;
+/**
+ * How long a reservation may live however often it is extended: 24 h after its creation. Stock
+ * held without end is stock nobody can sell; a checkout that needs longer starts a new one.
+ */
+export const reservationLifetimeMaxSeconds = 86_400;
 export const ttlSecondsDefault = 600;
 /** docs/API.md: SKU alphabet and length. */
 export const skuPattern = '^[A-Za-z0-9._:-]{1,64}$';

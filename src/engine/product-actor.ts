@@ -7,7 +7,7 @@ import { LatencyHistogram } from './latency-histogram.ts';
 import { batchesInFlightMax, conflictRetriesMax } from './limits.ts';
 import type { EngineObserver } from './observer.ts';
 import type { CommitResult, Store } from './store.ts';
-import type { BatchWrite, Command, CommandResult, FailureCode, IdempotencyRecord, ProductState } from './types.ts';
+import type { BatchWrite, Command, CommandResult, FailureCode, IdempotencyRecord, ProductState, Reservation } from './types.ts';
 
 export interface ActorSettings {
   readonly batchSizeMax: number;
@@ -28,6 +28,27 @@ interface Pending {
   readonly fingerprint: string;
   readonly enqueuedAtMs: number;
   readonly resolve: (result: CommandResult) => void;
+}
+
+/** What a cart may do with an actor it holds (see `ProductActor.hold`). */
+export interface HeldProduct {
+  readonly sku: string;
+  /** The committed state, loaded if needed; null when the product does not exist. */
+  state(): Promise<ProductState | null>;
+  /** Drops memory and loads the product again (after another writer was found). */
+  reload(): Promise<ProductState | null>;
+  base(state: ProductState): Base;
+  /** After COMMIT only: the write becomes the actor's state. */
+  committed(state: ProductState, write: BatchWrite): void;
+  /** After a commit in doubt: memory is no longer trusted. */
+  drop(): void;
+}
+
+/** Reservations of one line are routed by id without a query; a cart's go through the cart. */
+function oneLineIds(reservations: Iterable<Reservation>): string[] {
+  const ids: string[] = [];
+  for (const r of reservations) if (r.lines === 1) ids.push(r.id);
+  return ids;
 }
 
 /** A batch sent to the database (or waiting on one that was), settled strictly in order. */
@@ -156,10 +177,36 @@ export class ProductActor {
     });
   }
 
+  /**
+   * Holds this actor for a cart: `work` runs in the actor's turn once its batches in flight have
+   * settled, and nothing else of this product is decided until it returns. A cart holds all its
+   * products' actors at once, taken in SKU order (never two carts waiting for each other).
+   */
+  hold<T>(work: (held: HeldProduct) => Promise<T>): Promise<T> {
+    return this.turns.add(async () => {
+      await this.settled();
+      const held: HeldProduct = {
+        sku: this.sku,
+        state: () => this.loadedState(),
+        reload: async () => {
+          this.dropState();
+          return this.loadedState();
+        },
+        base: (state) => this.base(state),
+        committed: (state, write) => {
+          this.apply(state, write);
+          this.committedBatch(1, write, performance.now());
+        },
+        drop: () => this.dropState(),
+      };
+      return work(held);
+    });
+  }
+
   private adopt(state: ProductState): void {
     assertCounters(state.counters, 'adopted');
     this.state = state;
-    this.deps.onReservationsChanged(this.sku, [...state.active.keys()], []);
+    this.deps.onReservationsChanged(this.sku, oneLineIds(state.active.values()), []);
   }
 
   async drained(): Promise<void> {
@@ -482,10 +529,22 @@ export class ProductActor {
     const last = write.events.at(-1);
     if (last !== undefined) state.lastHash = last.hash;
     for (const r of write.inserted) state.active.set(r.id, r);
-    for (const c of write.changed) state.active.delete(c.id);
+    const closed: string[] = [];
+    for (const c of write.changed) {
+      const r = state.active.get(c.id);
+      assert(r !== undefined, `a changed reservation ${c.id} was active`);
+      if (c.to === 'active') {
+        // An extension: still active, with its new expiry.
+        assert(c.expiresAtMs !== null, 'an extension sets the expiry');
+        state.active.set(c.id, { ...r, expiresAtMs: c.expiresAtMs });
+      } else {
+        state.active.delete(c.id);
+        closed.push(c.id);
+      }
+    }
     assertCounters(state.counters, 'applied');
     assert(state.counters.version === before.version + write.events.length, 'one version per event');
-    this.deps.onReservationsChanged(this.sku, write.inserted.map((r) => r.id), write.changed.map((c) => c.id));
+    this.deps.onReservationsChanged(this.sku, oneLineIds(write.inserted), closed);
   }
 
   private answer(batch: readonly Pending[], results: readonly CommandResult[]): void {

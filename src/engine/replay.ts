@@ -26,8 +26,10 @@ export function stockAfter(before: Stock, e: Pick<EventDraft, 'type' | 'quantity
         : { ...before, reserved: before.reserved - e.quantity, purchased: before.purchased + e.quantity };
     case 'cancelled':
     case 'expired':
+    case 'released':
       return e.quantity === null ? null : { ...before, reserved: before.reserved - e.quantity };
     case 'rejected':
+    case 'extended':
       return before;
     default: {
       const unreachable: never = e.type;

@@ -40,7 +40,17 @@ export interface Store {
   /** The product's committed version (null if absent): tells whether memory is still current. */
   productVersion(sku: string): Promise<number | null>;
   findReservations(sku: string, ids: readonly string[]): Promise<Reservation[]>;
-  findReservationSku(id: string): Promise<string | null>;
+  /** The products of a reservation's lines, in line order (empty when it does not exist). */
+  findReservationSkus(id: string): Promise<string[]>;
+  /** Every line of a reservation, in line order (empty when it does not exist). */
+  findReservationLines(id: string): Promise<Reservation[]>;
+  /** A key's record in a scope other than a product's (a cart's route or reservation). */
+  findRecord(scope: string, key: string): Promise<IdempotencyRecord | null>;
+  /**
+   * Commits the writes of several products as one: all of them or none (a cart). `conflict` when
+   * any product moved, or when the operation's scoped key was used meanwhile (reload, look again).
+   */
+  commitAllOrNothing(writes: readonly BatchWrite[]): Promise<CommitResult>;
   /**
    * Commits the batch in one transaction, or writes nothing and says why: `conflict` when the
    * product's version is not `versionBefore` or its newest event's hash is not `hashBefore`; `known` when some of its idempotency keys were used

@@ -66,7 +66,8 @@ export type Command =
       readonly reservationId: string;
       readonly quantity: number;
       readonly ttlSeconds: number;
-      readonly idempotencyKey: string;
+      /** Null for a line of a cart: the cart's key lives in the cart's scope, not the product's. */
+      readonly idempotencyKey: string | null;
       readonly requestId: string;
       /** For a line of a cart: its place and the cart's number of lines (default: 0 of 1). */
       readonly line?: number;
@@ -94,6 +95,18 @@ export type Command =
       readonly requestId: string;
     }
   | { readonly type: 'expire'; readonly reservationId: string }
+  /**
+   * A cart refused as a whole, recorded on a product whose own line would have gone through (all
+   * or nothing: every product the cart named records the refusal).
+   */
+  | {
+      readonly type: 'refuse';
+      readonly reservationId: string;
+      readonly quantity: number;
+      readonly code: RejectionCode;
+      readonly detail: string;
+      readonly requestId: string;
+    }
   | {
       readonly type: 'adjust';
       readonly delta: number;
@@ -152,7 +165,13 @@ export type Outcome =
   | { readonly kind: 'inventory'; readonly inventory: InventoryView }
   /** A create: `created` is 201, otherwise the same product again (200). */
   | { readonly kind: 'product'; readonly created: boolean; readonly product: ProductView }
-  | { readonly kind: 'rejected'; readonly code: RejectionCode; readonly detail: string }
+  | {
+      readonly kind: 'rejected';
+      readonly code: RejectionCode;
+      readonly detail: string;
+      /** A cart refused for stock: every short line, with what its product had when decided. */
+      readonly lines?: readonly { sku: string; requested: number; available: number }[];
+    }
   /** An expire command that found nothing to do (already final, or not due yet). */
   | { readonly kind: 'noop' };
 
@@ -163,11 +182,19 @@ export type FailureCode =
   | 'product_not_found'
   | 'reservation_not_found'
   | 'idempotency_key_reused'
+  /** A request that can never succeed as asked (a cart purchase naming a SKU not in the cart). */
+  | 'validation_failed'
   | 'internal_error';
 
 export type CommandResult =
   | { readonly type: 'done'; readonly outcome: Outcome; readonly replayed: boolean }
-  | { readonly type: 'failed'; readonly code: FailureCode; readonly reason: string };
+  | {
+      readonly type: 'failed';
+      readonly code: FailureCode;
+      readonly reason: string;
+      /** For product_not_found on a cart: every SKU it named that does not exist. */
+      readonly unknownSkus?: readonly string[];
+    };
 
 export type EventType =
   | 'product_created'
@@ -220,6 +247,8 @@ export interface StatusChange {
 }
 
 export interface IdempotencyRecord {
+  /** Where the key lives when it is not the batch's product: a cart's route or reservation. */
+  readonly scope?: string;
   readonly key: string;
   readonly fingerprint: string;
   readonly outcome: Outcome;

@@ -1,20 +1,35 @@
-import type { Counters, InventoryView, Reservation, ReservationView } from './types.ts';
+import { assert } from './errors.ts';
+import type { Counters, InventoryView, Reservation, ReservationLineView, ReservationView } from './types.ts';
 
-const iso = (ms: number): string => new Date(ms).toISOString();
+const isoOf = (ms: number): string => new Date(ms).toISOString();
 
-export function reservationView(r: Reservation): ReservationView {
+/** One line as a client sees it: what was bought shows once purchased. */
+function lineView(r: Reservation): ReservationLineView {
+  return r.purchasedQuantity === null
+    ? { sku: r.sku, quantity: r.quantity }
+    : { sku: r.sku, quantity: r.quantity, purchasedQuantity: r.purchasedQuantity };
+}
+
+/**
+ * A reservation from its lines (all of them, any order): lines in the order the client sent them;
+ * a reservation of one line also shows its `sku` and `quantity` at the top.
+ */
+export function reservationView(...lines: readonly Reservation[]): ReservationView {
+  const ordered = [...lines].sort((a, b) => a.line - b.line);
+  const first = ordered[0];
+  assert(first !== undefined, 'a reservation has a line');
   const view: ReservationView = {
-    id: r.id,
-    sku: r.sku,
-    quantity: r.quantity,
-    status: r.status,
-    createdAt: iso(r.createdAtMs),
-    expiresAt: iso(r.expiresAtMs),
+    id: first.id,
+    ...(ordered.length === 1 ? { sku: first.sku, quantity: first.quantity } : {}),
+    lines: ordered.map(lineView),
+    status: first.status,
+    createdAt: isoOf(first.createdAtMs),
+    expiresAt: isoOf(first.expiresAtMs),
   };
-  if (r.finishedAtMs !== null) {
-    if (r.status === 'purchased') view.purchasedAt = iso(r.finishedAtMs);
-    else if (r.status === 'cancelled') view.cancelledAt = iso(r.finishedAtMs);
-    else if (r.status === 'expired') view.expiredAt = iso(r.finishedAtMs);
+  if (first.finishedAtMs !== null) {
+    if (first.status === 'purchased') view.purchasedAt = isoOf(first.finishedAtMs);
+    else if (first.status === 'cancelled') view.cancelledAt = isoOf(first.finishedAtMs);
+    else if (first.status === 'expired') view.expiredAt = isoOf(first.finishedAtMs);
   }
   return view;
 }

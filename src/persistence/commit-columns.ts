@@ -7,7 +7,7 @@ import { arrayLiteral } from './array-literal.ts';
 // the statement names each parameter (`p_sku => $1::text[]`), so a column out of place or of another
 // type fails at once instead of writing one field into another. A test compares it with pg_proc.
 
-type SqlType = 'text' | 'bigint' | 'integer' | 'uuid';
+type SqlType = 'text' | 'bigint' | 'integer' | 'smallint' | 'uuid';
 type Scalar = string | number | null;
 
 /** A kind of row the function writes, and the columns of it, each from a row and its batch. */
@@ -40,6 +40,8 @@ const reservationRows = kind<Reservation>({
     ['r_quantity', 'integer', (r) => r.quantity],
     ['r_created_at_ms', 'bigint', (r) => r.createdAtMs],
     ['r_expires_at_ms', 'bigint', (r) => r.expiresAtMs],
+    ['r_line', 'smallint', (r) => r.line],
+    ['r_lines', 'smallint', (r) => r.lines],
   ],
 });
 
@@ -52,6 +54,8 @@ const statusChangeRows = kind<StatusChange>({
     ['u_from', 'text', (c) => c.from],
     ['u_to', 'text', (c) => c.to],
     ['u_at_ms', 'bigint', (c) => c.atMs],
+    ['u_purchased_quantity', 'integer', (c) => c.purchasedQuantity],
+    ['u_expires_at_ms', 'bigint', (c) => c.expiresAtMs],
   ],
 });
 
@@ -75,32 +79,39 @@ const eventRows = kind<AuditEvent>({
     ['e_purchased', 'bigint', (e) => e.purchased],
     ['e_at_ms', 'bigint', (e) => e.atMs],
     ['e_hash', 'text', (e) => e.hash],
+    ['e_expires_at_ms', 'bigint', (e) => e.expiresAtMs],
   ],
 });
 
 const idempotencyRows = kind<IdempotencyRecord>({
   rowsOf: (w) => w.idempotency,
   columns: [
-    ['i_sku', 'text', (_, w) => w.sku],
+    ['i_sku', 'text', (i, w) => i.scope ?? w.sku],
     ['i_key', 'text', (i) => i.key],
     ['i_fingerprint', 'text', (i) => i.fingerprint],
     ['i_outcome', 'text', (i) => JSON.stringify(i.outcome)],
+    ['i_at_ms', 'bigint', (_, w) => w.atMs],
   ],
 });
 
 // Widened to unknown rows once, here, so that the kinds can be walked as one list.
 const rowKinds = [productRows, reservationRows, statusChangeRows, eventRows, idempotencyRows] as readonly RowKind<unknown>[];
 
-/** The function's parameters in order: name and SQL element type. */
-export const commitParameters: readonly { name: string; type: SqlType }[] = rowKinds.flatMap((k) =>
-  k.columns.map(([name, type]) => ({ name, type })));
+/** The function's parameters in order: name and SQL type (arrays but the last, a flag). */
+export const commitParameters: readonly { name: string; type: string }[] = [
+  ...rowKinds.flatMap((k) => k.columns.map(([name, type]) => ({ name, type: `${type}[]` }))),
+  { name: 'all_or_nothing', type: 'boolean' },
+];
 
-/** The statement: every parameter by name, cast to its array type. */
+/** The statement: every parameter by name, cast to its type. */
 export const commitBatchesSql = `select secventory_commit_batches(${
-  commitParameters.map((p, i) => `${p.name} => $${i + 1}::${p.type}[]`).join(', ')}) as results`;
+  commitParameters.map((p, i) => `${p.name} => $${i + 1}::${p.type}`).join(', ')}) as results`;
 
-/** The statement's parameter values for a group of batches: one array literal per parameter. */
-export function commitValues(writes: readonly BatchWrite[]): string[] {
+/**
+ * The statement's parameter values for a group of batches: one array literal per column, then
+ * whether the group commits all or nothing (a cart's products) or each batch on its own.
+ */
+export function commitValues(writes: readonly BatchWrite[], allOrNothing: boolean): string[] {
   const values: string[] = [];
   for (const k of rowKinds) {
     const columns: Scalar[][] = k.columns.map(() => []);
@@ -111,5 +122,6 @@ export function commitValues(writes: readonly BatchWrite[]): string[] {
     }
     for (const column of columns) values.push(arrayLiteral(column));
   }
+  values.push(allOrNothing ? 'true' : 'false');
   return values;
 }

@@ -37,6 +37,7 @@ export interface EventRow {
   purchased: number;
   at_ms: number;
   hash: string;
+  expires_at_ms: number | null;
 }
 
 // The schema's CHECK constraints keep `type` and `source` to the engine's values; `code` is
@@ -56,6 +57,7 @@ export function eventFromRow(row: EventRow): LoggedEvent {
     idempotencyKey: row.idempotency_key,
     source: row.source as EventSource,
     lateMs: row.late_ms,
+    expiresAtMs: row.expires_at_ms,
     total: row.total,
     reserved: row.reserved,
     purchased: row.purchased,
@@ -87,12 +89,12 @@ export class EventLog {
     });
   }
 
-  /** A reservation's events with seq > afterSeq; null when the reservation does not exist. */
-  reservationEvents(id: string, afterSeq: string, limit: number): Promise<EventPage | null> {
+  /** A reservation's events after a position; null when the reservation does not exist. */
+  reservationEvents(id: string, afterPosition: string, limit: number): Promise<EventPage | null> {
     return guarded('read reservation events', async () => {
-      const { rows } = await this.pool.query<EventRow>({ name: 'select_reservation_events', text: events.selectReservationEvents, values: [id, afterSeq, limit + 1] });
+      const { rows } = await this.pool.query<EventRow>({ name: 'select_reservation_events', text: events.selectReservationEvents, values: [id, afterPosition, limit + 1] });
       if (rows.length > 0) return pageOf(rows, limit);
-      const reservation = await this.pool.query(reservations.selectReservationSku, [id]);
+      const reservation = await this.pool.query(reservations.selectReservationSkus, [id]);
       return reservation.rowCount === 0 ? null : pageOf(rows, limit);
     });
   }

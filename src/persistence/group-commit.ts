@@ -54,6 +54,26 @@ export class GroupCommitter {
 
   constructor(private readonly pool: pg.Pool) {}
 
+  /**
+   * A cart's writes, alone in their own statement: a refusal of one product refuses all, which
+   * must not take unrelated batches down with it. The cart holds its products' actors, so none of
+   * them has a batch in flight here.
+   */
+  async commitAllOrNothing(writes: readonly BatchWrite[]): Promise<CommitResult> {
+    const sorted = [...writes].sort((a, b) => (a.sku < b.sku ? -1 : a.sku > b.sku ? 1 : 0));
+    try {
+      const { rows } = await this.pool.query({ name: 'commit_batches_all_or_nothing', text: commitBatchesSql, values: commitValues(sorted, true) });
+      const results = resultsOf(rows[0].results, sorted.length);
+      assert(results.every((r) => r.type === 'committed'), 'an all-or-nothing group commits every product or raises');
+      return { type: 'committed' };
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      if (code === statusConflictSqlState || code === '23505') return { type: 'conflict' };
+      if (error instanceof Error && error.name === 'InvariantViolation') throw error;
+      throw storageError(error, `commit of a cart over ${writes.length} products`);
+    }
+  }
+
   commit(write: BatchWrite): Promise<CommitResult> {
     return new Promise((resolve, reject) => {
       this.waiting.push({ write, resolve, reject });
@@ -114,7 +134,7 @@ export class GroupCommitter {
     // Product rows are locked in SKU order, the same in every instance: two instances' groups
     // can wait for each other but never deadlock.
     const group = unordered.sort((a, b) => (a.write.sku < b.write.sku ? -1 : a.write.sku > b.write.sku ? 1 : 0));
-    const values = commitValues(group.map((g) => g.write));
+    const values = commitValues(group.map((g) => g.write), false);
     let results: unknown;
     try {
       const { rows } = await this.pool.query({ name: 'commit_batches', text: commitBatchesSql, values });

@@ -13,6 +13,9 @@ interface ReservationRow {
   id: string;
   sku: string;
   quantity: number;
+  line: number;
+  lines: number;
+  purchased_quantity: number | null;
   status: string;
   created_at_ms: number;
   expires_at_ms: number;
@@ -25,6 +28,9 @@ export function reservationFromRow(row: ReservationRow): Reservation {
     id: row.id,
     sku: row.sku,
     quantity: row.quantity,
+    line: row.line,
+    lines: row.lines,
+    purchasedQuantity: row.purchased_quantity,
     status: row.status,
     createdAtMs: row.created_at_ms,
     expiresAtMs: row.expires_at_ms,
@@ -46,8 +52,8 @@ export class PgStore implements Store {
       const row = rows[0];
       if (row === undefined) return null;
       const active = new Map<string, Reservation>();
-      for (const [id, quantity, createdAtMs, expiresAtMs] of row.active as [string, number, number, number][]) {
-        active.set(id, { id, sku, quantity, status: 'active', createdAtMs, expiresAtMs, finishedAtMs: null });
+      for (const [id, quantity, createdAtMs, expiresAtMs, line, lines] of row.active as [string, number, number, number, number, number][]) {
+        active.set(id, { id, sku, quantity, line, lines, purchasedQuantity: null, status: 'active', createdAtMs, expiresAtMs, finishedAtMs: null });
       }
       const state: ProductState = {
         sku: row.sku,
@@ -97,11 +103,30 @@ export class PgStore implements Store {
     });
   }
 
-  findReservationSku(id: string): Promise<string | null> {
-    return guarded('find reservation sku', async () => {
-      const { rows } = await this.pool.query({ name: 'select_reservation_sku', text: reservations.selectReservationSku, values: [id] });
-      return rows[0]?.sku ?? null;
+  findReservationSkus(id: string): Promise<string[]> {
+    return guarded('find reservation skus', async () => {
+      const { rows } = await this.pool.query({ name: 'select_reservation_skus', text: reservations.selectReservationSkus, values: [id] });
+      return rows.map((row: { sku: string }) => row.sku);
     });
+  }
+
+  findReservationLines(id: string): Promise<Reservation[]> {
+    return guarded('find reservation lines', async () => {
+      const { rows } = await this.pool.query<ReservationRow>({ name: 'select_reservation', text: reservations.selectReservation, values: [id] });
+      return rows.map(reservationFromRow);
+    });
+  }
+
+  findRecord(scope: string, key: string): Promise<IdempotencyRecord | null> {
+    return guarded('find idempotency record', async () => {
+      const { rows } = await this.pool.query({ name: 'select_idempotency_record', text: idempotency.selectIdempotencyRecord, values: [scope, key] });
+      const row = rows[0];
+      return row === undefined ? null : { scope, key: row.key, fingerprint: row.fingerprint, outcome: row.outcome };
+    });
+  }
+
+  commitAllOrNothing(writes: readonly BatchWrite[]): Promise<CommitResult> {
+    return this.committer.commitAllOrNothing(writes);
   }
 
   commitBatch(write: BatchWrite): Promise<CommitResult> {

@@ -5,7 +5,8 @@
 export const eventColumns = `
   e.id as position, e.sku, e.seq, e.type, e.reservation_id::text as reservation_id, e.quantity,
   e.delta, e.reason, e.code, e.request_id, e.idempotency_key, e.source, e.late_ms,
-  e.total, e.reserved, e.purchased, (extract(epoch from e.at) * 1000)::bigint as at_ms, e.hash`;
+  e.total, e.reserved, e.purchased, (extract(epoch from e.at) * 1000)::bigint as at_ms, e.hash,
+  (extract(epoch from e.expires_at) * 1000)::bigint as expires_at_ms`;
 
 /** One product's events after seq $2, in seq order; served by the unique index (sku, seq). */
 export const selectProductEvents = `
@@ -16,14 +17,15 @@ select ${eventColumns}
  limit $3::integer`;
 
 /**
- * One reservation's events after seq $2. A reservation lives on one product, so its seq order
- * is its history's order.
+ * One reservation's events after position $2, in commit order, over all its products (a cart's
+ * lines live on several). The events of one operation on a cart commit together, so a reader never
+ * sees part of one.
  */
 export const selectReservationEvents = `
 select ${eventColumns}
   from inventory_events e
- where e.reservation_id = $1::uuid and e.seq > $2::bigint
- order by e.seq
+ where e.reservation_id = $1::uuid and e.id > $2::bigint
+ order by e.id
  limit $3::integer`;
 
 /**

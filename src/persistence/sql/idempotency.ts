@@ -1,3 +1,9 @@
+/** The record of a key in its scope: a product's SKU, or a cart's route or reservation. */
+export const selectIdempotencyRecord = `
+select key, fingerprint, outcome
+  from idempotency_records
+ where sku = $1::text and key = $2::text`;
+
 /** Deletes at most $2 records older than $1, so one cleanup never holds locks for long. */
 export const deleteIdempotencyRecordsBefore = `
 delete from idempotency_records

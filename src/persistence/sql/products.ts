@@ -13,7 +13,8 @@ select p.sku, p.name, p.initial_stock::integer, p.total::integer, p.reserved::in
        (select e.hash from inventory_events e where e.sku = p.sku and e.seq = p.version) as last_hash,
        coalesce((select json_agg(json_build_array(r.id, r.quantity,
                                                   (extract(epoch from r.created_at) * 1000)::bigint,
-                                                  (extract(epoch from r.expires_at) * 1000)::bigint))
+                                                  (extract(epoch from r.expires_at) * 1000)::bigint,
+                                                  r.line, r.lines))
                    from reservations r
                   where r.sku = p.sku and r.status = 'active'), '[]'::json) as active
   from products p

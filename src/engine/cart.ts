@@ -1,0 +1,182 @@
+import { cartFingerprintOf, decideCart, lineCommands, type CartOp, type CartProduct } from './decide-cart.ts';
+import { StorageError } from './errors.ts';
+import { conflictRetriesMax } from './limits.ts';
+import type { EngineObserver } from './observer.ts';
+import type { HeldProduct, ProductActor } from './product-actor.ts';
+import type { Store } from './store.ts';
+import type { Clock } from './clock.ts';
+import type { BatchWrite, CommandResult, IdempotencyRecord, ProductState, Reservation } from './types.ts';
+
+export interface CartDeps {
+  readonly store: Store;
+  readonly clock: Clock;
+  readonly observer: EngineObserver;
+  /** The product's actor; null when its shard is full of busy actors. */
+  readonly actorFor: (sku: string) => ProductActor | null;
+}
+
+type Failed = Extract<CommandResult, { type: 'failed' }>;
+
+/**
+ * Operations on reservations of several products (carts), all or nothing. A cart holds the actors
+ * of all its products at once, taken one after another in SKU order (so two carts never wait for
+ * each other), each only once its own batches in flight have settled. It decides every line with
+ * decideCart, commits every product's write in one transaction (each guarded by its version and
+ * chain head), applies them to the actors and answers, then lets the actors go. A conflict reloads
+ * and decides again; a storage error answers 503 and drops the held actors' memory.
+ */
+export class Carts {
+  /** Keyed operations in flight, by scope and key: a duplicate waits for the first, then replays. */
+  private readonly keysInFlight = new Map<string, Promise<unknown>>();
+
+  constructor(private readonly deps: CartDeps) {}
+
+  async execute(op: CartOp): Promise<CommandResult> {
+    const key = 'idempotencyKey' in op ? op.idempotencyKey : null;
+    if (key === null) {
+      const result = await this.unkeyed(op);
+      // Without a record there is no key to find used: a refused commit is decided again in there.
+      return result === 'key used meanwhile' ? { type: 'failed', code: 'internal_error', reason: 'an unkeyed cart met a key' } : result;
+    }
+    const scope = scopeOf(op);
+    const slot = `${scope}\n${key}`;
+    // A duplicate in flight in this instance waits for the first; across instances the unique
+    // key of the record refuses the second commit, which then finds the record and replays it.
+    while (this.keysInFlight.has(slot)) await this.keysInFlight.get(slot)!.catch(() => {});
+    const run = this.keyed(op, scope, key);
+    this.keysInFlight.set(slot, run);
+    try {
+      return await run;
+    } finally {
+      this.keysInFlight.delete(slot);
+    }
+  }
+
+  private async keyed(op: CartOp, scope: string, key: string): Promise<CommandResult> {
+    const fingerprint = cartFingerprintOf(op);
+    for (let attempt = 0; attempt <= conflictRetriesMax; attempt++) {
+      const prior = await this.guard(() => this.deps.store.findRecord(scope, key));
+      if ('type' in prior) return prior;
+      if (prior.value !== null) {
+        return prior.value.fingerprint === fingerprint
+          ? { type: 'done', outcome: prior.value.outcome, replayed: true }
+          : { type: 'failed', code: 'idempotency_key_reused', reason: `key was used for ${prior.value.fingerprint}` };
+      }
+      const result = await this.unkeyed(op, { scope, key, fingerprint });
+      if (result !== 'key used meanwhile') return result;
+    }
+    return { type: 'failed', code: 'storage_unavailable', reason: 'the key was contended too often' };
+  }
+
+  private async unkeyed(op: CartOp, record?: Omit<IdempotencyRecord, 'outcome'>): Promise<CommandResult | 'key used meanwhile'> {
+    const skus = await this.skusOf(op);
+    if ('type' in skus) return skus;
+    const actors: ProductActor[] = [];
+    for (const sku of skus.value) {
+      const actor = this.deps.actorFor(sku);
+      if (actor === null) return { type: 'failed', code: 'overloaded', reason: `all actors of the shard of ${sku} are busy` };
+      actors.push(actor);
+    }
+    return holdAll(actors, [], (held) => this.decideAndCommit(op, held, record));
+  }
+
+  private async skusOf(op: CartOp): Promise<{ value: string[] } | Failed> {
+    if (op.type === 'reserve') {
+      const skus = op.lines.map((l) => l.sku).sort();
+      if (skus.some((sku, i) => sku === skus[i - 1])) return { type: 'failed', code: 'validation_failed', reason: 'each SKU at most once in a cart' };
+      return { value: skus };
+    }
+    const found = await this.guard(() => this.deps.store.findReservationSkus(op.reservationId));
+    if ('type' in found) return found;
+    if (found.value.length === 0) return { type: 'failed', code: 'reservation_not_found', reason: `no reservation ${op.reservationId}` };
+    return { value: [...found.value].sort() };
+  }
+
+  private async decideAndCommit(
+    op: CartOp,
+    held: readonly HeldProduct[],
+    record: Omit<IdempotencyRecord, 'outcome'> | undefined,
+  ): Promise<CommandResult | 'key used meanwhile'> {
+    for (let attempt = 0; attempt <= conflictRetriesMax; attempt++) {
+      try {
+        const loaded = await this.load(op, held);
+        if ('type' in loaded) return loaded;
+        const commands = lineCommands(op, loaded.existing);
+        if ('type' in commands) return commands;
+        const decision = decideCart(loaded.products, commands, this.deps.clock.nowMs());
+        if (decision.type === 'failed') return decision;
+        if (decision.type === 'stale') {
+          this.deps.observer.versionConflict?.(decision.sku);
+          await held.find((h) => h.sku === decision.sku)!.reload();
+          continue;
+        }
+        const writes = record === undefined ? decision.writes : withRecord(decision.writes, { ...record, outcome: decision.outcome });
+        if (writes.length === 0) return { type: 'done', outcome: decision.outcome, replayed: false };
+        const committed = await this.deps.store.commitAllOrNothing(writes);
+        if (committed.type === 'committed') {
+          for (const write of writes) held.find((h) => h.sku === write.sku)!.committed(loaded.states.get(write.sku)!, write);
+          return { type: 'done', outcome: decision.outcome, replayed: false };
+        }
+        for (const h of held) h.drop();
+        this.deps.observer.versionConflict?.(held[0]!.sku);
+        // Another instance may have used the same key meanwhile: look it up before deciding again.
+        if (record !== undefined) return 'key used meanwhile';
+      } catch (error) {
+        if (!(error instanceof StorageError)) throw error;
+        // In doubt: the commit may have happened. Memory is dropped; a keyed retry replays or runs once.
+        for (const h of held) h.drop();
+        this.deps.observer.storageError?.(held[0]!.sku, error);
+        return { type: 'failed', code: 'storage_unavailable', reason: error.message };
+      }
+    }
+    return { type: 'failed', code: 'storage_unavailable', reason: `${conflictRetriesMax + 1} attempts refused in a row` };
+  }
+
+  /** Every held product's state and, for an existing reservation, its lines; unknown SKUs refuse. */
+  private async load(op: CartOp, held: readonly HeldProduct[]) {
+    const states = new Map<string, ProductState>();
+    const unknown: string[] = [];
+    for (const h of held) {
+      const state = await h.state();
+      if (state === null) unknown.push(h.sku);
+      else states.set(h.sku, state);
+    }
+    if (unknown.length > 0) {
+      const failed: Failed = { type: 'failed', code: 'product_not_found', reason: `no product ${unknown.join(', ')}`, unknownSkus: unknown };
+      return failed;
+    }
+    const existing: Reservation[] = op.type === 'reserve' ? [] : await this.deps.store.findReservationLines(op.reservationId);
+    const products = new Map<string, CartProduct>();
+    for (const h of held) {
+      const base = h.base(states.get(h.sku)!);
+      products.set(h.sku, { base, loaded: existing.filter((r) => r.sku === h.sku && base.lookup(r.id) === undefined) });
+    }
+    return { states, existing, products };
+  }
+
+  private async guard<T>(read: () => Promise<T>): Promise<{ value: T } | Failed> {
+    try {
+      return { value: await read() };
+    } catch (error) {
+      if (!(error instanceof StorageError)) throw error;
+      return { type: 'failed', code: 'storage_unavailable', reason: error.message };
+    }
+  }
+}
+
+/** Where a cart operation's key lives: the route for a new cart, the reservation afterwards. */
+export function scopeOf(op: CartOp): string {
+  return op.type === 'reserve' ? '/reservations' : `/reservations/${op.reservationId}`;
+}
+
+/** Holds each actor in turn (in the given order), then runs `work` with all of them held. */
+function holdAll<T>(actors: readonly ProductActor[], held: HeldProduct[], work: (held: readonly HeldProduct[]) => Promise<T>): Promise<T> {
+  const [first, ...rest] = actors;
+  if (first === undefined) return work(held);
+  return first.hold((h) => holdAll(rest, [...held, h], work));
+}
+
+/** The operation's record rides with the first product's write (any would do: one transaction). */
+function withRecord(writes: readonly BatchWrite[], record: IdempotencyRecord): BatchWrite[] {
+  return writes.map((w, i) => (i === 0 ? { ...w, idempotency: [...w.idempotency, record] } : w));
+}
