@@ -11,6 +11,7 @@ import underPressure from '@fastify/under-pressure';
 import { ApiError, installErrorHandlers, sendProblem } from './errors.ts';
 import { installEventLoopShedding } from './load-shedding.ts';
 import type { Metrics } from './metrics.ts';
+import { ajvFormats } from './text.ts';
 import { eventRoutes } from './routes/events.ts';
 import { healthRoutes } from './routes/health.ts';
 import { opsRoutes } from './routes/ops.ts';
@@ -31,8 +32,11 @@ export function requestIdOf(req: { headers: Record<string, string | string[] | u
   return typeof sent === 'string' && requestIdPattern.test(sent) ? sent : randomUUID();
 }
 
-/** API.md: "1" is not 1, and unknown fields are refused, not silently dropped. */
-export const ajvOptions = { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } };
+/**
+ * API.md: "1" is not 1, and unknown fields are refused, not silently dropped. `formats` defines
+ * Text()'s format: strings that PostgreSQL would not store as they were sent are refused.
+ */
+export const ajvOptions = { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false, formats: ajvFormats } };
 
 /** Builds the HTTP API over an engine; it knows nothing of SQL. */
 export async function buildServer(deps: ServerDeps) {

@@ -7,6 +7,7 @@ import { actorsPageLimitMax } from '../../engine/limits.ts';
 import type { Registry } from '../../engine/registry.ts';
 import { ApiError } from '../errors.ts';
 import type { Metrics } from '../metrics.ts';
+import { Text } from '../text.ts';
 import { windowSeconds } from '../recent-window.ts';
 
 export interface OpsRoutesOptions {
@@ -64,7 +65,7 @@ const Stats = Type.Object({
 }, strict);
 
 const ActorsQuery = Type.Object({
-  limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,4}$', description: `1..${actorsPageLimitMax}, default ${actorsPageLimitDefault}` })),
+  limit: Type.Optional(Text({ pattern: '^[0-9]{1,4}$', description: `1..${actorsPageLimitMax}, default ${actorsPageLimitDefault}` })),
 }, strict);
 
 const Actor = Type.Object({
