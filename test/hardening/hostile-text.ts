@@ -4,13 +4,6 @@ import fc from 'fast-check';
 // header, including what PostgreSQL cannot store (U+0000, unpaired surrogates), and the byte
 // encodings that carry them over HTTP.
 
-/** Strings fast-check draws as they come (its `binary` unit never draws a lone surrogate). */
-export const hostileString = fc.oneof(
-  fc.string({ maxLength: 80 }),
-  fc.string({ unit: 'binary', maxLength: 40 }),
-  fc.constantFrom('', ' ', '..', '../..', '%00', '%2e%2e', '%ZZ', 'é', '💥', 'a'.repeat(300), '-1', '1e309', 'NaN', 'null', '__proto__', 'constructor'),
-);
-
 const char = (codePoint: number) => String.fromCodePoint(codePoint);
 
 /** The characters that broke storage, and their neighbours. */
@@ -33,6 +26,14 @@ const hostileChar = fc.oneof(
 export const hostileText = fc.oneof(
   { weight: 5, arbitrary: fc.string({ unit: hostileChar, maxLength: 24 }) },
   { weight: 1, arbitrary: fc.string({ unit: hostileChar, minLength: 195, maxLength: 205 }) },
+);
+
+/** Any string: fast-check's own (its `binary` unit never draws a lone surrogate), hostile text, edge cases. */
+export const hostileString = fc.oneof(
+  fc.string({ maxLength: 80 }),
+  fc.string({ unit: 'binary', maxLength: 40 }),
+  hostileText,
+  fc.constantFrom('', ' ', '..', '../..', '%00', '%2e%2e', '%ZZ', 'é', '💥', 'a'.repeat(300), '-1', '1e309', 'NaN', 'null', '__proto__', 'constructor'),
 );
 
 /**
