@@ -12,8 +12,12 @@ export const textFormat = 'text';
 /** What Text() promises, said once for /openapi.json. */
 const textRule = 'well-formed Unicode without U+0000';
 
-/** A request string: `options` plus well-formed Unicode without U+0000. */
+/**
+ * A request string: `options` plus well-formed Unicode without U+0000. A string with a pattern is
+ * documented by its pattern (every pattern here is narrower); one without says the rule.
+ */
 export function Text(options: Omit<TStringOptions, 'format'> = {}) {
+  if (options.pattern !== undefined) return Type.String({ ...options, format: textFormat });
   const description = options.description === undefined ? textRule : `${options.description}; ${textRule}`;
   return Type.String({ ...options, description, format: textFormat });
 }
