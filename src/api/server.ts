@@ -11,12 +11,12 @@ import underPressure from '@fastify/under-pressure';
 import { ApiError, installErrorHandlers, sendProblem } from './errors.ts';
 import { installEventLoopShedding } from './load-shedding.ts';
 import type { Metrics } from './metrics.ts';
-import { ajvFormats } from './text.ts';
 import { eventRoutes } from './routes/events.ts';
 import { healthRoutes } from './routes/health.ts';
 import { opsRoutes } from './routes/ops.ts';
 import { productRoutes } from './routes/products.ts';
 import { reservationRoutes } from './routes/reservations.ts';
+import { ajvFormats } from './text.ts';
 
 export interface ServerDeps {
   readonly registry: Registry;

@@ -7,8 +7,8 @@ import { actorsPageLimitMax } from '../../engine/limits.ts';
 import type { Registry } from '../../engine/registry.ts';
 import { ApiError } from '../errors.ts';
 import type { Metrics } from '../metrics.ts';
-import { Text } from '../text.ts';
 import { windowSeconds } from '../recent-window.ts';
+import { Text } from '../text.ts';
 
 export interface OpsRoutesOptions {
   readonly metrics: Metrics;
