@@ -8,6 +8,7 @@ import type { Registry } from '../../engine/registry.ts';
 import { ApiError } from '../errors.ts';
 import type { Metrics } from '../metrics.ts';
 import { windowSeconds } from '../recent-window.ts';
+import { Text } from '../text.ts';
 
 export interface OpsRoutesOptions {
   readonly metrics: Metrics;
@@ -64,7 +65,7 @@ const Stats = Type.Object({
 }, strict);
 
 const ActorsQuery = Type.Object({
-  limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,4}$', description: `1..${actorsPageLimitMax}, default ${actorsPageLimitDefault}` })),
+  limit: Type.Optional(Text({ pattern: '^[0-9]{1,4}$', description: `1..${actorsPageLimitMax}, default ${actorsPageLimitDefault}` })),
 }, strict);
 
 const Actor = Type.Object({
