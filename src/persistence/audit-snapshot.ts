@@ -182,7 +182,12 @@ export class AuditSnapshot {
   /** Repeated effects within `retentionMs` of the previous one under the same key. */
   async repeatedEffects(retentionMs: number, effectsMax: number): Promise<RepeatedEffect[]> {
     const { rows } = await this.client.query(sql.selectRepeatedEffects, [retentionMs, effectsMax]);
-    return rows.map((r) => ({ sku: r.sku, idempotencyKey: r.idempotency_key, seq: r.seq, previousSeq: r.previous_seq }));
+    return rows.map((r) => ({
+      sku: r.sku,
+      idempotencyKey: r.idempotency_key,
+      seq: r.seq,
+      previousSeq: r.previous_seq,
+    }));
   }
 }
 
