@@ -1,6 +1,5 @@
+import { isoOf } from './time.ts';
 import type { Counters, InventoryView, Reservation, ReservationView } from './types.ts';
-
-const iso = (ms: number): string => new Date(ms).toISOString();
 
 export function reservationView(r: Reservation): ReservationView {
   const view: ReservationView = {
@@ -8,13 +7,13 @@ export function reservationView(r: Reservation): ReservationView {
     sku: r.sku,
     quantity: r.quantity,
     status: r.status,
-    createdAt: iso(r.createdAtMs),
-    expiresAt: iso(r.expiresAtMs),
+    createdAt: isoOf(r.createdAtMs),
+    expiresAt: isoOf(r.expiresAtMs),
   };
   if (r.finishedAtMs !== null) {
-    if (r.status === 'purchased') view.purchasedAt = iso(r.finishedAtMs);
-    else if (r.status === 'cancelled') view.cancelledAt = iso(r.finishedAtMs);
-    else if (r.status === 'expired') view.expiredAt = iso(r.finishedAtMs);
+    if (r.status === 'purchased') view.purchasedAt = isoOf(r.finishedAtMs);
+    else if (r.status === 'cancelled') view.cancelledAt = isoOf(r.finishedAtMs);
+    else if (r.status === 'expired') view.expiredAt = isoOf(r.finishedAtMs);
   }
   return view;
 }
