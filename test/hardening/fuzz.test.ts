@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { verifyDatabase } from '../../src/persistence/verify.ts';
+import { verifyDatabase } from '../../src/audit/verify-database.ts';
 import { agent, startTestApp, type TestApp } from '../support/app.ts';
 import { hostileString, percentEncoded } from './hostile-text.ts';
 

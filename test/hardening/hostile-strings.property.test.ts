@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { verifyDatabase } from '../../src/persistence/verify.ts';
+import { verifyDatabase } from '../../src/audit/verify-database.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { hostileText, percentEncoded, storesAsIs, wtf8 } from './hostile-text.ts';
 import { sendRaw, type RawRequest } from './raw-http.ts';

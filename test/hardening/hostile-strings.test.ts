@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { verifyDatabase } from '../../src/persistence/verify.ts';
+import { verifyDatabase } from '../../src/audit/verify-database.ts';
 import { startTestApp, type TestApp, type HttpResponse } from '../support/app.ts';
 
 // PostgreSQL stores text as UTF-8 and cannot hold U+0000. A JSON string can carry both an
