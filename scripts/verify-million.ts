@@ -21,7 +21,7 @@ import { createPool } from '../src/persistence/database.ts';
 import { EmbeddedServer } from '../src/persistence/embedded-postgres.ts';
 import { migrate } from '../src/persistence/migrate.ts';
 import { PgStore } from '../src/persistence/pg-store.ts';
-import { verifyDatabase } from '../src/persistence/verify.ts';
+import { verifyDatabase } from '../src/audit/verify-database.ts';
 
 const thisFile = fileURLToPath(import.meta.url);
 const databaseName = 'verify_million';

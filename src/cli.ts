@@ -4,8 +4,8 @@ import { pino } from 'pino';
 import { startApp, startEmbeddedDatabase } from './app.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { migrate } from './persistence/migrate.ts';
-import { verifyDatabase } from './persistence/verify.ts';
-import { formatVerifyReport } from './persistence/verify-report.ts';
+import { verifyDatabase } from './audit/verify-database.ts';
+import { formatVerifyReport } from './audit/format-report.ts';
 
 function configOrExit(): Config {
   try {

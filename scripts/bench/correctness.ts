@@ -30,7 +30,7 @@ export async function checkCorrectness(databaseUrl: string): Promise<Correctness
     let verifyOk: boolean | null = null;
     let verifyViolations = 0;
     try {
-      const { verifyDatabase } = await import('../../src/persistence/verify.ts');
+      const { verifyDatabase } = await import('../../src/audit/verify-database.ts');
       const report = await verifyDatabase(databaseUrl);
       verifyOk = report.ok;
       verifyViolations = report.violations.length;

@@ -1,5 +1,6 @@
 import type pg from 'pg';
-import { verifyDatabase, type VerifyReport } from '../../src/persistence/verify.ts';
+import { verifyDatabase } from '../../src/audit/verify-database.ts';
+import type { VerifyReport } from '../../src/audit/verify-report.ts';
 import { AppServer } from './app-server.ts';
 import type { Cleanup } from './cleanup.ts';
 import { ProofClient, ordinaryAgent } from './http-client.ts';

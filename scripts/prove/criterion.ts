@@ -1,5 +1,5 @@
 import { isDeepStrictEqual } from 'node:util';
-import type { VerifyReport } from '../../src/persistence/verify.ts';
+import type { VerifyReport } from '../../src/audit/verify-report.ts';
 import type { LatencySummary } from './latency.ts';
 
 /** One expectation of a criterion, with what was observed: the report's rows. */

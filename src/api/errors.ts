@@ -3,7 +3,19 @@ import { StorageError } from '../engine/errors.ts';
 import { retryAfterSeconds } from '../engine/limits.ts';
 import type { FailureCode, RejectionCode } from '../engine/types.ts';
 
-/** Every stable error code of docs/API.md, and its HTTP status. The only such table. */
+/** Codes only the API answers with: it refuses the request before any command reaches the engine. */
+type ApiCode =
+  | 'validation_failed'
+  | 'idempotency_key_required'
+  | 'not_found'
+  | 'product_exists'
+  | 'payload_too_large'
+  | 'unsupported_media_type';
+
+/**
+ * Every stable error code of docs/API.md, and its HTTP status. The only such table. `satisfies`
+ * fails when an engine code has no status here, and when a code is neither the engine's nor the API's.
+ */
 const statusOf = {
   validation_failed: 400,
   idempotency_key_required: 400,
@@ -16,14 +28,13 @@ const statusOf = {
   reservation_cancelled: 409,
   reservation_expired: 409,
   reservation_purchased: 409,
-  request_in_progress: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
   idempotency_key_reused: 422,
   internal_error: 500,
   storage_unavailable: 503,
   overloaded: 503,
-} as const satisfies Record<RejectionCode | FailureCode | string, number>;
+} as const satisfies Record<RejectionCode | FailureCode | ApiCode, number>;
 
 export type ErrorCode = keyof typeof statusOf;
 
@@ -39,7 +50,6 @@ const titleOf: Record<ErrorCode, string> = {
   reservation_cancelled: 'The reservation is cancelled',
   reservation_expired: 'The reservation has expired',
   reservation_purchased: 'The reservation is purchased',
-  request_in_progress: 'A request with this key is in progress',
   payload_too_large: 'The request body is too large',
   unsupported_media_type: 'The request body must be JSON',
   idempotency_key_reused: 'The Idempotency-Key was used for a different request',

@@ -1,13 +1,16 @@
 import { Type } from 'typebox';
 import * as limits from '../engine/limits.ts';
+import { Text } from './text.ts';
 
 // Route schemas. They validate every request before the engine sees it (coercion is off, so
 // "1" is not 1), and they are the source of /openapi.json. Every object refuses unknown fields.
+// Every string a request carries is a Text(): well-formed Unicode without U+0000, so it is
+// stored exactly as it was sent. Response strings stay plain: they were Text() on the way in.
 
 const strict = { additionalProperties: false } as const;
 
-export const Sku = Type.String({ pattern: limits.skuPattern, minLength: 1, maxLength: limits.skuLengthMax, description: 'SKU: 1-64 of [A-Za-z0-9._:-]' });
-export const Uuid = Type.String({
+export const Sku = Text({ pattern: limits.skuPattern, minLength: 1, maxLength: limits.skuLengthMax, description: 'SKU: 1-64 of [A-Za-z0-9._:-]' });
+export const Uuid = Text({
   pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$',
   minLength: 36,
   maxLength: 36,
@@ -21,7 +24,7 @@ export const ReservationParams = Type.Object({ id: Uuid }, strict);
 
 export const CreateProductBody = Type.Object({
   sku: Sku,
-  name: Type.String({ minLength: 1, maxLength: limits.nameLengthMax }),
+  name: Text({ minLength: 1, maxLength: limits.nameLengthMax }),
   stock: Type.Integer({ minimum: 0, maximum: limits.stockMax }),
 }, strict);
 
@@ -32,7 +35,7 @@ export const ReserveBody = Type.Object({
 
 export const AdjustBody = Type.Object({
   delta: Type.Integer({ minimum: -limits.stockMax, maximum: limits.stockMax, not: { const: 0 }, description: 'non-zero' }),
-  reason: Type.String({ minLength: 1, maxLength: limits.reasonLengthMax }),
+  reason: Text({ minLength: 1, maxLength: limits.reasonLengthMax }),
 }, strict);
 
 export const Inventory = Type.Object({
@@ -74,12 +77,14 @@ export const Problem = Type.Object({
 }, { additionalProperties: true, description: 'RFC 9457 problem details' });
 
 export const IdempotencyHeaders = Type.Object({
-  'idempotency-key': Type.Optional(Type.String({ description: '1-255 printable ASCII characters' })),
+  // The handler checks the key (idempotency_key_required when malformed); HTTP delivers header
+  // bytes as Latin-1, so Text() refuses nothing here that the handler would accept.
+  'idempotency-key': Type.Optional(Text({ description: '1-255 printable ASCII characters' })),
 });
 
 export const EventPageQuery = Type.Object({
-  after: Type.Optional(Type.String({ pattern: '^[0-9]{1,18}$', description: 'cursor: the `next` of the previous page' })),
-  limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,4}$', description: `1..${limits.eventPageLimitMax}, default ${limits.eventPageLimitDefault}` })),
+  after: Type.Optional(Text({ pattern: '^[0-9]{1,18}$', description: 'cursor: the `next` of the previous page' })),
+  limit: Type.Optional(Text({ pattern: '^[0-9]{1,4}$', description: `1..${limits.eventPageLimitMax}, default ${limits.eventPageLimitDefault}` })),
 }, strict);
 
 /** docs/API.md's Event, plus where it came from (`source`, `lateMs`) and its place in the whole log. */

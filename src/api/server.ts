@@ -16,6 +16,7 @@ import { healthRoutes } from './routes/health.ts';
 import { opsRoutes } from './routes/ops.ts';
 import { productRoutes } from './routes/products.ts';
 import { reservationRoutes } from './routes/reservations.ts';
+import { ajvFormats } from './text.ts';
 
 export interface ServerDeps {
   readonly registry: Registry;
@@ -31,8 +32,11 @@ export function requestIdOf(req: { headers: Record<string, string | string[] | u
   return typeof sent === 'string' && requestIdPattern.test(sent) ? sent : randomUUID();
 }
 
-/** docs/API.md: "1" is not 1, and unknown fields are refused, not silently dropped. */
-export const ajvOptions = { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } };
+/**
+ * docs/API.md: "1" is not 1, and unknown fields are refused, not silently dropped. `formats` defines
+ * Text()'s format: strings that PostgreSQL would not store as they were sent are refused.
+ */
+export const ajvOptions = { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false, formats: ajvFormats } };
 
 /** Builds the HTTP API over an engine; it knows nothing of SQL. */
 export async function buildServer(deps: ServerDeps) {

@@ -33,9 +33,6 @@ export interface Decision {
   readonly reservations: readonly Reservation[];
 }
 
-/** A decision needs the reservation it names; the actor answers reservation_not_found before. */
-export type DecideInput = { view: DecisionView; command: Command; nowMs: number };
-
 /**
  * Decides one command against a product's state. Pure: no I/O and no clock; the same input
  * always gives the same decision. Checks run in a fixed order - lifecycle state, then expiry,

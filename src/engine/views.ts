@@ -1,7 +1,7 @@
 import { assert } from './errors.ts';
+import { isoOf } from './time.ts';
 import type { Counters, InventoryView, Reservation, ReservationLineView, ReservationView } from './types.ts';
 
-const isoOf = (ms: number): string => new Date(ms).toISOString();
 
 /** One line as a client sees it: what was bought shows once purchased. */
 function lineView(r: Reservation): ReservationLineView {

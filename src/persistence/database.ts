@@ -94,4 +94,4 @@ export async function inTransaction<T>(
   }
 }
 
-export const iso = (ms: number): string => new Date(ms).toISOString();
+export { isoOf as iso } from '../engine/time.ts';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { verifyDatabase } from '../../src/persistence/verify.ts';
+import { verifyDatabase } from '../../src/audit/verify-database.ts';
 import { startTestApp, type HttpResponse, type TestApp } from '../support/app.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 

@@ -4,7 +4,8 @@ import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { eventHash } from '../../src/engine/event-hash.ts';
 import type { EventDraft } from '../../src/engine/types.ts';
-import { verifyDatabase, type VerifyReport } from '../../src/persistence/verify.ts';
+import { verifyDatabase } from '../../src/audit/verify-database.ts';
+import type { VerifyReport } from '../../src/audit/verify-report.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { createTestDatabase, waitUntil, type TestDatabase } from '../support/database.ts';
 

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { startServerProcess, type ServerProcess } from '../../scripts/lib/server-process.ts';
-import { verifyDatabase } from '../../src/persistence/verify.ts';
+import { verifyDatabase } from '../../src/audit/verify-database.ts';
 import { http } from '../support/app.ts';
 import { expectConsistent } from '../support/consistency.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { Agent, request } from 'undici';
 import { expect } from 'vitest';
-import { verifyDatabase } from '../../src/persistence/verify.ts';
+import { verifyDatabase } from '../../src/audit/verify-database.ts';
 import { CrashablePostgres } from '../../scripts/lib/crashable-postgres.ts';
 import { sleep } from '../../scripts/lib/wait.ts';
 import { waitUntil } from './database.ts';

@@ -5,9 +5,11 @@ import { Type } from 'typebox';
 import { latencyBucketBoundsMs } from '../../engine/latency-histogram.ts';
 import { actorsPageLimitMax } from '../../engine/limits.ts';
 import type { Registry } from '../../engine/registry.ts';
+import { isoOf } from '../../engine/time.ts';
 import { ApiError } from '../errors.ts';
 import type { Metrics } from '../metrics.ts';
 import { windowSeconds } from '../recent-window.ts';
+import { Text } from '../text.ts';
 
 export interface OpsRoutesOptions {
   readonly metrics: Metrics;
@@ -64,7 +66,7 @@ const Stats = Type.Object({
 }, strict);
 
 const ActorsQuery = Type.Object({
-  limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,4}$', description: `1..${actorsPageLimitMax}, default ${actorsPageLimitDefault}` })),
+  limit: Type.Optional(Text({ pattern: '^[0-9]{1,4}$', description: `1..${actorsPageLimitMax}, default ${actorsPageLimitDefault}` })),
 }, strict);
 
 const Actor = Type.Object({
@@ -82,7 +84,6 @@ const Actors = Type.Object({
   actors: Type.Array(Actor, { maxItems: actorsPageLimitMax, description: 'busiest first: deepest queue, then most commands' }),
 }, strict);
 
-const iso = (ms: number) => new Date(ms).toISOString();
 const share = (part: number, whole: number) => (whole === 0 ? 0 : part / whole);
 const largestBoundMs = latencyBucketBoundsMs[latencyBucketBoundsMs.length - 1]!;
 /**
@@ -118,8 +119,8 @@ export const opsRoutes: FastifyPluginAsyncTypebox<OpsRoutesOptions> = async (app
     // actorSummaries sorts every live actor; a dashboard asks once a second, so that is fine.
     const busiest = registry.actorSummaries(1)[0];
     return {
-      at: iso(nowMs),
-      startedAt: iso(since.startedAtMs),
+      at: isoOf(nowMs),
+      startedAt: isoOf(since.startedAtMs),
       reservations: { count: since.reservations, latencyMsMean: since.reservationLatencyMsMean, latencyMsP99: since.reservationLatencyMsP99 },
       operations: {
         total: since.operations,
@@ -139,7 +140,7 @@ export const opsRoutes: FastifyPluginAsyncTypebox<OpsRoutesOptions> = async (app
       liveActors: registry.liveActors,
       queueDepthTotal: registry.queueDepthTotal(),
       queueDepthMax: busiest?.queueDepth ?? 0,
-      perSecond: metrics.recent.perSecond(nowMs).map(({ atMs, ...figures }) => ({ at: iso(atMs), ...figures })),
+      perSecond: metrics.recent.perSecond(nowMs).map(({ atMs, ...figures }) => ({ at: isoOf(atMs), ...figures })),
     };
   });
 
@@ -157,7 +158,7 @@ export const opsRoutes: FastifyPluginAsyncTypebox<OpsRoutesOptions> = async (app
         batches: a.batches,
         meanBatchSize: share(a.commands, a.batches),
         latencyMsP99: finiteMs(a.latencyMsP99),
-        lastActivity: iso(a.lastActivityMs),
+        lastActivity: isoOf(a.lastActivityMs),
       })),
     };
   });

@@ -1,19 +1,7 @@
 import { nextStatus, type LifecycleEvent } from '../engine/lifecycle.ts';
 import type { ReservationStatus } from '../engine/types.ts';
-import type { Violation } from './verify.ts';
-
-/** A reservation row with its lifecycle events (reserved, purchased, cancelled, expired) in seq order. */
-export interface ReservationHistory {
-  readonly id: string;
-  readonly sku: string;
-  readonly quantity: number;
-  readonly status: string;
-  readonly types: readonly string[];
-  readonly seqs: readonly number[];
-  readonly quantities: readonly (number | null)[];
-  /** False when one of its events belongs to another product. */
-  readonly sameSku: boolean;
-}
+import type { ReservationHistory } from '../persistence/audit-snapshot.ts';
+import type { Violation } from './verify-report.ts';
 
 const lifecycleEventOf: Record<string, LifecycleEvent | undefined> = {
   purchased: { type: 'PURCHASE' },

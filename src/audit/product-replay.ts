@@ -1,22 +1,8 @@
 import { eventHash, genesisHash } from '../engine/event-hash.ts';
 import { stockAfter, type Stock } from '../engine/replay.ts';
 import type { AuditEvent } from '../engine/types.ts';
-import type { Violation } from './verify.ts';
-
-/** A product row as verify reads it, with the sums of its reservation rows. */
-export interface ProductRow {
-  readonly sku: string;
-  readonly initialStock: number;
-  readonly total: number;
-  readonly reserved: number;
-  readonly purchased: number;
-  readonly version: number;
-  /** Sum of the quantities of its active reservations. */
-  readonly reservedSum: number;
-  /** Sum of the quantities of its purchased reservations. */
-  readonly purchasedSum: number;
-}
-
+import type { ProductRow } from '../persistence/audit-snapshot.ts';
+import type { Violation } from './verify-report.ts';
 
 const show = (c: Stock) => `total/reserved/purchased ${c.total}/${c.reserved}/${c.purchased}`;
 const same = (a: Stock, b: Stock) => a.total === b.total && a.reserved === b.reserved && a.purchased === b.purchased;

@@ -1,0 +1,218 @@
+import type pg from 'pg';
+import type { AuditEvent } from '../engine/types.ts';
+import { createPool, inTransaction } from './database.ts';
+import { eventFromRow, type EventRow } from './event-log.ts';
+import * as sql from './sql/verify.ts';
+
+// Bounds of reading a snapshot. Memory is what a piece of products and a page of events take,
+// whatever the size of the database.
+
+/** A page of events is a few megabytes and a few milliseconds of hashing. */
+const eventsPerPage = 5_000;
+/**
+ * The reservation cursor's first fetch sorts and groups the whole history, which takes minutes
+ * only on a very large database; past this, reading fails rather than hang.
+ */
+const statementTimeoutMs = 15 * 60_000;
+
+/** A product row as the audit reads it, with the sums of its reservation rows. */
+export interface ProductRow {
+  readonly sku: string;
+  readonly initialStock: number;
+  readonly total: number;
+  readonly reserved: number;
+  readonly purchased: number;
+  readonly version: number;
+  /** Sum of the quantities of its active reservations. */
+  readonly reservedSum: number;
+  /** Sum of the quantities of its purchased reservations. */
+  readonly purchasedSum: number;
+}
+
+/** A reservation row with its lifecycle events (reserved, purchased, cancelled, expired) in seq order. */
+export interface ReservationHistory {
+  readonly id: string;
+  readonly sku: string;
+  readonly quantity: number;
+  readonly status: string;
+  readonly types: readonly string[];
+  readonly seqs: readonly number[];
+  readonly quantities: readonly (number | null)[];
+  /** False when one of its events belongs to another product. */
+  readonly sameSku: boolean;
+}
+
+export interface SnapshotSizes {
+  readonly products: number;
+  readonly reservations: number;
+  readonly events: number;
+}
+
+/** Rows of one table whose product does not exist, counted per sku. */
+export interface RowsWithoutProduct {
+  readonly table: 'inventory_events' | 'reservations' | 'idempotency_records';
+  readonly sku: string;
+  readonly rows: number;
+}
+
+/** An event naming a reservation that does not exist. */
+export interface OrphanEvent {
+  readonly sku: string;
+  readonly seq: number;
+  readonly type: string;
+  readonly reservationId: string;
+}
+
+/** An effect under an (sku, Idempotency-Key) that an earlier effect already had. */
+export interface RepeatedEffect {
+  readonly sku: string;
+  readonly idempotencyKey: string;
+  readonly seq: number;
+  readonly previousSeq: number;
+}
+
+interface ProductDbRow {
+  sku: string;
+  initial_stock: number;
+  total: number;
+  reserved: number;
+  purchased: number;
+  version: number;
+  reserved_sum: number;
+  purchased_sum: number;
+}
+
+interface ReservationDbRow {
+  id: string;
+  sku: string;
+  quantity: number;
+  status: string;
+  types: string[];
+  /** bigint[] arrives as strings. */
+  seqs: string[];
+  quantities: (number | null)[];
+  same_sku: boolean;
+}
+
+/**
+ * Runs `read` on one snapshot of the database: a REPEATABLE READ READ ONLY transaction on a
+ * connection of its own, so everything `read` sees is as of one moment, whatever is being written
+ * meanwhile. Throws when the database cannot be read.
+ */
+export async function readAuditSnapshot<T>(
+  databaseUrl: string,
+  onIdleError: (error: Error) => void,
+  read: (snapshot: AuditSnapshot) => Promise<T>,
+): Promise<T> {
+  const pool = createPool({
+    connectionString: databaseUrl,
+    poolSize: 1,
+    connectionAcquireTimeoutMs: 10_000,
+    statementTimeoutMs,
+    queryTimeoutMs: statementTimeoutMs + 30_000,
+    idleInTransactionTimeoutMs: 60_000,
+  }, onIdleError);
+  try {
+    return await inTransaction(pool, sql.beginSnapshot, async (client) => {
+      await client.query(sql.planCursorsForAllRows);
+      return read(new AuditSnapshot(client));
+    });
+  } finally {
+    await pool.end();
+  }
+}
+
+/** The rows of one snapshot, big results in bounded pieces. Valid only inside readAuditSnapshot. */
+export class AuditSnapshot {
+  constructor(private readonly client: pg.PoolClient) {}
+
+  async sizes(): Promise<SnapshotSizes> {
+    return (await this.client.query<SnapshotSizes>(sql.selectSizes)).rows[0]!;
+  }
+
+  /** Every product in sku order, a piece at a time. Read each piece's events before the next piece. */
+  async *productPieces(): AsyncGenerator<readonly ProductRow[]> {
+    await this.client.query(sql.declareProducts);
+    for (;;) {
+      const { rows } = await this.client.query<ProductDbRow>(sql.fetchProducts);
+      if (rows.length === 0) break;
+      yield rows.map(productFromRow);
+    }
+    await this.client.query('close verify_products');
+  }
+
+  /** The events of the products of `piece` (and of no product, in its sku range) in (sku, seq) order, in pages. */
+  async *eventPages(piece: readonly ProductRow[]): AsyncGenerator<readonly AuditEvent[]> {
+    const firstSku = piece[0]!.sku;
+    const lastSku = piece.at(-1)!.sku;
+    let after = { sku: firstSku, seq: sql.seqBeforeAll };
+    for (;;) {
+      const page = await this.client.query<EventRow>({
+        name: 'verify_event_page',
+        text: sql.selectEventPage,
+        values: [firstSku, lastSku, after.sku, after.seq, eventsPerPage],
+      });
+      yield page.rows.map(eventFromRow);
+      const last = page.rows.at(-1);
+      if (last === undefined || page.rows.length < eventsPerPage) break;
+      after = { sku: last.sku, seq: String(last.seq) };
+    }
+  }
+
+  /** Every reservation with its lifecycle events, a piece at a time. */
+  async *reservationPieces(): AsyncGenerator<readonly ReservationHistory[]> {
+    await this.client.query(sql.declareReservations);
+    for (;;) {
+      const { rows } = await this.client.query<ReservationDbRow>(sql.fetchReservations);
+      if (rows.length === 0) break;
+      yield rows.map(reservationFromRow);
+    }
+    await this.client.query('close verify_reservations');
+  }
+
+  async rowsWithoutProduct(skusMax: number): Promise<RowsWithoutProduct[]> {
+    return (await this.client.query<RowsWithoutProduct>(sql.selectRowsWithoutProduct, [skusMax])).rows;
+  }
+
+  async orphanEvents(eventsMax: number): Promise<OrphanEvent[]> {
+    const { rows } = await this.client.query(sql.selectOrphanEvents, [eventsMax]);
+    return rows.map((r) => ({ sku: r.sku, seq: r.seq, type: r.type, reservationId: r.reservation_id }));
+  }
+
+  /** Repeated effects within `retentionMs` of the previous one under the same key. */
+  async repeatedEffects(retentionMs: number, effectsMax: number): Promise<RepeatedEffect[]> {
+    const { rows } = await this.client.query(sql.selectRepeatedEffects, [retentionMs, effectsMax]);
+    return rows.map((r) => ({
+      sku: r.sku,
+      idempotencyKey: r.idempotency_key,
+      seq: r.seq,
+      previousSeq: r.previous_seq,
+    }));
+  }
+}
+
+function productFromRow(r: ProductDbRow): ProductRow {
+  return {
+    sku: r.sku,
+    initialStock: r.initial_stock,
+    total: r.total,
+    reserved: r.reserved,
+    purchased: r.purchased,
+    version: r.version,
+    reservedSum: r.reserved_sum,
+    purchasedSum: r.purchased_sum,
+  };
+}
+
+function reservationFromRow(r: ReservationDbRow): ReservationHistory {
+  return {
+    id: r.id,
+    sku: r.sku,
+    quantity: r.quantity,
+    status: r.status,
+    types: r.types,
+    seqs: r.seqs.map(Number),
+    quantities: r.quantities,
+    sameSku: r.same_sku,
+  };
+}
