@@ -7,6 +7,7 @@ import type { Config } from './config.ts';
 import { systemClock, type Clock } from './engine/clock.ts';
 import { idleInTransactionTimeoutMs, passivationIntervalMs } from './engine/limits.ts';
 import type { EngineObserver } from './engine/observer.ts';
+import { idempotencyKeyOf } from './engine/fingerprint.ts';
 import { Registry } from './engine/registry.ts';
 import { Sweeper } from './engine/sweeper.ts';
 import { createPool } from './persistence/database.ts';
@@ -59,7 +60,7 @@ function failureLogger(logger: Logger): EngineObserver {
       const { code, reason } = result;
       const ids = command.type === 'expire'
         ? { reservationId: command.reservationId, source: 'sweeper' }
-        : { requestId: command.requestId, idempotencyKey: command.idempotencyKey, reservationId: 'reservationId' in command ? command.reservationId : undefined };
+        : { requestId: command.requestId, idempotencyKey: idempotencyKeyOf(command), reservationId: 'reservationId' in command ? command.reservationId : undefined };
       // A storage failure during COMMIT is in doubt: the effect may be in the database. Either way
       // nothing was acknowledged, and a retry with the same key replays it or executes it once.
       const inDoubt = code === 'storage_unavailable';

@@ -37,11 +37,12 @@ CREATE TABLE public.inventory_events (
   purchased bigint NOT NULL,
   at timestamp with time zone NOT NULL,
   hash text NOT NULL,
+  expires_at timestamp with time zone,
   CONSTRAINT inventory_events_pkey PRIMARY KEY (id),
   CONSTRAINT inventory_events_rejected_has_code CHECK (((type = 'rejected'::text) = (code IS NOT NULL))),
   CONSTRAINT inventory_events_sku_seq UNIQUE (sku, seq),
   CONSTRAINT inventory_events_source_known CHECK ((source = ANY (ARRAY['api'::text, 'sweeper'::text]))),
-  CONSTRAINT inventory_events_type_known CHECK ((type = ANY (ARRAY['product_created'::text, 'stock_adjusted'::text, 'reserved'::text, 'purchased'::text, 'cancelled'::text, 'expired'::text, 'rejected'::text])))
+  CONSTRAINT inventory_events_type_known CHECK ((type = ANY (ARRAY['product_created'::text, 'stock_adjusted'::text, 'reserved'::text, 'purchased'::text, 'cancelled'::text, 'expired'::text, 'released'::text, 'extended'::text, 'rejected'::text])))
 );
 
 CREATE TABLE public.products (
@@ -73,9 +74,15 @@ CREATE TABLE public.reservations (
   created_at timestamp with time zone NOT NULL,
   expires_at timestamp with time zone NOT NULL,
   finished_at timestamp with time zone,
+  line smallint NOT NULL DEFAULT 0,
+  lines smallint NOT NULL DEFAULT 1,
+  purchased_quantity integer,
   CONSTRAINT reservations_expiry_after_creation CHECK ((expires_at > created_at)),
   CONSTRAINT reservations_finished_iff_final CHECK (((status = 'active'::text) = (finished_at IS NULL))),
-  CONSTRAINT reservations_pkey PRIMARY KEY (id),
+  CONSTRAINT reservations_line_in_range CHECK ((((lines >= 1) AND (lines <= 100)) AND (line >= 0) AND (line < lines))),
+  CONSTRAINT reservations_pkey PRIMARY KEY (id, sku),
+  CONSTRAINT reservations_purchased_iff_purchased CHECK (((status = 'purchased'::text) = (purchased_quantity IS NOT NULL))),
+  CONSTRAINT reservations_purchased_within_line CHECK (((purchased_quantity >= 0) AND (purchased_quantity <= quantity))),
   CONSTRAINT reservations_quantity_range CHECK (((quantity >= 1) AND (quantity <= 1000000))),
   CONSTRAINT reservations_status_known CHECK ((status = ANY (ARRAY['active'::text, 'purchased'::text, 'cancelled'::text, 'expired'::text])))
 );
@@ -107,7 +114,7 @@ CREATE INDEX reservations_active_by_expiry ON public.reservations USING btree (e
 
 CREATE INDEX reservations_active_by_sku ON public.reservations USING btree (sku) WHERE (status = 'active'::text);
 
-CREATE UNIQUE INDEX reservations_pkey ON public.reservations USING btree (id);
+CREATE UNIQUE INDEX reservations_pkey ON public.reservations USING btree (id, sku);
 
 CREATE UNIQUE INDEX secventory_migrations_pkey ON public.secventory_migrations USING btree (id);
 
@@ -137,11 +144,15 @@ CREATE OR REPLACE FUNCTION public.secventory_commit_batches(
   r_quantity integer[],
   r_created_at_ms bigint[],
   r_expires_at_ms bigint[],
+  r_line smallint[],
+  r_lines smallint[],
   u_sku text[],
   u_id uuid[],
   u_from text[],
   u_to text[],
   u_at_ms bigint[],
+  u_purchased_quantity integer[],
+  u_expires_at_ms bigint[],
   e_sku text[],
   e_seq bigint[],
   e_type text[],
@@ -159,10 +170,13 @@ CREATE OR REPLACE FUNCTION public.secventory_commit_batches(
   e_purchased bigint[],
   e_at_ms bigint[],
   e_hash text[],
+  e_expires_at_ms bigint[],
   i_sku text[],
   i_key text[],
   i_fingerprint text[],
-  i_outcome text[]
+  i_outcome text[],
+  i_at_ms bigint[],
+  all_or_nothing boolean
 )
  RETURNS jsonb
  LANGUAGE plpgsql
@@ -197,16 +211,28 @@ BEGIN
     RETURNING p.sku)
   SELECT coalesce(array_agg(sku), '{}') INTO committed FROM updated;
 
-  INSERT INTO reservations (id, sku, quantity, status, created_at, expires_at)
+  -- A cart's products commit together or not at all: one refused product refuses them all, and
+  -- the exception undoes whatever this statement wrote. Its actors reload and decide again.
+  IF all_or_nothing AND cardinality(committed) < cardinality(p_sku) THEN
+    RAISE EXCEPTION 'a product of an all-or-nothing group changed behind its version' USING ERRCODE = 'SV409';
+  END IF;
+
+  INSERT INTO reservations (id, sku, quantity, status, created_at, expires_at, line, lines)
   SELECT r.id, r.sku, r.quantity, 'active',
-         to_timestamp(r.created_at_ms::double precision / 1000), to_timestamp(r.expires_at_ms::double precision / 1000)
-    FROM unnest(r_sku, r_id, r_quantity, r_created_at_ms, r_expires_at_ms)
-         AS r (sku, id, quantity, created_at_ms, expires_at_ms)
+         to_timestamp(r.created_at_ms::double precision / 1000), to_timestamp(r.expires_at_ms::double precision / 1000),
+         r.line, r.lines
+    FROM unnest(r_sku, r_id, r_quantity, r_created_at_ms, r_expires_at_ms, r_line, r_lines)
+         AS r (sku, id, quantity, created_at_ms, expires_at_ms, line, lines)
    WHERE r.sku = ANY (committed);
 
+  -- A change to 'active' is an extension: it keeps the line open and moves its expiry.
   UPDATE reservations AS t
-     SET status = u.to_status, finished_at = to_timestamp(u.at_ms::double precision / 1000)
-    FROM unnest(u_sku, u_id, u_from, u_to, u_at_ms) AS u (sku, id, from_status, to_status, at_ms)
+     SET status = u.to_status,
+         finished_at = CASE WHEN u.to_status = 'active' THEN NULL ELSE to_timestamp(u.at_ms::double precision / 1000) END,
+         purchased_quantity = u.purchased_quantity,
+         expires_at = coalesce(to_timestamp(u.expires_at_ms::double precision / 1000), t.expires_at)
+    FROM unnest(u_sku, u_id, u_from, u_to, u_at_ms, u_purchased_quantity, u_expires_at_ms)
+         AS u (sku, id, from_status, to_status, at_ms, purchased_quantity, expires_at_ms)
    WHERE t.id = u.id AND t.sku = u.sku AND t.status = u.from_status AND u.sku = ANY (committed);
   GET DIAGNOSTICS changed = ROW_COUNT;
   SELECT count(*) INTO expected FROM unnest(u_sku) AS s (sku) WHERE s.sku = ANY (committed);
@@ -216,24 +242,28 @@ BEGIN
 
   INSERT INTO inventory_events (sku, seq, type, reservation_id, quantity, delta, reason, code,
                                 request_id, idempotency_key, source, late_ms,
-                                total, reserved, purchased, at, hash)
+                                total, reserved, purchased, at, hash, expires_at)
   SELECT e.sku, e.seq, e.type, e.reservation_id, e.quantity, e.delta, e.reason, e.code,
          e.request_id, e.idempotency_key, e.source, e.late_ms,
-         e.total, e.reserved, e.purchased, to_timestamp(e.at_ms::double precision / 1000), e.hash
+         e.total, e.reserved, e.purchased, to_timestamp(e.at_ms::double precision / 1000), e.hash,
+         to_timestamp(e.expires_at_ms::double precision / 1000)
     FROM unnest(e_sku, e_seq, e_type, e_reservation_id, e_quantity, e_delta, e_reason, e_code,
                 e_request_id, e_idempotency_key, e_source, e_late_ms,
-                e_total, e_reserved, e_purchased, e_at_ms, e_hash)
+                e_total, e_reserved, e_purchased, e_at_ms, e_hash, e_expires_at_ms)
          AS e (sku, seq, type, reservation_id, quantity, delta, reason, code,
                request_id, idempotency_key, source, late_ms,
-               total, reserved, purchased, at_ms, hash)
+               total, reserved, purchased, at_ms, hash, expires_at_ms)
    WHERE e.sku = ANY (committed)
    ORDER BY e.sku, e.seq;
 
+  -- A record is scoped to a product of the group, or (a cart's key) to something else, such as the
+  -- route or the reservation: those are written only by an all-or-nothing group, which got here
+  -- only if every product committed. A scope's key used before fails the statement (unique key):
+  -- the caller looks the record up and replays it.
   INSERT INTO idempotency_records (sku, key, fingerprint, outcome, created_at)
-  SELECT i.sku, i.key, i.fingerprint, i.outcome::jsonb, to_timestamp(u.at_ms::double precision / 1000)
-    FROM unnest(i_sku, i_key, i_fingerprint, i_outcome) AS i (sku, key, fingerprint, outcome)
-    JOIN unnest(p_sku, p_at_ms) AS u (sku, at_ms) ON u.sku = i.sku
-   WHERE i.sku = ANY (committed);
+  SELECT i.sku, i.key, i.fingerprint, i.outcome::jsonb, to_timestamp(i.at_ms::double precision / 1000)
+    FROM unnest(i_sku, i_key, i_fingerprint, i_outcome, i_at_ms) AS i (sku, key, fingerprint, outcome, at_ms)
+   WHERE i.sku = ANY (committed) OR (all_or_nothing AND NOT i.sku = ANY (p_sku));
 
   SELECT jsonb_agg(CASE WHEN known ? x.sku THEN jsonb_build_object('known', known -> x.sku)
                         WHEN x.sku = ANY (committed) THEN 'null'::jsonb

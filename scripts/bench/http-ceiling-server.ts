@@ -32,6 +32,7 @@ app.post('/products/:sku/reservations', {
     id: randomUUID(),
     sku: request.params.sku,
     quantity,
+    lines: [{ sku: request.params.sku, quantity }],
     status: 'active' as const,
     createdAt: new Date(nowMs).toISOString(),
     expiresAt: new Date(nowMs + ttlSeconds * 1000).toISOString(),

@@ -28,6 +28,8 @@ const statusOf = {
   reservation_cancelled: 409,
   reservation_expired: 409,
   reservation_purchased: 409,
+  reservation_lifetime_exceeded: 409,
+  quantity_exceeds_reservation: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
   idempotency_key_reused: 422,
@@ -50,6 +52,8 @@ const titleOf: Record<ErrorCode, string> = {
   reservation_cancelled: 'The reservation is cancelled',
   reservation_expired: 'The reservation has expired',
   reservation_purchased: 'The reservation is purchased',
+  reservation_lifetime_exceeded: 'The reservation is at its lifetime cap',
+  quantity_exceeds_reservation: 'More than the line holds was asked for',
   payload_too_large: 'The request body is too large',
   unsupported_media_type: 'The request body must be JSON',
   idempotency_key_reused: 'The Idempotency-Key was used for a different request',
@@ -81,10 +85,14 @@ export function problem(code: ErrorCode, detail: string, request?: FastifyReques
   };
 }
 
-export function sendProblem(reply: FastifyReply, code: ErrorCode, detail: string): FastifyReply {
+/**
+ * A problem with the standard members, plus `extensions` where a code carries more: the short
+ * lines of a refused cart (`lines`), the unknown SKUs of one (`unknownSkus`).
+ */
+export function sendProblem(reply: FastifyReply, code: ErrorCode, detail: string, extensions: Record<string, unknown> = {}): FastifyReply {
   const status = statusOf[code];
   if (status === 503) reply.header('retry-after', String(retryAfterSeconds));
-  return reply.code(status).type('application/problem+json').send(problem(code, detail, reply.request));
+  return reply.code(status).type('application/problem+json').send({ ...problem(code, detail, reply.request), ...extensions });
 }
 
 /** Fastify's own errors, by their stable FST_ codes. */

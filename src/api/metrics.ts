@@ -9,7 +9,7 @@ import { bucketQuantileMs, outcomeError, outcomeOk, outcomeRejected, RecentWindo
 // Prometheus metrics and the figures of /stats out. No metric carries a SKU label: a label per
 // product would make one time series per product, and a busy shop has millions of products.
 
-export const operationNames = ['reserve', 'purchase', 'cancel', 'expire', 'adjust'] as const satisfies readonly CommandType[];
+export const operationNames = ['reserve', 'purchase', 'cancel', 'expire', 'adjust', 'extend'] as const satisfies readonly CommandType[];
 export const outcomeNames = ['ok', 'rejected', 'error'] as const;
 const outcomeCount = outcomeNames.length;
 
@@ -37,6 +37,11 @@ function operationIndex(type: CommandType): number {
       return 3;
     case 'adjust':
       return 4;
+    case 'extend':
+      return 5;
+    // A cart's refusal recorded on one of its products: counted with the reservations.
+    case 'refuse':
+      return 0;
     default: {
       const unreachable: never = type;
       return unreachable;
@@ -50,6 +55,7 @@ function failureOutcome(code: FailureCode): OutcomeIndex {
     case 'product_not_found':
     case 'reservation_not_found':
     case 'idempotency_key_reused':
+    case 'validation_failed':
       return outcomeRejected;
     case 'storage_unavailable':
     case 'overloaded':

@@ -10,16 +10,17 @@ const failureDetail: Record<FailureCode, string> = {
   product_not_found: 'no product with this SKU',
   reservation_not_found: 'no reservation with this id',
   idempotency_key_reused: 'this Idempotency-Key was used with a different request on this product',
+  validation_failed: 'the request cannot succeed as asked',
   internal_error: 'the server failed to process this command; nothing was acknowledged',
 };
 
 /** Renders an engine result: the outcome's status and body, or a problem. */
 export function sendResult(reply: FastifyReply, result: CommandResult): FastifyReply {
   if (result.type === 'failed') {
-    const detail = result.code === 'product_not_found' || result.code === 'reservation_not_found' || result.code === 'idempotency_key_reused'
+    const detail = result.code === 'product_not_found' || result.code === 'reservation_not_found' || result.code === 'idempotency_key_reused' || result.code === 'validation_failed'
       ? result.reason
       : failureDetail[result.code];
-    return sendProblem(reply, result.code, detail);
+    return sendProblem(reply, result.code, detail, result.unknownSkus === undefined ? {} : { unknownSkus: result.unknownSkus });
   }
   if (result.replayed) reply.header('idempotent-replayed', 'true');
   const outcome = result.outcome;
@@ -31,7 +32,7 @@ export function sendResult(reply: FastifyReply, result: CommandResult): FastifyR
     case 'product':
       return reply.code(outcome.created ? 201 : 200).send(outcome.product);
     case 'rejected':
-      return sendProblem(reply, outcome.code, outcome.detail);
+      return sendProblem(reply, outcome.code, outcome.detail, outcome.lines === undefined ? {} : { lines: outcome.lines });
     case 'noop':
       return sendProblem(reply, 'internal_error', failureDetail.internal_error);
     default: {

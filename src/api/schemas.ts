@@ -1,4 +1,5 @@
 import { Type } from 'typebox';
+import type { EventType } from '../engine/types.ts';
 import * as limits from '../engine/limits.ts';
 import { Text } from './text.ts';
 
@@ -55,16 +56,38 @@ export const Product = Type.Object({
   inventory: Inventory,
 }, strict);
 
-export const Reservation = Type.Object({
-  id: Type.String(),
+const ReservationLine = Type.Object({
   sku: Type.String(),
   quantity: Type.Integer(),
+  purchasedQuantity: Type.Optional(Type.Integer({ minimum: 0, description: 'once purchased: how much of the line was bought' })),
+}, strict);
+
+/** A reservation of one line also has `sku` and `quantity`; one of several has `lines` only. */
+export const Reservation = Type.Object({
+  id: Type.String(),
+  sku: Type.Optional(Type.String()),
+  quantity: Type.Optional(Type.Integer()),
+  lines: Type.Array(ReservationLine, { description: 'in the order of the request' }),
   status: Type.Unsafe<'active' | 'purchased' | 'cancelled' | 'expired'>({ type: 'string', enum: ['active', 'purchased', 'cancelled', 'expired'] }),
   createdAt: Timestamp,
   expiresAt: Timestamp,
   purchasedAt: Type.Optional(Timestamp),
   cancelledAt: Type.Optional(Timestamp),
   expiredAt: Type.Optional(Timestamp),
+}, strict);
+
+const CartLine = Type.Object({
+  sku: Sku,
+  quantity: Type.Integer({ minimum: 1, maximum: limits.quantityMax }),
+}, strict);
+
+export const CartBody = Type.Object({
+  lines: Type.Array(CartLine, { minItems: 1, maxItems: limits.cartLinesMax, description: `1..${limits.cartLinesMax} lines, each SKU at most once` }),
+  ttlSeconds: Type.Optional(Type.Integer({ minimum: limits.ttlSecondsMin, maximum: limits.ttlSecondsMax, description: 'default 600' })),
+}, strict);
+
+export const ExtendBody = Type.Object({
+  ttlSeconds: Type.Integer({ minimum: limits.ttlSecondsMin, maximum: limits.ttlSecondsMax }),
 }, strict);
 
 export const Problem = Type.Object({
@@ -92,9 +115,9 @@ export const Event = Type.Object({
   position: Type.Integer({ minimum: 1, description: 'place in the whole log; the cursor of GET /events' }),
   seq: Type.Integer({ minimum: 1, description: "the product's sequence number: gap-free, equal to its version right after this event" }),
   sku: Type.String(),
-  type: Type.Unsafe<'product_created' | 'stock_adjusted' | 'reserved' | 'purchased' | 'cancelled' | 'expired' | 'rejected'>({
+  type: Type.Unsafe<EventType>({
     type: 'string',
-    enum: ['product_created', 'stock_adjusted', 'reserved', 'purchased', 'cancelled', 'expired', 'rejected'],
+    enum: ['product_created', 'stock_adjusted', 'reserved', 'purchased', 'cancelled', 'expired', 'released', 'extended', 'rejected'],
   }),
   reservationId: Type.Optional(Type.String()),
   quantity: Type.Optional(Type.Integer({ description: "the reservation's quantity; the requested one on a rejected reservation" })),

@@ -126,7 +126,7 @@ export function decideCart(products: ReadonlyMap<string, CartProduct>, commands:
       continue;
     }
     const quantity = 'quantity' in command && command.quantity !== undefined ? command.quantity : 0;
-    const refuse: Command = { type: 'refuse', reservationId: reservationOfCommand(command), quantity, code: refused.code, detail: refused.detail, requestId: requestIdOf(command) };
+    const refuse: Command = { type: 'refuse', reservationId: reservationOfCommand(command), quantity, code: refused.code, detail: refused.detail, newReservation: command.type === 'reserve', idempotencyKey: null, requestId: requestIdOf(command) };
     const again = decideOne(products, sku, refuse, nowMs);
     if (again.type === 'stale') return { type: 'stale', sku };
     all.set(sku, again.decision);

@@ -54,7 +54,7 @@ export function decide(view: DecisionView, command: Command, nowMs: number): Dec
       return decideExtend(view, command, nowMs);
     case 'refuse': {
       const r = rejection(view.counters, nowMs, metaOf(command), command.code, command.detail,
-        { reservationId: command.reservationId, quantity: command.quantity });
+        { reservationId: command.newReservation ? null : command.reservationId, quantity: command.quantity });
       return { outcome: r.outcome, events: [r.event], counters: r.counters, inserted: [], changed: [], reservations: [] };
     }
     default: {

@@ -13,6 +13,11 @@ export const ttlSecondsMax = 86_400;
  * held without end is stock nobody can sell; a checkout that needs longer starts a new one.
  */
 export const reservationLifetimeMaxSeconds = 86_400;
+/**
+ * Lines in one cart. Every line holds its product's actor for the cart's commit: a cart of many
+ * lines stalls many products at once, and a checkout rarely needs more.
+ */
+export const cartLinesMax = 100;
 export const ttlSecondsDefault = 600;
 /** docs/API.md: SKU alphabet and length. */
 export const skuPattern = '^[A-Za-z0-9._:-]{1,64}$';

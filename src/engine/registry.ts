@@ -1,3 +1,5 @@
+import { Carts } from './cart.ts';
+import type { CartOp } from './decide-cart.ts';
 import type { Clock } from './clock.ts';
 import { assert, StorageError } from './errors.ts';
 import { chainEvents, genesisHash } from './event-hash.ts';
@@ -74,12 +76,16 @@ export class Registry {
    */
   private readonly reservationSku = new Map<string, string>();
 
+  private readonly carts: Carts;
+
   constructor(
     private readonly store: Store,
     private readonly clock: Clock,
     private readonly settings: RegistrySettings,
     private readonly observer: EngineObserver = {},
-  ) {}
+  ) {
+    this.carts = new Carts({ store, clock, observer, actorFor: (sku) => this.actorFor(sku) });
+  }
 
   get liveActors(): number {
     let n = 0;
@@ -103,21 +109,42 @@ export class Registry {
     return result;
   }
 
-  /** Submits a command about a reservation to the actor of the product that owns it. */
-  async executeOnReservation(reservationId: string, command: Command): Promise<CommandResult> {
-    let sku = this.reservationSku.get(reservationId);
-    if (sku === undefined) {
-      try {
-        sku = (await this.store.findReservationSku(reservationId)) ?? undefined;
-      } catch (error) {
-        if (!(error instanceof StorageError)) throw error;
-        return this.settleEarly('', command, { type: 'failed', code: 'storage_unavailable', reason: error.message });
+  /** Submits a command about a reservation (of one line or several) to whoever owns it. */
+  executeOnReservation(reservationId: string, command: Command): Promise<CommandResult> {
+    const op = reservationOpOf(reservationId, command);
+    if (op === null) return Promise.resolve(this.settleEarly('', command, { type: 'failed', code: 'validation_failed', reason: `${command.type} is not an operation on a reservation` }));
+    return this.executeReservationOp(op, command);
+  }
+
+  /** A new reservation of several products, all or nothing. */
+  executeCart(op: Extract<CartOp, { type: 'reserve' }>): Promise<CommandResult> {
+    return this.carts.execute(op);
+  }
+
+  /**
+   * An operation on an existing reservation. One line: its product's actor decides it in a batch
+   * like any command. Several: the cart holds all their actors and decides all lines at once.
+   */
+  async executeReservationOp(op: Exclude<CartOp, { type: 'reserve' }>, asCommand?: Command): Promise<CommandResult> {
+    let skus: readonly string[];
+    const known = this.reservationSku.get(op.reservationId);
+    try {
+      skus = known !== undefined ? [known] : await this.store.findReservationSkus(op.reservationId);
+    } catch (error) {
+      if (!(error instanceof StorageError)) throw error;
+      return { type: 'failed', code: 'storage_unavailable', reason: error.message };
+    }
+    const [sku] = skus;
+    if (sku === undefined) return { type: 'failed', code: 'reservation_not_found', reason: `no reservation ${op.reservationId}` };
+    if (skus.length > 1) {
+      // A quantity without a SKU can only mean the line of a one-line reservation.
+      if (asCommand?.type === 'purchase' && asCommand.quantity !== undefined) {
+        return { type: 'failed', code: 'validation_failed', reason: 'a reservation of several lines is bought by naming its lines' };
       }
+      return this.carts.execute(op);
     }
-    if (sku === undefined) {
-      return this.settleEarly('', command, { type: 'failed', code: 'reservation_not_found', reason: `no reservation ${reservationId}` });
-    }
-    return this.execute(sku, command);
+    const command = asCommand ?? oneLineCommand(op, sku);
+    return command.type === 'failed' ? command : this.execute(sku, command);
   }
 
   /** The product as its actor committed it; null when it does not exist. */
@@ -310,5 +337,40 @@ export class Registry {
   private settleEarly(sku: string, command: Command, result: CommandResult): CommandResult {
     this.observer.commandCompleted?.(sku, command, result, 0);
     return result;
+  }
+}
+
+/** A command about a reservation, as an operation on it (null for commands that are not). */
+function reservationOpOf(reservationId: string, command: Command): Exclude<CartOp, { type: 'reserve' }> | null {
+  switch (command.type) {
+    case 'purchase':
+      return { type: 'purchase', reservationId, lines: null, idempotencyKey: command.idempotencyKey, requestId: command.requestId };
+    case 'cancel':
+      return { type: 'cancel', reservationId, idempotencyKey: command.idempotencyKey, requestId: command.requestId };
+    case 'extend':
+      return { type: 'extend', reservationId, ttlSeconds: command.ttlSeconds, idempotencyKey: command.idempotencyKey, requestId: command.requestId };
+    case 'expire':
+      return { type: 'expire', reservationId };
+    default:
+      return null;
+  }
+}
+
+/** The one line's command of an operation on a one-line reservation of `sku`. */
+function oneLineCommand(op: Exclude<CartOp, { type: 'reserve' }>, sku: string): Command | Extract<CommandResult, { type: 'failed' }> {
+  const id = op.reservationId;
+  switch (op.type) {
+    case 'purchase': {
+      const other = op.lines?.find((l) => l.sku !== sku);
+      if (other !== undefined) return { type: 'failed', code: 'validation_failed', reason: `${other.sku} is not a line of reservation ${id}` };
+      const quantity = op.lines?.[0]?.quantity;
+      return { type: 'purchase', reservationId: id, idempotencyKey: op.idempotencyKey, requestId: op.requestId, ...(quantity === undefined ? {} : { quantity }) };
+    }
+    case 'cancel':
+      return { type: 'cancel', reservationId: id, idempotencyKey: op.idempotencyKey, requestId: op.requestId };
+    case 'extend':
+      return { type: 'extend', reservationId: id, ttlSeconds: op.ttlSeconds, idempotencyKey: op.idempotencyKey, requestId: op.requestId };
+    case 'expire':
+      return { type: 'expire', reservationId: id };
   }
 }

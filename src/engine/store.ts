@@ -20,9 +20,11 @@ export type CommitResult =
   | { readonly type: 'conflict' }
   | { readonly type: 'known'; readonly records: readonly IdempotencyRecord[] };
 
+/** A due line: a reservation of several lines is due once per line (all share its expiry). */
 export interface DueReservation {
   readonly id: string;
   readonly sku: string;
+  readonly lines: number;
 }
 
 /**

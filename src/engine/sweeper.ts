@@ -3,7 +3,7 @@ import { StorageError } from './errors.ts';
 import { idempotencyCleanupBatchMax, idempotencyRetentionMs, sweepBatchSizeMax, sweepRoundsPerTickMax } from './limits.ts';
 import type { EngineObserver } from './observer.ts';
 import type { Registry } from './registry.ts';
-import type { Store } from './store.ts';
+import type { DueReservation, Store } from './store.ts';
 import type { CommandResult } from './types.ts';
 
 export interface SweepReport {
@@ -54,9 +54,10 @@ export class Sweeper {
     let failed = 0;
     for (let round = 0; round < sweepRoundsPerTickMax; round++) {
       const batch = await this.store.findDueReservations(this.clock.nowMs(), sweepBatchSizeMax);
-      const results = await Promise.all(
-        batch.map((r) => this.registry.execute(r.sku, { type: 'expire', reservationId: r.id })),
-      );
+      const results = await Promise.all(expiries(batch).map((r) => r.lines === 1
+        ? this.registry.execute(r.sku, { type: 'expire', reservationId: r.id })
+        // A cart expires as a whole, all its products in one transaction.
+        : this.registry.executeOnReservation(r.id, { type: 'expire', reservationId: r.id })));
       const tally = tallyRound(results);
       due += batch.length;
       expired += tally.expired;
@@ -96,4 +97,10 @@ export function tallyRound(results: readonly CommandResult[]): { expired: number
  */
 export function sweepAgain(roundSize: number, roundFailed: number): boolean {
   return roundSize === sweepBatchSizeMax && roundFailed < roundSize;
+}
+
+/** One expiry per reservation: the lines of a cart are due together. */
+function expiries(due: readonly DueReservation[]): DueReservation[] {
+  const seen = new Set<string>();
+  return due.filter((r) => r.lines === 1 || (!seen.has(r.id) && seen.add(r.id) !== undefined));
 }

@@ -105,6 +105,9 @@ export type Command =
       readonly quantity: number;
       readonly code: RejectionCode;
       readonly detail: string;
+      /** True when the refused operation would have created the reservation: no such id exists. */
+      readonly newReservation: boolean;
+      readonly idempotencyKey: null;
       readonly requestId: string;
     }
   | {

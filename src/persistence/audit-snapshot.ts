@@ -35,6 +35,8 @@ export interface ReservationHistory {
   readonly sku: string;
   readonly quantity: number;
   readonly status: string;
+  /** How much of the line was bought, once purchased. */
+  readonly purchasedQuantity: number | null;
   readonly types: readonly string[];
   readonly seqs: readonly number[];
   readonly quantities: readonly (number | null)[];
@@ -87,6 +89,7 @@ interface ReservationDbRow {
   sku: string;
   quantity: number;
   status: string;
+  purchased_quantity: number | null;
   types: string[];
   /** bigint[] arrives as strings. */
   seqs: string[];
@@ -210,6 +213,7 @@ function reservationFromRow(r: ReservationDbRow): ReservationHistory {
     sku: r.sku,
     quantity: r.quantity,
     status: r.status,
+    purchasedQuantity: r.purchased_quantity,
     types: r.types,
     seqs: r.seqs.map(Number),
     quantities: r.quantities,

@@ -16,10 +16,11 @@ export class ReadModel {
     this.events = new EventLog(pool);
   }
 
-  getReservation(id: string): Promise<Reservation | null> {
+  /** Every line of a reservation, in the order the client sent them (empty: no such reservation). */
+  getReservationLines(id: string): Promise<Reservation[]> {
     return guarded('get reservation', async () => {
       const { rows } = await this.pool.query({ name: 'select_reservation', text: reservations.selectReservation, values: [id] });
-      return rows[0] === undefined ? null : reservationFromRow(rows[0]);
+      return rows.map(reservationFromRow);
     });
   }
 

@@ -128,7 +128,7 @@ describe('secventory verify', () => {
   it("G7: a reservation's status changed behind the engine contradicts its history", async () => {
     const db = await loadedDatabase();
     const { rows } = await db.sql.query(`select id from reservations where sku = 'V-B' and status = 'active' limit 1`);
-    await db.sql.query(`update reservations set status = 'purchased', finished_at = now() where id = $1::uuid`, [rows[0].id]);
+    await db.sql.query(`update reservations set status = 'purchased', purchased_quantity = quantity, finished_at = now() where id = $1::uuid`, [rows[0].id]);
     const report = await verifyDatabase(db.url);
     expect(report.violations).toContainEqual({
       guarantee: 'G7', sku: 'V-B', reservationId: rows[0].id, message: 'its events end in active, but its row says purchased',
@@ -167,7 +167,7 @@ describe('secventory verify', () => {
     const r = rows[0];
     const forged: EventDraft = {
       seq: r.version + 1, type: 'rejected', reservationId: null, quantity: r.quantity, delta: null, reason: null,
-      code: r.code, requestId: 'forged', idempotencyKey: r.idempotency_key, source: 'api', lateMs: null,
+      code: r.code, requestId: 'forged', idempotencyKey: r.idempotency_key, source: 'api', lateMs: null, expiresAtMs: null,
       total: r.total, reserved: r.reserved, purchased: r.purchased, atMs: Number(r.at_ms) + 1,
     };
     await db.sql.query(`

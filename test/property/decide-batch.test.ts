@@ -47,13 +47,14 @@ const activeArb = (id: string): fc.Arbitrary<Reservation> =>
   fc.record({ quantity: fc.integer({ min: 1, max: 10 }), ttlSeconds: fc.integer({ min: 1, max: 600 }) })
     .map(({ quantity, ttlSeconds }) => ({
       id, sku, quantity, status: 'active' as const, createdAtMs: baseMs,
-      expiresAtMs: baseMs + ttlSeconds * 1000, finishedAtMs: null,
+      expiresAtMs: baseMs + ttlSeconds * 1000, finishedAtMs: null, line: 0, lines: 1, purchasedQuantity: null,
     }));
 
 const finalArb = (id: string): fc.Arbitrary<Reservation> =>
   fc.record({ quantity: fc.integer({ min: 1, max: 10 }), status: fc.constantFrom('purchased', 'cancelled', 'expired') })
     .map(({ quantity, status }) => ({
       id, sku, quantity, status, createdAtMs: baseMs, expiresAtMs: baseMs + 60_000, finishedAtMs: baseMs + 1000,
+      line: 0, lines: 1, purchasedQuantity: status === 'purchased' ? quantity : null,
     }));
 
 /** A chain head as a product's newest event would have it. */

@@ -34,6 +34,7 @@ const reservationArb = (id: string): fc.Arbitrary<Reservation> =>
   }).map(({ quantity, status, ttlMs, finishedAfterMs }) => ({
     id, sku, quantity, status, createdAtMs: baseMs, expiresAtMs: baseMs + ttlMs,
     finishedAtMs: status === 'active' ? null : baseMs + finishedAfterMs,
+    line: 0, lines: 1, purchasedQuantity: status === 'purchased' ? quantity : null,
   }));
 
 const ids = ['00000000-0000-4000-8000-00000000000a', '00000000-0000-4000-8000-00000000000b', '00000000-0000-4000-8000-00000000000c', '00000000-0000-4000-8000-00000000000d'];
@@ -265,7 +266,7 @@ describe('reservation lifecycle', () => {
       for (const event of sequence) {
         const next = nextStatus(status, event);
         if (status === 'active') {
-          expect(next).toBe(targetOf[event.type]);
+          expect(next).toBe(targetOf[event.type as keyof typeof targetOf]);
         } else {
           expect(next).toBeNull();
         }

@@ -77,8 +77,12 @@ const recordKey = (sku: string, key: string) => `${sku} ${key}`;
 const iso = (ms: number) => new Date(ms).toISOString();
 const unknownReservationId = '00000000-0000-4000-8000-000000000000';
 
+function lineOf(r: ModelReservation): ReservationView['lines'][number] {
+  return r.status === 'purchased' ? { sku: r.sku, quantity: r.quantity, purchasedQuantity: r.quantity } : { sku: r.sku, quantity: r.quantity };
+}
+
 function viewOf(r: ModelReservation): ReservationView {
-  const view: ReservationView = { id: r.id, sku: r.sku, quantity: r.quantity, status: r.status, createdAt: iso(r.createdAtMs), expiresAt: iso(r.expiresAtMs) };
+  const view: ReservationView = { id: r.id, sku: r.sku, quantity: r.quantity, lines: [lineOf(r)], status: r.status, createdAt: iso(r.createdAtMs), expiresAt: iso(r.expiresAtMs) };
   if (r.status === 'purchased') view.purchasedAt = iso(r.finishedAtMs!);
   if (r.status === 'cancelled') view.cancelledAt = iso(r.finishedAtMs!);
   if (r.status === 'expired') view.expiredAt = iso(r.finishedAtMs!);
@@ -164,6 +168,9 @@ function modelDecide(m: Model, p: ModelProduct, command: Exclude<Command, { type
       finishReservation(p, r, target, now);
       return { kind: 'reservation', created: false, reservation: viewOf(r) };
     }
+    case 'extend':
+    case 'refuse':
+      throw new Error(`the model does not generate ${command.type}`);
     default: {
       const unreachable: never = command;
       return unreachable;

@@ -126,6 +126,7 @@ function draftOf(e: EventRow): EventDraft {
   return {
     seq: e.seq, type: e.type, reservationId: e.reservation_id, quantity: e.quantity, delta: e.delta, reason: e.reason,
     code: e.code, requestId: e.request_id, idempotencyKey: e.idempotency_key, source: e.source, lateMs: e.late_ms,
+    expiresAtMs: null,
     total: e.total, reserved: e.reserved, purchased: e.purchased, atMs: e.at_ms,
   };
 }

@@ -22,6 +22,7 @@ function reservation(id: string, status: ReservationStatus, quantity = 3): Reser
   return {
     id, sku, quantity, status, createdAtMs: nowMs - 1000, expiresAtMs: nowMs + 60_000,
     finishedAtMs: status === 'active' ? null : nowMs - 500,
+    line: 0, lines: 1, purchasedQuantity: status === 'purchased' ? quantity : null,
   };
 }
 

@@ -6,7 +6,7 @@ const nowMs = Date.parse('2026-06-01T12:00:00Z');
 const rid = '11111111-1111-4111-8111-111111111111';
 
 function reservation(status: ReservationStatus, over: Partial<Reservation> = {}): Reservation {
-  return { id: rid, sku: 'S', quantity: 3, status, createdAtMs: nowMs - 1000, expiresAtMs: nowMs + 60_000, finishedAtMs: status === 'active' ? null : nowMs - 500, ...over };
+  return { id: rid, sku: 'S', quantity: 3, line: 0, lines: 1, purchasedQuantity: status === 'purchased' ? 3 : null, status, createdAtMs: nowMs - 1000, expiresAtMs: nowMs + 60_000, finishedAtMs: status === 'active' ? null : nowMs - 500, ...over };
 }
 
 function view(counters: Partial<Counters>, r?: Reservation): DecisionView {

@@ -12,7 +12,7 @@ import { hostileText, storesAsIs } from '../hardening/hostile-text.ts';
 
 const adjusted: EventDraft = {
   seq: 2, type: 'stock_adjusted', reservationId: null, quantity: null, delta: 5, reason: 'restock',
-  code: null, requestId: 'req-1', idempotencyKey: 'key-1', source: 'api', lateMs: null,
+  code: null, requestId: 'req-1', idempotencyKey: 'key-1', source: 'api', lateMs: null, expiresAtMs: null,
   total: 15, reserved: 0, purchased: 0, atMs: 1_764_000_000_000,
 };
 

@@ -33,7 +33,7 @@ select p.sku, p.initial_stock, p.total, p.reserved, p.purchased, p.version,
   from products p
   left join (select sku,
                     sum(quantity) filter (where status = 'active') as reserved_sum,
-                    sum(quantity) filter (where status = 'purchased') as purchased_sum
+                    sum(purchased_quantity) filter (where status = 'purchased') as purchased_sum
                from reservations
               group by sku) r on r.sku = p.sku
  order by p.sku`;
@@ -64,16 +64,17 @@ export const seqBeforeAll = '-9223372036854775808';
  */
 export const declareReservations = `
 declare verify_reservations no scroll cursor for
-select r.id::text as id, r.sku, r.quantity, r.status,
+select r.id::text as id, r.sku, r.quantity, r.status, r.purchased_quantity,
        coalesce(array_agg(e.type order by e.seq) filter (where e.id is not null), '{}'::text[]) as types,
        coalesce(array_agg(e.seq order by e.seq) filter (where e.id is not null), '{}'::bigint[]) as seqs,
        coalesce(array_agg(e.quantity order by e.seq) filter (where e.id is not null), '{}'::integer[]) as quantities,
-       coalesce(bool_and(e.sku = r.sku), true) as same_sku
+       true as same_sku
   from reservations r
   left join inventory_events e
-    on e.reservation_id = r.id and e.type in ('reserved', 'purchased', 'cancelled', 'expired')
- group by r.id
- order by r.id`;
+    on e.reservation_id = r.id and e.sku = r.sku
+   and e.type in ('reserved', 'purchased', 'released', 'extended', 'cancelled', 'expired')
+ group by r.id, r.sku
+ order by r.id, r.sku`;
 
 export const reservationsPerFetch = 2000;
 export const fetchReservations = `fetch forward ${reservationsPerFetch} from verify_reservations`;
@@ -96,7 +97,8 @@ select 'reservations', x.sku, count(*)::bigint
 union all
 select 'idempotency_records', x.sku, count(*)::bigint
   from idempotency_records x
- where not exists (select 1 from products p where p.sku = x.sku)
+ where x.sku not like '/%'  -- a cart's key lives in its route's or reservation's scope
+   and not exists (select 1 from products p where p.sku = x.sku)
  group by x.sku
  order by 1, 2
  limit $1::integer`;
