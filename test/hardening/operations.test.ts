@@ -131,6 +131,8 @@ describe('shutdown', () => {
     const server = await serve(dataDir);
     await expectWriting(server.url, 'GONE-1');
     process.kill(postmasterPid(dataDir), 'SIGKILL');
+    // Its backends notice the postmaster's death and end their connections; new ones are refused.
+    await waitUntil(async () => (await http(server.url, 'GET', '/health/ready')).status === 503, 20_000, 'the service saw its database go');
     expect(await stopTimed(server)).toBeLessThan(shutdownMsMax + exitSlackMs);
   }, startupMs);
 
