@@ -125,6 +125,24 @@ describe('verify and migrate beside a running service', () => {
   }, startupMs);
 });
 
+describe('a service killed without a shutdown', () => {
+  it('leaves its PostgreSQL running, and the next start on the same directory reuses it', async () => {
+    const dataDir = await openDataDir();
+    const first = await serve(dataDir);
+    await expectWriting(first.url, 'KILLED-1');
+    const pid = postmasterPid(dataDir);
+    servers.splice(servers.indexOf(first), 1);
+    process.kill(first.pid, 'SIGKILL');
+    await waitUntil(() => first.rssBytes() === 0, 10_000, 'the killed service is gone');
+    // Only to end its memory sampling: stop() awaits an exit that a killed process has already had.
+    void first.stop();
+
+    const second = await serve(dataDir);
+    expect(postmasterPid(dataDir)).toBe(pid);
+    expect((await http(second.url, 'GET', '/products/KILLED-1')).status).toBe(200);
+  }, startupMs);
+});
+
 describe('shutdown', () => {
   it(`ends within shutdownMsMax (${shutdownMsMax} ms) after the service's PostgreSQL was SIGKILLed`, async () => {
     const dataDir = await openDataDir();
