@@ -37,12 +37,11 @@ function databaseFailure(error: unknown, config: Config): string {
 
 /** Why `serve` could not start, in one line that says what to change. */
 function startFailure(error: unknown, config: Config): string {
-  const { code, syscall } = (error ?? {}) as NodeJS.ErrnoException;
+  const { code, syscall, hostname } = (error ?? {}) as NodeJS.ErrnoException & { hostname?: string };
   const where = `port ${config.port} on ${config.host}`;
   if (syscall === 'listen' && code === 'EADDRINUSE') return `${where} is in use; set PORT`;
   if (syscall === 'listen' && code === 'EACCES') return `${where} needs privileges this user does not have; set PORT`;
   if (syscall === 'listen' && code === 'EADDRNOTAVAIL') return `${config.host} is no address of this machine; set HOST`;
-  const { hostname } = error as { hostname?: string };
   if (code === 'ENOTFOUND' && hostname === config.host) return `HOST ${config.host} is unknown; set HOST`;
   const reason = databaseFailure(error, config);
   return error instanceof EmbeddedPostgresError ? reason : `could not start: ${reason}`;

@@ -28,7 +28,7 @@ export type PostgresUserAccess =
 export const runningAsRoot = (): boolean => process.getuid?.() === 0;
 
 /** The topmost of `dir` and its ancestors that others may not search (no o+x), if any. */
-export function closedToOthers(dir: string): string | undefined {
+function closedToOthers(dir: string): string | undefined {
   let closed: string | undefined;
   for (let at = path.resolve(dir); ; at = path.dirname(at)) {
     // Every entry exists: the caller created the directory or found it.
