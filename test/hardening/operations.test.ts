@@ -30,7 +30,13 @@ afterEach(async () => {
     const pgDir = path.join(dir, 'postgres');
     // What a test left frozen or running: the PostgreSQL processes of its own data directory.
     const left = existsSync(pgDir) ? processesWorkingIn(pgDir) : [];
-    for (const pid of left) for (const signal of ['SIGCONT', 'SIGKILL'] as const) process.kill(pid, signal);
+    for (const pid of left) {
+      try {
+        for (const signal of ['SIGCONT', 'SIGKILL'] as const) process.kill(pid, signal);
+      } catch {
+        // ESRCH: it ended on its own meanwhile.
+      }
+    }
     await rm(dir, { recursive: true, force: true });
   }
 });
