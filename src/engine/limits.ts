@@ -91,3 +91,32 @@ export const retryAfterSeconds = 1;
 export const eventLoopDelayMsMax = 2_000;
 /** The heap past which new requests are refused rather than risking an out-of-memory crash. */
 export const heapUsedBytesMax = 1536 * 1024 * 1024;
+
+/**
+ * Shutdown (SIGTERM, SIGINT) ends the process within this long, whatever state the database is
+ * in: a supervisor restarting the service, or an operator at a terminal, must not wait on a
+ * database that is gone or frozen. A request still running then is cut off unanswered; its client
+ * retries it with the same Idempotency-Key (G2), and its commit is in the database or not, never half.
+ */
+export const shutdownMsMax = 5_000;
+/**
+ * The part of shutdownMsMax for draining: HTTP requests in progress, the sweeper, the actors'
+ * batches and the pool's connections. A healthy database answers a batch in milliseconds, so
+ * only a database in trouble takes this long; what is left then is abandoned.
+ */
+export const shutdownDrainMsMax = 3_000;
+/**
+ * The embedded PostgreSQL gets this long for a fast shutdown (a checkpoint, then exit) before it
+ * is told to stop at once; crash recovery then replays the WAL at the next start, losing no commit.
+ * shutdownDrainMsMax + postgresStopMsMax stays under shutdownMsMax, so it is sent in time.
+ */
+export const postgresStopMsMax = 1_500;
+/**
+ * Starting the embedded PostgreSQL: after the app was SIGKILLed, the old server's backends may
+ * hold shared memory for a moment, and a server found running may still be in crash recovery.
+ */
+export const postgresStartMsMax = 20_000;
+/** A server found running on the data directory must answer a connection within this long to be reused. */
+export const postgresProbeMsMax = 2_000;
+/** Lines of the embedded PostgreSQL's output kept in memory, to say why a start failed. */
+export const postgresLogLinesKept = 50;
