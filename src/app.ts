@@ -11,9 +11,10 @@ import { Registry } from './engine/registry.ts';
 import { Sweeper } from './engine/sweeper.ts';
 import { createPool } from './persistence/database.ts';
 import { EmbeddedServer } from './persistence/embedded-postgres.ts';
+import { PgEventLog } from './persistence/event-log.ts';
 import { migrate, migrationsDir } from './persistence/migrate.ts';
 import { PgStore } from './persistence/pg-store.ts';
-import { ReadModel } from './persistence/read-model.ts';
+import { PgReadModel } from './persistence/read-model.ts';
 import { readdirSync } from 'node:fs';
 
 export interface App {
@@ -115,7 +116,8 @@ export async function startApp({ config, logger, clock = systemClock, observers 
     idleInTransactionTimeoutMs,
   }, (error) => logger.warn({ reason: error.message }, 'idle database connection failed; the pool replaces it'));
 
-  const readModel = new ReadModel(pool);
+  const readModel = new PgReadModel(pool);
+  const eventLog = new PgEventLog(pool);
   const metrics = new Metrics(readModel);
   const observer = composeObservers([failureLogger(logger), metrics, ...observers]);
   const store = new PgStore(pool);
@@ -131,7 +133,7 @@ export async function startApp({ config, logger, clock = systemClock, observers 
   const passivation = setInterval(() => registry.passivateIdle(), passivationIntervalMs);
   passivation.unref();
 
-  const server = await buildServer({ registry, metrics, readModel, expectedMigrations: knownMigrations(), logger });
+  const server = await buildServer({ registry, metrics, readModel, eventLog, expectedMigrations: knownMigrations(), logger });
   // A deep accept queue: a flash sale opens thousands of connections at once.
   const address = await server.listen({ host: config.host, port: config.port, backlog: 4096 });
   sweeper.start();

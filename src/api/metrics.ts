@@ -3,6 +3,7 @@ import { StorageError } from '../engine/errors.ts';
 import { latencyBucketBoundsMs, LatencyHistogram } from '../engine/latency-histogram.ts';
 import type { BatchCommittedEvent, EngineObserver } from '../engine/observer.ts';
 import type { Command, CommandResult, CommandType, FailureCode } from '../engine/types.ts';
+import type { ReadModel } from '../engine/read-ports.ts';
 import { bucketQuantileMs, outcomeError, outcomeOk, outcomeRejected, RecentWindow, type OutcomeIndex } from './recent-window.ts';
 
 // The one module that imports prom-client (docs/DESIGN.md, Code conventions): engine events in,
@@ -68,11 +69,6 @@ function resultOutcome(result: CommandResult): OutcomeIndex {
   return result.outcome.kind === 'rejected' ? outcomeRejected : outcomeOk;
 }
 
-
-export interface ActiveReservationSource {
-  countActiveReservations(): Promise<number>;
-}
-
 /** What the gauges read from the engine at scrape time (the engine's Registry has it). */
 export interface EngineGauges {
   readonly liveActors: number;
@@ -121,7 +117,7 @@ export class Metrics implements EngineObserver {
   private activeReservationsAtMs = Number.NEGATIVE_INFINITY;
   private activeReservationsQuery: Promise<number | null> | undefined;
 
-  constructor(private readonly activeReservationSource: ActiveReservationSource) {
+  constructor(private readonly activeReservationSource: Pick<ReadModel, 'countActiveReservations'>) {
     const registers = [this.prometheus];
     this.operationsTotal = new Counter({
       name: 'secventory_operations_total',
