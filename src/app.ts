@@ -11,9 +11,10 @@ import { Registry } from './engine/registry.ts';
 import { Sweeper } from './engine/sweeper.ts';
 import { createPool } from './persistence/database.ts';
 import { EmbeddedServer } from './persistence/embedded-postgres.ts';
+import { PgEventLog } from './persistence/event-log.ts';
 import { migrate, migrationsDir } from './persistence/migrate.ts';
 import { PgStore } from './persistence/pg-store.ts';
-import { ReadModel } from './persistence/read-model.ts';
+import { PgReadModel } from './persistence/read-model.ts';
 import { runUntil, type ShutdownStep } from './shutdown.ts';
 import { readdirSync } from 'node:fs';
 
@@ -150,7 +151,8 @@ async function startParts(options: AppOptions, running: Running): Promise<App> {
     idleInTransactionTimeoutMs,
   }, (error) => logger.warn({ reason: error.message }, 'idle database connection failed; the pool replaces it'));
 
-  const readModel = new ReadModel(pool);
+  const readModel = new PgReadModel(pool);
+  const eventLog = new PgEventLog(pool);
   const metrics = new Metrics(readModel);
   const observer = composeObservers([failureLogger(logger), metrics, ...observers]);
   const store = new PgStore(pool);
@@ -167,7 +169,7 @@ async function startParts(options: AppOptions, running: Running): Promise<App> {
   running.passivation.unref();
 
   const expectedMigrations = knownMigrations();
-  const server = running.server = await buildServer({ registry, metrics, readModel, expectedMigrations, logger });
+  const server = running.server = await buildServer({ registry, metrics, readModel, eventLog, expectedMigrations, logger });
   // A deep accept queue: a flash sale opens thousands of connections at once.
   const address = await server.listen({ host: config.host, port: config.port, backlog: 4096 });
   sweeper.start();

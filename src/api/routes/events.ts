@@ -1,7 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Static } from 'typebox';
 import { eventPageLimitDefault, eventPageLimitMax } from '../../engine/limits.ts';
-import type { EventLog, EventPage as StoredPage, LoggedEvent } from '../../persistence/event-log.ts';
+import type { EventLog, EventPage as StoredPage, LoggedEvent } from '../../engine/read-ports.ts';
+import { isoOf } from '../../engine/time.ts';
 import { ApiError } from '../errors.ts';
 import { Event, EventPage, EventPageQuery, problemResponses, ReservationParams, SkuParams } from '../schemas.ts';
 
@@ -20,7 +21,7 @@ function eventJson(e: LoggedEvent): EventJson {
     type: e.type,
     source: e.source,
     inventory: { total: e.total, reserved: e.reserved, purchased: e.purchased },
-    at: new Date(e.atMs).toISOString(),
+    at: isoOf(e.atMs),
   };
   if (e.reservationId !== null) json.reservationId = e.reservationId;
   if (e.quantity !== null) json.quantity = e.quantity;

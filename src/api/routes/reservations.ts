@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { ReadModel } from '../../engine/read-ports.ts';
 import type { Registry } from '../../engine/registry.ts';
 import { reservationView } from '../../engine/views.ts';
-import type { ReadModel } from '../../persistence/read-model.ts';
 import { ApiError } from '../errors.ts';
 import { idempotencyKey, refuseBody } from '../idempotency-key.ts';
 import { sendResult } from '../results.ts';
