@@ -38,6 +38,19 @@ const canonicalColumns = [
 ];
 const canonicalEvent = `'[' || ${canonicalColumns.map((c) => `coalesce(to_json(${c})::text, 'null')`).join(` || ',' || `)} || ']'`;
 
+/** G4: a product's counter equals the sum of the quantities of its reservations in `status`. */
+function counterEqualsSum(counter: 'reserved' | 'purchased', status: 'active' | 'purchased') {
+  return {
+    guarantee: 'G4',
+    sql: `
+      select p.sku, format('${counter} %s, but its ${status} reservations hold %s', p.${counter}, coalesce(s.held, 0)) as message
+        from products p
+        left join (select sku, sum(quantity) as held from reservations where status = '${status}' and ${forSkus('sku')} group by sku) s
+          on s.sku = p.sku
+       where ${forSkus('p.sku')} and p.${counter} <> coalesce(s.held, 0)`,
+  };
+}
+
 /** Each check selects (sku, message) for every row that breaks its guarantee. */
 const checks = {
   negative: {
@@ -54,24 +67,8 @@ const checks = {
         from products p
        where ${forSkus('p.sku')} and p.reserved + p.purchased > p.total`,
   },
-  'reserved-sum': {
-    guarantee: 'G4',
-    sql: `
-      select p.sku, format('reserved %s, but its active reservations hold %s', p.reserved, coalesce(s.held, 0)) as message
-        from products p
-        left join (select sku, sum(quantity) as held from reservations where status = 'active' and ${forSkus('sku')} group by sku) s
-          on s.sku = p.sku
-       where ${forSkus('p.sku')} and p.reserved <> coalesce(s.held, 0)`,
-  },
-  'purchased-sum': {
-    guarantee: 'G4',
-    sql: `
-      select p.sku, format('purchased %s, but its purchased reservations hold %s', p.purchased, coalesce(s.held, 0)) as message
-        from products p
-        left join (select sku, sum(quantity) as held from reservations where status = 'purchased' and ${forSkus('sku')} group by sku) s
-          on s.sku = p.sku
-       where ${forSkus('p.sku')} and p.purchased <> coalesce(s.held, 0)`,
-  },
+  'reserved-sum': counterEqualsSum('reserved', 'active'),
+  'purchased-sum': counterEqualsSum('purchased', 'purchased'),
   // seq is unique per product, so count = version, min = 1 and max = version mean seq runs 1..version.
   'version-events': {
     guarantee: 'G4',

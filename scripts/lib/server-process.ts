@@ -29,6 +29,8 @@ const clockTicksPerSecond = 100;
 const rssSampleIntervalMs = 200;
 
 export interface ServerOptions {
+  /** How messages and logs name it ('app #2'); 'server' when omitted. */
+  readonly name?: string;
   /** The script and its arguments after Node's flags; `bin/secventory.js serve` when omitted. */
   readonly args?: readonly string[];
   /** The server's environment, over PATH, HOME, TMPDIR, HOST=127.0.0.1, PORT and LOG_LEVEL=warn. */
@@ -40,6 +42,9 @@ export interface ServerOptions {
   /** Told every line the server writes. Both pipes are read continuously in any case: pino writes
    *  synchronously, so a full pipe would stall the server's event loop. */
   readonly onLine?: (line: string, stream: 'stdout' | 'stderr') => void;
+  /** Told the process as soon as it exists, before it is ready: to register its stop, so that an
+   *  interrupted start leaves nothing behind. */
+  readonly onSpawned?: (server: ServerProcess) => void;
 }
 
 function rssOf(pid: number): number {
@@ -95,6 +100,7 @@ export class ServerProcess {
   private readonly sampler: NodeJS.Timeout;
 
   private constructor(
+    readonly name: string,
     private readonly child: ChildProcess,
     readonly url: string,
     onLine: ServerOptions['onLine'],
@@ -117,12 +123,13 @@ export class ServerProcess {
     const port = options.port ?? (await freePort());
     const args = [...serveNodeFlags, ...(options.extraNodeFlags ?? []), ...(options.args ?? serveArgs)];
     const child = spawn(process.execPath, args, { cwd: repoRoot, env: serverEnv(port, options.env), stdio: ['ignore', 'pipe', 'pipe'] });
-    const server = new ServerProcess(child, `http://127.0.0.1:${port}`, options.onLine);
+    const server = new ServerProcess(options.name ?? 'server', child, `http://127.0.0.1:${port}`, options.onLine);
+    options.onSpawned?.(server);
     try {
       await waitUntil(async () => {
-        if (!server.running) throw new Error(`the server exited while starting (code ${child.exitCode}, signal ${child.signalCode}):\n${server.recentOutput()}`);
+        if (!server.running) throw new Error(`${server.name} exited while starting (code ${child.exitCode}, signal ${child.signalCode}):\n${server.recentOutput()}`);
         return answersReady(server.url);
-      }, readyMsMax, `${server.url} answered /health/ready`, 100);
+      }, readyMsMax, `${server.name} answered /health/ready on ${server.url}`, 100);
     } catch (error) {
       await server.kill();
       throw error;

@@ -1,5 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { VerifyReport } from '../../src/persistence/verify.ts';
+import type { Violation } from '../lib/oracle.ts';
 import type { LatencySummary } from './latency.ts';
 
 /** One expectation of a criterion, with what was observed: the report's rows. */
@@ -99,6 +100,12 @@ export class Criterion {
   verified(report: VerifyReport): void {
     this.verify = summarizeVerify(report);
     this.that('secventory verify on the whole database (G1-G4, G7)', 'ok, 0 violations', `${report.ok ? 'ok' : 'FAILED'}, ${report.violations.length} violations`, report.ok);
+  }
+
+  /** The tests' oracle (scripts/lib/oracle.ts): the same guarantees in plain SQL, apart from the engine. */
+  checkedByOracle(violations: readonly Violation[]): void {
+    const first = violations[0] === undefined ? '' : `; first: ${violations[0].guarantee} ${violations[0].sku} ${violations[0].message}`;
+    this.that('independent SQL oracle on the whole database (G1-G4, G7)', '0 violations', `${violations.length} violations${first}`, violations.length === 0);
   }
 
   result(): CriterionResult {

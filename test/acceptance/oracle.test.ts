@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { databaseViolations, type CheckName, type Violation } from '../../scripts/lib/oracle.ts';
 import { startTestApp } from '../support/app.ts';
+import { tamper } from '../support/tamper.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 
 // The tests' oracle (scripts/lib/oracle.ts) checks the guarantees in SQL, apart from the engine.
@@ -44,19 +45,6 @@ async function loadedDatabase(): Promise<TestDatabase> {
     await t.close();
   }
   return db;
-}
-
-/** Runs SQL with the append-only trigger off, as an operator with table rights could. */
-async function tamper(db: TestDatabase, statement: string, values: unknown[] = []): Promise<void> {
-  const client = await db.sql.connect();
-  try {
-    await client.query('alter table inventory_events disable trigger user');
-    const result = await client.query(statement, values);
-    expect(result.rowCount, statement).toBeGreaterThan(0);
-  } finally {
-    await client.query('alter table inventory_events enable trigger user');
-    client.release();
-  }
 }
 
 function expectFound(violations: readonly Violation[], check: CheckName, sku: string, message: RegExp): void {

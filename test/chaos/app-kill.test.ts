@@ -1,30 +1,22 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { committedUnacknowledged, startLoad } from '../../scripts/lib/request-accounting.ts';
 import { waitUntil } from '../../scripts/lib/wait.ts';
 import {
-  ChaosRig, chaosRounds, expectAcknowledgedDurable, expectDatabaseConsistent, expectExactlyOnce, report, retryWithinMs,
+  chaosRigFor, chaosRounds, expectAcknowledgedDurable, expectDatabaseConsistent, itKeepsTheGuarantees, report, retryWithinMs,
 } from '../support/chaos.ts';
 
 // The app is SIGKILLed - no shutdown hook, no draining - while clients reserve and purchase.
 // Whatever it had answered must be in the database; whatever it had not answered may or may not
 // have committed, and the clients' retries with the same keys must make each take effect once.
 
-let rig: ChaosRig;
 const skus = ['KILL-A', 'KILL-B', 'KILL-C', 'EXPIRE-APP'];
+const rig = chaosRigFor((databaseUrl) => ({ DATABASE_URL: databaseUrl }), skus);
 /** Final answers before each kill, so that the kill lands in a running load. */
 const answeredBeforeKill = 300;
 
-beforeAll(async () => {
-  rig = await ChaosRig.start((databaseUrl) => ({ DATABASE_URL: databaseUrl }), skus);
-}, 90_000);
-
-afterAll(async () => {
-  await rig?.stop();
-}, 30_000);
-
 describe('the app SIGKILLed during a reserve/purchase load, then restarted', () => {
   beforeAll(async () => {
-    const { log } = rig;
+    const { log } = rig();
     let inDoubt = 0;
     let committedUnanswered = 0;
     for (let round = 0; round < chaosRounds; round++) {
@@ -35,14 +27,14 @@ describe('the app SIGKILLed during a reserve/purchase load, then restarted', () 
       });
       const answeredBefore = log.finalCount();
       await waitUntil(() => log.finalCount() >= answeredBefore + answeredBeforeKill, 20_000, `${answeredBeforeKill} answered requests before the kill`);
-      const pid = rig.app.pid;
-      await rig.app.kill();
+      const pid = rig().app.pid;
+      await rig().app.kill();
       await load.stop();
       inDoubt += log.open().length;
 
       const restartedMs = performance.now();
-      await rig.restartApp();
-      expect(rig.app.pid).not.toBe(pid);
+      await rig().restartApp();
+      expect(rig().app.pid).not.toBe(pid);
       const restartMs = performance.now() - restartedMs;
       const retried = await log.retryOpen(retryWithinMs);
       // An unanswered request replayed on retry had committed before the kill (in doubt, then kept).
@@ -52,17 +44,7 @@ describe('the app SIGKILLed during a reserve/purchase load, then restarted', () 
     report('app SIGKILL', { requests: log.attempted.length, inDoubt, committedButUnanswered: committedUnanswered });
   }, 120_000);
 
-  it('G5: every acknowledged reservation and purchase survives an app SIGKILL', async () => {
-    await expectAcknowledgedDurable(rig.sql, rig.log.attempted, answeredBeforeKill);
-  });
-
-  it('G2: requests retried with their keys after the restart take effect exactly once', async () => {
-    await expectExactlyOnce(rig.sql, rig.log.attempted, skus);
-  });
-
-  it('G1 G3 G4 G7: counters equal the sums over reservation rows, events replay to them, and verify finds nothing', async () => {
-    await expectDatabaseConsistent(rig.db.url, rig.sql);
-  });
+  itKeepsTheGuarantees(rig, skus, 'an app SIGKILL and restart', answeredBeforeKill);
 });
 
 describe('reservations that expire while the app is down', () => {
@@ -71,7 +53,7 @@ describe('reservations that expire while the app is down', () => {
   let longIds: string[] = [];
 
   beforeAll(async () => {
-    const { log, sql } = rig;
+    const { log, sql } = rig();
     const reserve = (quantity: number, ttlSeconds: number, key: string) =>
       log.acknowledged({ kind: 'reserve', sku, key, quantity, ttlSeconds }).then((a) => a.body as { id: string; expiresAt: string });
     const short = await Promise.all([1, 2, 3, 4, 5].map((n) => reserve(n, 1, `short-${n}`)));
@@ -79,13 +61,13 @@ describe('reservations that expire while the app is down', () => {
     shortIds = short.map((r) => r.id);
     longIds = long.map((r) => r.id);
     const expiresAtMs = Math.max(...short.map((r) => Date.parse(r.expiresAt)));
-    await rig.app.kill();
+    await rig().app.kill();
     await waitUntil(() => Date.now() > expiresAtMs + 500, 5_000, 'the short reservations expired while the app was down');
     const { rows } = await sql.query(`select count(*)::int as n from reservations where id = any($1::uuid[]) and status = 'active'`, [shortIds]);
     expect(rows[0].n, 'nobody was there to expire them').toBe(shortIds.length);
 
     const startedMs = performance.now();
-    await rig.restartApp();
+    await rig().restartApp();
     await waitUntil(async () => {
       const { rows: [r] } = await sql.query(`select count(*)::int as n from reservations where id = any($1::uuid[]) and status = 'expired'`, [shortIds]);
       return r.n === shortIds.length;
@@ -94,13 +76,13 @@ describe('reservations that expire while the app is down', () => {
   }, 60_000);
 
   it('G6: reservations that expired while the app was down are expired by the restarted app, and their stock is available again', async () => {
-    const { rows } = await rig.sql.query(`select id::text, status from reservations where sku = $1`, [sku]);
+    const { rows } = await rig().sql.query(`select id::text, status from reservations where sku = $1`, [sku]);
     const status = new Map(rows.map((r) => [r.id, r.status]));
     for (const id of shortIds) expect(status.get(id)).toBe('expired');
     for (const id of longIds) expect(status.get(id)).toBe('active');
-    const inventory = await rig.log.client.send('GET', `/products/${sku}/inventory`);
+    const inventory = await rig().log.client.send('GET', `/products/${sku}/inventory`);
     expect(inventory.body).toMatchObject({ reserved: 1 + 2, activeReservations: 2 });
-    const { rows: events } = await rig.sql.query(
+    const { rows: events } = await rig().sql.query(
       `select source, late_ms::float8 from inventory_events where type = 'expired' and reservation_id = any($1::uuid[])`, [shortIds]);
     expect(events).toHaveLength(shortIds.length);
     for (const e of events) {
@@ -110,7 +92,7 @@ describe('reservations that expire while the app is down', () => {
   });
 
   it('G5 G1 G3 G4 G7: every acknowledged reservation is there and the database is consistent', async () => {
-    await expectAcknowledgedDurable(rig.sql, rig.log.attempted);
-    await expectDatabaseConsistent(rig.db.url, rig.sql);
+    await expectAcknowledgedDurable(rig().sql, rig().log.attempted);
+    await expectDatabaseConsistent(rig().db.url, rig().sql);
   });
 });

@@ -1,11 +1,10 @@
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createPool, inTransaction } from '../../src/persistence/database.ts';
 import { committedUnacknowledged, startLoad } from '../../scripts/lib/request-accounting.ts';
 import { sleep, waitUntil } from '../../scripts/lib/wait.ts';
 import {
-  ChaosRig, chaosRounds, expectAcknowledgedDurable, expectDatabaseConsistent, expectExactlyOnce, report, retryWithinMs,
-  shortTimeouts,
+  chaosRigFor, chaosRounds, itKeepsTheGuarantees, report, retryWithinMs, shortTimeouts,
 } from '../support/chaos.ts';
 
 // An operator (or a failover, or a connection pooler) terminates the app's backends with
@@ -13,20 +12,12 @@ import {
 // after its COMMIT. The app answers 503 for what it cannot confirm, keeps serving, and the
 // clients' retries with the same keys take effect once.
 
-let rig: ChaosRig;
 const skus = ['TERM-A', 'TERM-B', 'TERM-C'];
+// A small pool, so requests often wait for a connection: a terminated backend then also meets
+// the moment its client is handed from one request to the next.
+const rig = chaosRigFor((databaseUrl) => ({ ...shortTimeouts(databaseUrl), SECVENTORY_POOL_SIZE: '4' }), skus);
 const terminatingMs = 2_500;
 const terminateEveryMs = 100;
-
-beforeAll(async () => {
-  // A small pool, so requests often wait for a connection: a terminated backend then also meets
-  // the moment its client is handed from one request to the next.
-  rig = await ChaosRig.start((databaseUrl) => ({ ...shortTimeouts(databaseUrl), SECVENTORY_POOL_SIZE: '4' }), skus);
-}, 90_000);
-
-afterAll(async () => {
-  await rig?.stop();
-}, 30_000);
 
 describe('backends terminated with pg_terminate_backend during a reserve/purchase load', () => {
   let terminated = 0;
@@ -35,8 +26,8 @@ describe('backends terminated with pg_terminate_backend during a reserve/purchas
   const crashes: string[] = [];
 
   beforeAll(async () => {
-    const { log } = rig;
-    const admin = new pg.Client({ connectionString: rig.db.adminUrl });
+    const { log } = rig();
+    const admin = new pg.Client({ connectionString: rig().db.adminUrl });
     await admin.connect();
     try {
       for (let round = 0; round < chaosRounds; round++) {
@@ -58,9 +49,9 @@ describe('backends terminated with pg_terminate_backend during a reserve/purchas
         }
         servedWhileTerminating += log.finalCount() - servedBefore;
         await load.stop();
-        if (!rig.app.running) {
-          crashes.push(rig.app.recentOutput().split('\n').filter((l) => l.includes('"level":50') || l.includes('"level":60') || l.includes('HOOK')).join('\n'));
-          await rig.restartApp();
+        if (!rig().app.running) {
+          crashes.push(rig().app.recentOutput().split('\n').filter((l) => l.includes('"level":50') || l.includes('"level":60') || l.includes('HOOK')).join('\n'));
+          await rig().restartApp();
         }
         const retried = await log.retryOpen(retryWithinMs);
         const committedBut503 = committedUnacknowledged(retried);
@@ -77,21 +68,11 @@ describe('backends terminated with pg_terminate_backend during a reserve/purchas
     expect(servedWhileTerminating).toBeGreaterThan(0);
     expect(crashes, 'the app process died').toEqual([]);
     // What it could not confirm it answered 503 storage_unavailable, never 500.
-    const failures = rig.log.answers().filter((a) => a.status !== null && a.status >= 500);
+    const failures = rig().log.answers().filter((a) => a.status !== null && a.status >= 500);
     for (const a of failures) expect({ status: a.status, code: a.body?.code }).toEqual({ status: 503, code: 'storage_unavailable' });
   });
 
-  it('G5: every acknowledged reservation, purchase and cancel is in the database', async () => {
-    await expectAcknowledgedDurable(rig.sql, rig.log.attempted);
-  });
-
-  it('G2: requests retried with their keys take effect exactly once', async () => {
-    await expectExactlyOnce(rig.sql, rig.log.attempted, skus);
-  });
-
-  it('G1 G3 G4 G7: counters equal the sums over reservation rows, events replay to them, and verify finds nothing', async () => {
-    await expectDatabaseConsistent(rig.db.url, rig.sql);
-  });
+  itKeepsTheGuarantees(rig, skus, 'terminated backends');
 });
 
 describe('a backend terminated between two statements of a transaction', () => {
@@ -101,10 +82,10 @@ describe('a backend terminated between two statements of a transaction', () => {
   // in the pool. Nobody listening, the event is an uncaught exception, which stops the app.
   it('fails that transaction, and nothing escapes as an uncaught exception that would stop the app', async () => {
     const pool = createPool({
-      connectionString: rig.db.url, poolSize: 1, connectionAcquireTimeoutMs: 5_000, statementTimeoutMs: 5_000,
+      connectionString: rig().db.url, poolSize: 1, connectionAcquireTimeoutMs: 5_000, statementTimeoutMs: 5_000,
       queryTimeoutMs: 5_000, idleInTransactionTimeoutMs: 10_000,
     }, () => {});
-    const admin = new pg.Client({ connectionString: rig.db.adminUrl });
+    const admin = new pg.Client({ connectionString: rig().db.adminUrl });
     await admin.connect();
     const uncaught: Error[] = [];
     const onUncaught = (error: Error) => uncaught.push(error);
@@ -133,7 +114,7 @@ describe('a backend terminated between two statements of a transaction', () => {
     // then parses the FATAL - before the waiter's `await pool.connect()` has resumed to add its own.
     // Emitting the error right after release() is that sequence without the network timing.
     const pool = createPool({
-      connectionString: rig.db.url, poolSize: 1, connectionAcquireTimeoutMs: 5_000, statementTimeoutMs: 5_000,
+      connectionString: rig().db.url, poolSize: 1, connectionAcquireTimeoutMs: 5_000, statementTimeoutMs: 5_000,
       queryTimeoutMs: 5_000, idleInTransactionTimeoutMs: 10_000,
     }, () => {});
     try {

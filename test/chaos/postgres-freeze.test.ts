@@ -1,10 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { answeredAtMs, type Answer } from '../../scripts/lib/api-client.ts';
 import { committedUnacknowledged, startLoad } from '../../scripts/lib/request-accounting.ts';
 import { sleep, waitUntil } from '../../scripts/lib/wait.ts';
 import {
-  ChaosRig, chaosRounds, expectAcknowledgedDurable, expectDatabaseConsistent, expectExactlyOnce, report, retryWithinMs,
-  shortTimeouts,
+  chaosRigFor, chaosRounds, itKeepsTheGuarantees, report, retryWithinMs, shortTimeouts,
 } from '../support/chaos.ts';
 
 // PostgreSQL is frozen (SIGSTOP to the postmaster and every backend) for a few seconds while
@@ -12,8 +11,8 @@ import {
 // outage. With 1.5 s query and statement timeouts and a 1 s connection timeout, no request may
 // wait unboundedly; after SIGCONT the pool must recover on its own.
 
-let rig: ChaosRig;
 const skus = ['FREEZE-A', 'FREEZE-B'];
+const rig = chaosRigFor(shortTimeouts, skus);
 const frozenMs = 3_000;
 /**
  * The bound a request may wait while the database hangs: its own query timeout (1.5 s) after the
@@ -23,22 +22,14 @@ const frozenMs = 3_000;
 const answerWithinMs = 5_000;
 const recoverWithinMs = 10_000;
 
-beforeAll(async () => {
-  rig = await ChaosRig.start(shortTimeouts, skus);
-}, 90_000);
-
-afterAll(async () => {
-  await rig?.stop();
-}, 30_000);
-
 describe('PostgreSQL frozen with SIGSTOP for a few seconds, then SIGCONT', () => {
   /** Answers to requests in flight at the freeze or sent while PostgreSQL was frozen. */
   const duringFreeze: { answer: Answer; waitedMs: number }[] = [];
   let appPid = 0;
 
   beforeAll(async () => {
-    const { log, db } = rig;
-    appPid = rig.app.pid;
+    const { log, db } = rig();
+    appPid = rig().app.pid;
     for (let round = 0; round < chaosRounds; round++) {
       const load = startLoad(log, {
         workers: 16,
@@ -82,19 +73,9 @@ describe('PostgreSQL frozen with SIGSTOP for a few seconds, then SIGCONT', () =>
   });
 
   it('the pool recovers after SIGCONT: the same app process serves requests again', () => {
-    expect(rig.app.pid).toBe(appPid);
-    expect(rig.app.running).toBe(true);
+    expect(rig().app.pid).toBe(appPid);
+    expect(rig().app.running).toBe(true);
   });
 
-  it('G5: every acknowledged reservation and purchase survives the freeze', async () => {
-    await expectAcknowledgedDurable(rig.sql, rig.log.attempted);
-  });
-
-  it('G2: requests that timed out and were retried with their keys take effect exactly once', async () => {
-    await expectExactlyOnce(rig.sql, rig.log.attempted, skus);
-  });
-
-  it('G1 G3 G4 G7: counters equal the sums over reservation rows, events replay to them, and verify finds nothing', async () => {
-    await expectDatabaseConsistent(rig.db.url, rig.sql);
-  });
+  itKeepsTheGuarantees(rig, skus, 'a PostgreSQL freeze');
 });

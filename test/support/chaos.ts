@@ -1,9 +1,10 @@
-import pg from 'pg';
+import type pg from 'pg';
 import type { Agent } from 'undici';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { verifyDatabase } from '../../src/persistence/verify.ts';
 import { durability, exactlyOnce } from '../../scripts/lib/acknowledged.ts';
 import { ApiClient, clientAgent } from '../../scripts/lib/api-client.ts';
+import { checkPool } from '../../scripts/lib/check-pool.ts';
 import { CrashablePostgres } from '../../scripts/lib/crashable-postgres.ts';
 import { databaseViolations } from '../../scripts/lib/oracle.ts';
 import { OperationLog, type Attempted } from '../../scripts/lib/request-accounting.ts';
@@ -63,8 +64,7 @@ export class ChaosRig {
       const port = await freePort();
       const app = await ChaosRig.appOn(env, port);
       const agent = clientAgent(128);
-      const sql = new pg.Pool({ connectionString: db.url, max: 2, connectionTimeoutMillis: 5_000 });
-      sql.on('error', () => {});
+      const sql = checkPool(db.url);
       const rig = new ChaosRig(db, env, port, app, agent, new OperationLog(new ApiClient(app.url, agent, 'chaos')), sql);
       for (const sku of skus) await rig.log.acknowledged({ kind: 'create', sku, stock: 1_000_000 });
       return rig;
@@ -101,6 +101,43 @@ export class ChaosRig {
     await this.sql.end();
     await this.db.destroy();
   }
+}
+
+/**
+ * The file's rig: started before its tests (PostgreSQL, the app, `skus` created), stopped after
+ * them, also when they fail. Returns a getter, as the rig exists only once beforeAll has run.
+ */
+export function chaosRigFor(envOf: (databaseUrl: string) => AppEnv, skus: readonly string[]): () => ChaosRig {
+  let rig: ChaosRig | undefined;
+  beforeAll(async () => {
+    rig = await ChaosRig.start(envOf, skus);
+  }, 90_000);
+  afterAll(async () => {
+    await rig?.stop();
+  }, 30_000);
+  return () => {
+    if (rig === undefined) throw new Error('the chaos rig did not start (see beforeAll)');
+    return rig;
+  };
+}
+
+/**
+ * The guarantees every chaos scenario ends with, as one test each, named for the failure the
+ * scenario caused: acknowledged answers are durable (at least `acknowledgedAtLeast` of them), keyed
+ * retries took effect once, and the database is consistent by the oracle and by verify.
+ */
+export function itKeepsTheGuarantees(rig: () => ChaosRig, skus: readonly string[], failure: string, acknowledgedAtLeast = 1): void {
+  it(`G5: every acknowledged reservation, purchase and cancel survives ${failure}`, async () => {
+    await expectAcknowledgedDurable(rig().sql, rig().log.attempted, acknowledgedAtLeast);
+  });
+
+  it(`G2: requests retried with their keys after ${failure} take effect exactly once`, async () => {
+    await expectExactlyOnce(rig().sql, rig().log.attempted, skus);
+  });
+
+  it('G1 G3 G4 G7: counters equal the sums over reservation rows, events replay to them, and verify finds nothing', async () => {
+    await expectDatabaseConsistent(rig().db.url, rig().sql);
+  });
 }
 
 /**
