@@ -179,7 +179,9 @@ async function report(rows: Row[], ceiling: Ceiling | null, generator: TimedGene
   const bad = rows.filter((r) => r.correctness.oracleViolations.length > 0 || r.correctness.verifyOk === false
     || r.correctness.reservationRows < (r.load.statusCounts['201'] ?? 0));
   for (const r of rows) {
-    for (const v of r.correctness.oracleViolations.slice(0, 5)) console.error(`${r.scenario}: ${v.guarantee} ${v.sku}: ${v.message}`);
+    for (const v of r.correctness.oracleViolations.slice(0, 5)) {
+      console.error(`${r.scenario}: ${v.guarantee} ${v.sku}: ${v.message}`);
+    }
     const created = r.load.statusCounts['201'] ?? 0;
     if (r.correctness.reservationRows < created) console.error(`${r.scenario}: ${created} answers 201 but ${r.correctness.reservationRows} reservation rows: requests shared an Idempotency-Key`);
   }

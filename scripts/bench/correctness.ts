@@ -26,7 +26,8 @@ export async function checkCorrectness(databaseUrl: string): Promise<Correctness
   try {
     const violations = await databaseViolations(client);
     const products = productsByCheck(violations);
-    const unequal = new Set(violations.filter((v) => v.check === 'reserved-sum' || v.check === 'purchased-sum').map((v) => v.sku));
+    const sums = violations.filter((v) => v.check === 'reserved-sum' || v.check === 'purchased-sum');
+    const unequal = new Set(sums.map((v) => v.sku));
     const { rows: [b] } = await client.query(`
       select count(*)::float8 / nullif(count(distinct tx_id), 0) as mean, count(distinct tx_id)::int as batches
         from inventory_events where type <> 'product_created'`);

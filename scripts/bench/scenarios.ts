@@ -36,7 +36,8 @@ export async function createProducts(url: string, products: { sku: string; stock
   try {
     const log = new OperationLog(new ApiClient(url, agent, 'bench-setup'));
     for (let i = 0; i < products.length; i += createConcurrencyMax) {
-      await Promise.all(products.slice(i, i + createConcurrencyMax).map((p) => log.acknowledged({ kind: 'create', sku: p.sku, stock: p.stock })));
+      const some = products.slice(i, i + createConcurrencyMax);
+      await Promise.all(some.map((p) => log.acknowledged({ kind: 'create', sku: p.sku, stock: p.stock })));
     }
   } finally {
     await agent.close();

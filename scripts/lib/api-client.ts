@@ -70,7 +70,10 @@ export class ApiClient {
       });
       const text = await res.body.text();
       const json = String(res.headers['content-type'] ?? '').includes('json');
-      const header = (name: string) => (typeof res.headers[name] === 'string' ? (res.headers[name] as string) : undefined);
+      const header = (name: string) => {
+        const value = res.headers[name];
+        return typeof value === 'string' ? value : undefined;
+      };
       return {
         requestId,
         status: res.statusCode,
@@ -82,14 +85,25 @@ export class ApiClient {
         latencyMs: performance.now() - startedMs,
       };
     } catch (error) {
-      return { requestId, status: null, body: String(error), replayed: false, retryAfter: undefined, echoedRequestId: undefined, sentAtMs, latencyMs: performance.now() - startedMs };
+      return {
+        requestId,
+        status: null,
+        body: String(error),
+        replayed: false,
+        retryAfter: undefined,
+        echoedRequestId: undefined,
+        sentAtMs,
+        latencyMs: performance.now() - startedMs,
+      };
     }
   }
 
   /** A request whose answer must be `status`; anything else throws with what came back. */
   async expect(status: number, method: 'GET' | 'POST', urlPath: string, options: SendOptions = {}): Promise<any> {
     const answer = await this.send(method, urlPath, options);
-    if (answer.status !== status) throw new Error(`${method} ${urlPath}: expected ${status}, got ${answer.status} ${JSON.stringify(answer.body)}`);
+    if (answer.status !== status) {
+      throw new Error(`${method} ${urlPath}: expected ${status}, got ${answer.status} ${JSON.stringify(answer.body)}`);
+    }
     return answer.body;
   }
 }

@@ -36,16 +36,22 @@ const canonicalColumns = [
   'i.request_id', 'i.idempotency_key', 'i.source', 'i.late_ms', 'i.total', 'i.reserved', 'i.purchased',
   '(extract(epoch from i.at) * 1000)::bigint',
 ];
-const canonicalEvent = `'[' || ${canonicalColumns.map((c) => `coalesce(to_json(${c})::text, 'null')`).join(` || ',' || `)} || ']'`;
+const canonicalEvent = `'[' || ${canonicalColumns
+  .map((c) => `coalesce(to_json(${c})::text, 'null')`)
+  .join(` || ',' || `)} || ']'`;
 
 /** G4: a product's counter equals the sum of the quantities of its reservations in `status`. */
 function counterEqualsSum(counter: 'reserved' | 'purchased', status: 'active' | 'purchased') {
   return {
     guarantee: 'G4',
     sql: `
-      select p.sku, format('${counter} %s, but its ${status} reservations hold %s', p.${counter}, coalesce(s.held, 0)) as message
+      select p.sku, format('${counter} %s, but its ${status} reservations hold %s', p.${counter}, coalesce(s.held, 0))
+             as message
         from products p
-        left join (select sku, sum(quantity) as held from reservations where status = '${status}' and ${forSkus('sku')} group by sku) s
+        left join (select sku, sum(quantity) as held
+                     from reservations
+                    where status = '${status}' and ${forSkus('sku')}
+                    group by sku) s
           on s.sku = p.sku
        where ${forSkus('p.sku')} and p.${counter} <> coalesce(s.held, 0)`,
   };
@@ -56,14 +62,16 @@ const checks = {
   negative: {
     guarantee: 'G3',
     sql: `
-      select p.sku, format('negative counter: total %s, reserved %s, purchased %s', p.total, p.reserved, p.purchased) as message
+      select p.sku, format('negative counter: total %s, reserved %s, purchased %s', p.total, p.reserved, p.purchased)
+             as message
         from products p
        where ${forSkus('p.sku')} and (p.total < 0 or p.reserved < 0 or p.purchased < 0)`,
   },
   oversold: {
     guarantee: 'G1',
     sql: `
-      select p.sku, format('oversold: reserved %s + purchased %s > total %s', p.reserved, p.purchased, p.total) as message
+      select p.sku, format('oversold: reserved %s + purchased %s > total %s', p.reserved, p.purchased, p.total)
+             as message
         from products p
        where ${forSkus('p.sku')} and p.reserved + p.purchased > p.total`,
   },
@@ -73,17 +81,20 @@ const checks = {
   'version-events': {
     guarantee: 'G4',
     sql: `
-      select p.sku, format('version %s, but it has %s events, seq %s to %s', p.version, coalesce(e.events, 0), e.seq_min, e.seq_max) as message
+      select p.sku, format('version %s, but it has %s events, seq %s to %s',
+                           p.version, coalesce(e.events, 0), e.seq_min, e.seq_max) as message
         from products p
         left join (select sku, count(*) as events, min(seq) as seq_min, max(seq) as seq_max
                      from inventory_events where ${forSkus('sku')} group by sku) e
           on e.sku = p.sku
-       where ${forSkus('p.sku')} and not coalesce(e.events = p.version and e.seq_min = 1 and e.seq_max = p.version, false)`,
+       where ${forSkus('p.sku')}
+         and not coalesce(e.events = p.version and e.seq_min = 1 and e.seq_max = p.version, false)`,
   },
   'first-event': {
     guarantee: 'G7',
     sql: `
-      select e.sku, format('event %s is %s: a product''s history starts with product_created, and only there', e.seq, e.type) as message
+      select e.sku, format('event %s is %s: a product''s history starts with product_created, and only there',
+                           e.seq, e.type) as message
         from inventory_events e
        where ${forSkus('e.sku')} and (e.seq = 1) <> (e.type = 'product_created')`,
   },
@@ -101,7 +112,8 @@ const checks = {
   'replay-step': {
     guarantee: 'G7',
     sql: `
-      select e.sku, format('event %s (%s) states total %s/reserved %s/purchased %s, but the event before it moved by this one gives total %s/reserved %s/purchased %s',
+      select e.sku, format('event %s (%s) states total %s/reserved %s/purchased %s, '
+                           'but the event before it moved by this one gives total %s/reserved %s/purchased %s',
                            e.seq, e.type, e.total, e.reserved, e.purchased, x.total, x.reserved, x.purchased) as message
         from (select i.sku, i.seq, i.type, i.quantity, i.delta, i.total, i.reserved, i.purchased,
                      lag(i.total) over w as total_before, lag(i.reserved) over w as reserved_before,
@@ -115,16 +127,19 @@ const checks = {
                                              when e.type in ('purchased', 'cancelled', 'expired') then -e.quantity
                                              else 0 end as reserved,
                     e.purchased_before + case when e.type = 'purchased' then e.quantity else 0 end as purchased) x
-       where e.type <> 'product_created' and (e.total, e.reserved, e.purchased) is distinct from (x.total, x.reserved, x.purchased)`,
+       where e.type <> 'product_created'
+         and (e.total, e.reserved, e.purchased) is distinct from (x.total, x.reserved, x.purchased)`,
   },
   'row-replays': {
     guarantee: 'G7',
     sql: `
-      select p.sku, format('its events end in total %s/reserved %s/purchased %s, but its row holds total %s/reserved %s/purchased %s',
+      select p.sku, format('its events end in total %s/reserved %s/purchased %s, '
+                           'but its row holds total %s/reserved %s/purchased %s',
                            e.total, e.reserved, e.purchased, p.total, p.reserved, p.purchased) as message
         from products p
         join inventory_events e on e.sku = p.sku and e.seq = p.version
-       where ${forSkus('p.sku')} and (e.total, e.reserved, e.purchased) is distinct from (p.total, p.reserved, p.purchased)`,
+       where ${forSkus('p.sku')}
+         and (e.total, e.reserved, e.purchased) is distinct from (p.total, p.reserved, p.purchased)`,
   },
   // Every link on its own: an event's hash is sha256(previous stored hash, a newline, its canonical
   // content). With seq gap-free (version-events) that is the whole chain from the empty genesis hash.
@@ -151,17 +166,21 @@ const checks = {
                           (array_agg(i.quantity order by i.seq))[1] as quantity_first, array_agg(distinct i.sku) as skus
                      from inventory_events i
                     where i.reservation_id is not null and i.type <> 'rejected'
-                      and ($1::text[] is null or i.reservation_id in (select id from reservations where sku = any($1::text[])))
+                      and ($1::text[] is null
+                           or i.reservation_id in (select id from reservations where sku = any($1::text[])))
                     group by i.reservation_id) h
           on h.reservation_id = r.id
        where ${forSkus('r.sku')}
          and not coalesce(h.skus = array[r.sku] and h.quantity_first = r.quantity
-                          and h.types = case r.status when 'active' then array['reserved'] else array['reserved', r.status] end, false)`,
+                          and h.types = case r.status when 'active' then array['reserved']
+                                                      else array['reserved', r.status] end,
+                          false)`,
   },
   'orphan-event': {
     guarantee: 'G7',
     sql: `
-      select e.sku, format('event %s (%s) names reservation %s, which does not exist', e.seq, e.type, e.reservation_id) as message
+      select e.sku, format('event %s (%s) names reservation %s, which does not exist', e.seq, e.type, e.reservation_id)
+             as message
         from inventory_events e
        where ${forSkus('e.sku')} and e.reservation_id is not null
          and not exists (select 1 from reservations r where r.id = e.reservation_id)`,
@@ -182,7 +201,8 @@ const checks = {
     guarantee: 'G2',
     sql: `
       select k.sku, format('key %s remembers creating reservation %s of %s, which is not in the database',
-                           k.key, k.outcome -> 'reservation' ->> 'id', k.outcome -> 'reservation' ->> 'quantity') as message
+                           k.key, k.outcome -> 'reservation' ->> 'id', k.outcome -> 'reservation' ->> 'quantity')
+             as message
         from idempotency_records k
        where ${forSkus('k.sku')} and k.outcome @> '{"kind": "reservation", "created": true}'::jsonb
          and not exists (select 1 from reservations r
@@ -219,7 +239,9 @@ export async function databaseViolations(sql: Queryable, skus?: readonly string[
 
 /** How many products each check found broken (a product counts once per check). */
 export function productsByCheck(violations: readonly Violation[]): Record<CheckName, number> {
-  const skus = Object.fromEntries(checkNames.map((name) => [name, new Set<string>()])) as Record<CheckName, Set<string>>;
-  for (const v of violations) skus[v.check].add(v.sku);
-  return Object.fromEntries(checkNames.map((name) => [name, skus[name].size])) as Record<CheckName, number>;
+  const counts = Object.fromEntries(checkNames.map((name) => [name, 0])) as Record<CheckName, number>;
+  for (const name of checkNames) {
+    counts[name] = new Set(violations.filter((v) => v.check === name).map((v) => v.sku)).size;
+  }
+  return counts;
 }

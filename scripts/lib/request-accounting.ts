@@ -8,8 +8,19 @@ import { sleep } from './wait.ts';
 /** A request a client meant to make. Each but `create` carries its Idempotency-Key, so it can be retried safely. */
 export type Operation =
   | { readonly kind: 'create'; readonly sku: string; readonly stock: number }
-  | { readonly kind: 'reserve'; readonly sku: string; readonly key: string; readonly quantity: number; readonly ttlSeconds: number }
-  | { readonly kind: 'purchase' | 'cancel'; readonly sku: string; readonly key: string; readonly reservationId: string };
+  | {
+    readonly kind: 'reserve';
+    readonly sku: string;
+    readonly key: string;
+    readonly quantity: number;
+    readonly ttlSeconds: number;
+  }
+  | {
+    readonly kind: 'purchase' | 'cancel';
+    readonly sku: string;
+    readonly key: string;
+    readonly reservationId: string;
+  };
 
 export type KeyedOperation = Exclude<Operation, { kind: 'create' }>;
 
@@ -59,7 +70,10 @@ export class OperationLog {
       case 'create':
         return this.client.send('POST', '/products', { body: { sku: op.sku, name: op.sku, stock: op.stock } });
       case 'reserve':
-        return this.client.send('POST', `/products/${op.sku}/reservations`, { key: op.key, body: { quantity: op.quantity, ttlSeconds: op.ttlSeconds } });
+        return this.client.send('POST', `/products/${op.sku}/reservations`, {
+          key: op.key,
+          body: { quantity: op.quantity, ttlSeconds: op.ttlSeconds },
+        });
       case 'purchase':
       case 'cancel':
         return this.client.send('POST', `/reservations/${op.reservationId}/${op.kind}`, { key: op.key });
@@ -73,7 +87,9 @@ export class OperationLog {
   /** Starts and sends an operation that must succeed (set-up before anything goes wrong); throws otherwise. */
   async acknowledged(op: Operation): Promise<Answer> {
     const answer = await this.send(this.start(op));
-    if (answer.status === null || answer.status >= 300) throw new Error(`${op.kind} ${op.sku}: answered ${answer.status} ${JSON.stringify(answer.body)}`);
+    if (answer.status === null || answer.status >= 300) {
+      throw new Error(`${op.kind} ${op.sku}: answered ${answer.status} ${JSON.stringify(answer.body)}`);
+    }
     return answer;
   }
 
@@ -93,7 +109,10 @@ export class OperationLog {
     const stopAtMs = Date.now() + deadlineMs;
     await Promise.all(open.map(async (entry) => {
       while (!isFinal(await this.send(entry))) {
-        if (Date.now() > stopAtMs) throw new Error(`${entry.op.kind} ${keyOf(entry.op)} got no final answer within ${deadlineMs} ms: ${JSON.stringify(entry.answers.at(-1))}`);
+        if (Date.now() > stopAtMs) {
+          const last = JSON.stringify(entry.answers.at(-1));
+          throw new Error(`${entry.op.kind} ${keyOf(entry.op)} got no final answer within ${deadlineMs} ms: ${last}`);
+        }
         await sleep(retryPauseMs);
       }
     }));

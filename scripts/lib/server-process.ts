@@ -122,12 +122,19 @@ export class ServerProcess {
   static async start(options: ServerOptions): Promise<ServerProcess> {
     const port = options.port ?? (await freePort());
     const args = [...serveNodeFlags, ...(options.extraNodeFlags ?? []), ...(options.args ?? serveArgs)];
-    const child = spawn(process.execPath, args, { cwd: repoRoot, env: serverEnv(port, options.env), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, args, {
+      cwd: repoRoot,
+      env: serverEnv(port, options.env),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const server = new ServerProcess(options.name ?? 'server', child, `http://127.0.0.1:${port}`, options.onLine);
     options.onSpawned?.(server);
     try {
       await waitUntil(async () => {
-        if (!server.running) throw new Error(`${server.name} exited while starting (code ${child.exitCode}, signal ${child.signalCode}):\n${server.recentOutput()}`);
+        if (!server.running) {
+          const how = `code ${child.exitCode}, signal ${child.signalCode}`;
+          throw new Error(`${server.name} exited while starting (${how}):\n${server.recentOutput()}`);
+        }
         return answersReady(server.url);
       }, readyMsMax, `${server.name} answered /health/ready on ${server.url}`, 100);
     } catch (error) {

@@ -27,7 +27,13 @@ export function appEnv(databaseUrl: string): Record<string, string> {
  * captured line by line: the structured failure log is part of the evidence. Stopped by the
  * cleanup, whatever happens (ServerProcess.start kills a server that never became ready).
  */
-function startApp(name: string, port: number, databaseUrl: string, logBook: LogBook, cleanup: Cleanup): Promise<ServerProcess> {
+function startApp(
+  name: string,
+  port: number,
+  databaseUrl: string,
+  logBook: LogBook,
+  cleanup: Cleanup,
+): Promise<ServerProcess> {
   return ServerProcess.start({
     name,
     port,
@@ -55,7 +61,13 @@ export class ProofContext {
     cleanup.add('close the HTTP client', () => this.agent.close());
   }
 
-  static async start(db: CrashablePostgres, sql: pg.Pool, logBook: LogBook, cleanup: Cleanup, appPort: number): Promise<ProofContext> {
+  static async start(
+    db: CrashablePostgres,
+    sql: pg.Pool,
+    logBook: LogBook,
+    cleanup: Cleanup,
+    appPort: number,
+  ): Promise<ProofContext> {
     const app = await startApp('app #1', appPort, db.url, logBook, cleanup);
     return new ProofContext(db, sql, logBook, cleanup, appPort, app);
   }

@@ -12,6 +12,8 @@ import { startPurchaseLoad } from './purchase-load.ts';
 import { excerptOf, type LogLine } from './server-log.ts';
 
 export const killSkus = ['PGKILL-A', 'PGKILL-B'] as const;
+/** Every reservation of this criterion: one unit, long enough never to expire during the proof. */
+const oneForTenMinutes = { quantity: 1, ttlSeconds: 600 } as const;
 const stock = 100_000;
 const preReserved = 1_200;
 const workers = 32;
@@ -110,7 +112,7 @@ async function setUp(log: OperationLog): Promise<{ id: string; sku: string }[]> 
   for (const sku of killSkus) await log.acknowledged({ kind: 'create', sku, stock });
   return Promise.all(Array.from({ length: preReserved }, async (_, i) => {
     const sku = killSkus[i % killSkus.length]!;
-    const answer = await log.acknowledged({ kind: 'reserve', sku, key: `c4-pre-${i}`, quantity: 1, ttlSeconds: 600 });
+    const answer = await log.acknowledged({ kind: 'reserve', sku, key: `c4-pre-${i}`, ...oneForTenMinutes });
     return { id: answer.body.id as string, sku };
   }));
 }
@@ -129,7 +131,7 @@ async function runOutage(ctx: ProofContext, log: OperationLog, toPurchase: { id:
     await ctx.db.restart();
     const postgresBackAtMs = Date.now();
     // A probe like any client's: a keyed reservation, retried until it is answered 201.
-    const probe = log.start({ kind: 'reserve', sku: killSkus[0], key: 'c4-recovery-probe', quantity: 1, ttlSeconds: 600 });
+    const probe = log.start({ kind: 'reserve', sku: killSkus[0], key: 'c4-recovery-probe', ...oneForTenMinutes });
     await waitUntil(async () => (await log.send(probe)).status === 201, recoverWithinMs, 'the app served a reservation again', 100);
     const recoveryMs = Date.now() - postgresBackAtMs;
     // Purchases succeed again under the same load before it stops.
@@ -176,22 +178,28 @@ async function checkExactlyOnce(c: Criterion, ctx: ProofContext, log: OperationL
   c.that('final answer of every retried operation', 'purchase: 200 purchased, reserve: 201', wrongFinal.length === 0 ? 'as expected' : `${wrongFinal.length} differ, e.g. ${answerLine(wrongFinal[0]!.answers.at(-1)!)}`, wrongFinal.length === 0);
   const found = await exactlyOnce(ctx.sql, log.attempted, killSkus);
   const first = (lines: readonly string[]) => (lines.length === 0 ? '' : `; first: ${lines[0]}`);
+  const { operations, notOnce, unexplainedReservations } = found;
   c.equal('operations still without a final answer after the retries', 0, found.unanswered.length);
   c.equal('operations whose final answers differ from each other', 0, found.disagreeing.length);
-  c.that('operations whose key took effect exactly once (one reserved or purchased event)', `${found.operations} of ${found.operations}`,
-    `${found.operations - found.notOnce.length} of ${found.operations}${first(found.notOnce)}`, found.notOnce.length === 0);
-  c.that('reservation rows of PGKILL-* that no client was answered 201 for', '0', `${found.unexplainedReservations.length}${first(found.unexplainedReservations)}`,
-    found.unexplainedReservations.length === 0);
+  c.that('operations whose key took effect exactly once (one reserved or purchased event)', `${operations} of ${operations}`,
+    `${operations - notOnce.length} of ${operations}${first(notOnce)}`, notOnce.length === 0);
+  c.that('reservation rows of PGKILL-* that no client was answered 201 for', '0',
+    `${unexplainedReservations.length}${first(unexplainedReservations)}`, unexplainedReservations.length === 0);
 }
 
 /** G5: every final answer the clients saw is in PostgreSQL with that outcome. */
 async function checkDurable(c: Criterion, ctx: ProofContext, log: OperationLog): Promise<void> {
   const { checked, missing } = await durability(ctx.sql, log.attempted);
-  c.that('acknowledged answers found in PostgreSQL with that outcome (stored key outcome = answer body; reservation row agrees)', `${checked} of ${checked}, at least 1`,
-    `${checked - missing.length} of ${checked}${missing.length > 0 ? `; first missing: ${missing[0]}` : ''}`, missing.length === 0 && checked > 0);
+  const firstMissing = missing.length > 0 ? `; first missing: ${missing[0]}` : '';
+  c.that('acknowledged answers found in PostgreSQL with that outcome (stored key outcome = answer body; reservation row agrees)',
+    `${checked} of ${checked}, at least 1`, `${checked - missing.length} of ${checked}${firstMissing}`,
+    missing.length === 0 && checked > 0);
 }
 
-/** G1, G3, G4 on the products of the crash (the oracle checks them store-wide after each criterion). Returns the units oversold. */
+/**
+ * G1, G3, G4 on the products of the crash (the oracle checks them store-wide after every criterion).
+ * Returns the units oversold.
+ */
 async function checkState(c: Criterion, ctx: ProofContext, log: OperationLog): Promise<number> {
   let oversold = 0;
   const purchaseOps = log.attempted.filter((e) => e.op.kind === 'purchase');

@@ -56,6 +56,8 @@ export interface CriterionResult {
   readonly error: string | null;
 }
 
+const oracleCheck = 'independent SQL oracle on the whole database (G1-G4, G7)';
+
 const show = (value: unknown) => (typeof value === 'string' ? value : JSON.stringify(value));
 
 /** Collects one criterion's checks and evidence as its scenario runs. */
@@ -104,8 +106,13 @@ export class Criterion {
 
   /** The tests' oracle (scripts/lib/oracle.ts): the same guarantees in plain SQL, apart from the engine. */
   checkedByOracle(violations: readonly Violation[]): void {
-    const first = violations[0] === undefined ? '' : `; first: ${violations[0].guarantee} ${violations[0].sku} ${violations[0].message}`;
-    this.that('independent SQL oracle on the whole database (G1-G4, G7)', '0 violations', `${violations.length} violations${first}`, violations.length === 0);
+    const [v] = violations;
+    const first = v === undefined ? '' : `; first: ${v.guarantee} ${v.sku} ${v.message}`;
+    this.that(oracleCheck, '0 violations', `${violations.length} violations${first}`, violations.length === 0);
+  }
+
+  oracleFailed(error: unknown): void {
+    this.that(oracleCheck, '0 violations', `could not run: ${String(error)}`, false);
   }
 
   result(): CriterionResult {

@@ -26,7 +26,8 @@ describe('the app SIGKILLed during a reserve/purchase load, then restarted', () 
         then: (r, w, i) => ((w + i) % 2 === 0 ? { kind: 'purchase', sku: r.sku, key: `buy-${r.id}`, reservationId: r.id } : null),
       });
       const answeredBefore = log.finalCount();
-      await waitUntil(() => log.finalCount() >= answeredBefore + answeredBeforeKill, 20_000, `${answeredBeforeKill} answered requests before the kill`);
+      await waitUntil(() => log.finalCount() >= answeredBefore + answeredBeforeKill, 20_000,
+        `${answeredBeforeKill} answered requests before the kill`);
       const pid = rig().app.pid;
       await rig().app.kill();
       await load.stop();
@@ -54,8 +55,8 @@ describe('reservations that expire while the app is down', () => {
 
   beforeAll(async () => {
     const { log, sql } = rig();
-    const reserve = (quantity: number, ttlSeconds: number, key: string) =>
-      log.acknowledged({ kind: 'reserve', sku, key, quantity, ttlSeconds }).then((a) => a.body as { id: string; expiresAt: string });
+    const reserve = async (quantity: number, ttlSeconds: number, key: string) =>
+      (await log.acknowledged({ kind: 'reserve', sku, key, quantity, ttlSeconds })).body as { id: string; expiresAt: string };
     const short = await Promise.all([1, 2, 3, 4, 5].map((n) => reserve(n, 1, `short-${n}`)));
     const long = await Promise.all([1, 2].map((n) => reserve(n, 600, `long-${n}`)));
     shortIds = short.map((r) => r.id);

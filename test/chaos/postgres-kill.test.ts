@@ -101,8 +101,8 @@ describe('reservations that expire while PostgreSQL is down', () => {
 
   beforeAll(async () => {
     const { log, db, sql } = rig();
-    const reserve = (quantity: number, ttlSeconds: number, key: string) =>
-      log.acknowledged({ kind: 'reserve', sku, key, quantity, ttlSeconds }).then((a) => a.body as { id: string; expiresAt: string });
+    const reserve = async (quantity: number, ttlSeconds: number, key: string) =>
+      (await log.acknowledged({ kind: 'reserve', sku, key, quantity, ttlSeconds })).body as { id: string; expiresAt: string };
     const short = await Promise.all([1, 2, 3].map((n) => reserve(n, 1, `short-${n}`)));
     await reserve(4, 600, 'long-1');
     shortIds = short.map((r) => r.id);
