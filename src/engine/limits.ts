@@ -88,7 +88,6 @@ export const groupProductsMax = 256;
  * the rest of the pool stays free for loads, reads and the sweeper.
  */
 export const groupsInFlightMax = 4;
-/** The embedded PostgreSQL gets this long to stop: its stop() never returns once the server was killed. */
 
 /** HTTP: a request that takes longer than this is answered 503 by the server. */
 export const requestTimeoutMs = 15_000;
