@@ -143,12 +143,12 @@ async function runOne(adminUrl: string, database: string, scenario: ScenarioName
 function table(rows: Row[]): string {
   const f = (n: number | null, d = 0) => (n === null ? 'n/a' : n.toFixed(d));
   const lines = [
-    '| scenario | generator | batchSizeMax | conns | req/s | ok/s | p50 ms | p99 ms | p999 ms | non-2xx | errors | mean batch | commit ms | server CPU % | RSS max MB | oversold | sums | verify |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| scenario | generator | batchSizeMax | conns | req/s | ok/s | p50 ms | p99 ms | p999 ms | non-2xx | errors | mean batch | commit ms | server CPU % | RSS max MB | oversold | sums | oracle | verify |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of rows) {
     const non2xx = Object.entries(r.load.statusCounts).filter(([c]) => !c.startsWith('2')).map(([c, n]) => `${c}:${n}`).join(' ') || '0';
-    lines.push(`| ${r.scenario} | ${r.generator} | ${r.batchSizeMax} | ${r.connections} | ${f(r.load.requestsPerSecond)} | ${f(r.load.succeededPerSecond)} | ${f(r.load.latencyMsP50, 1)} | ${f(r.load.latencyMsP99, 1)} | ${f(r.load.latencyMsP999, 1)} | ${non2xx} | ${r.load.errors + r.load.timeouts} | ${f(r.correctness.meanBatchSize, 1)} | ${f(r.commitMsMean, 2)} | ${f(r.serverCpuPercent)} | ${f(r.rssMaxMb)} | ${r.correctness.oversoldProducts} | ${r.correctness.countersNotEqualSums === 0 ? 'equal' : `${r.correctness.countersNotEqualSums} differ`} | ${r.correctness.verifyOk === null ? 'n/a' : r.correctness.verifyOk ? 'pass' : `FAIL (${r.correctness.verifyViolations})`} |`);
+    lines.push(`| ${r.scenario} | ${r.generator} | ${r.batchSizeMax} | ${r.connections} | ${f(r.load.requestsPerSecond)} | ${f(r.load.succeededPerSecond)} | ${f(r.load.latencyMsP50, 1)} | ${f(r.load.latencyMsP99, 1)} | ${f(r.load.latencyMsP999, 1)} | ${non2xx} | ${r.load.errors + r.load.timeouts} | ${f(r.correctness.meanBatchSize, 1)} | ${f(r.commitMsMean, 2)} | ${f(r.serverCpuPercent)} | ${f(r.rssMaxMb)} | ${r.correctness.oversoldProducts} | ${r.correctness.countersNotEqualSums === 0 ? 'equal' : `${r.correctness.countersNotEqualSums} differ`} | ${r.correctness.oracleViolations.length === 0 ? 'pass' : `FAIL (${r.correctness.oracleViolations.length})`} | ${r.correctness.verifyOk === null ? 'n/a' : r.correctness.verifyOk ? 'pass' : `FAIL (${r.correctness.verifyViolations})`} |`);
   }
   return lines.join('\n');
 }
@@ -176,9 +176,12 @@ async function report(rows: Row[], ceiling: Ceiling | null, generator: TimedGene
   const wrk = generator === 'wrk' ? { threads: opts.wrkThreads } : null;
   await writeFile(`reports/bench-${stamp}.json`, JSON.stringify({ at: new Date().toISOString(), node: process.version, wrk, ceiling, rows }, null, 2));
   await writeFile(`reports/bench-${stamp}.md`, `${text}\n`);
-  const bad = rows.filter((r) => r.correctness.oversoldProducts > 0 || r.correctness.negativeProducts > 0 || r.correctness.countersNotEqualSums > 0 || r.correctness.verifyOk === false
+  const bad = rows.filter((r) => r.correctness.oracleViolations.length > 0 || r.correctness.verifyOk === false
     || r.correctness.reservationRows < (r.load.statusCounts['201'] ?? 0));
   for (const r of rows) {
+    for (const v of r.correctness.oracleViolations.slice(0, 5)) {
+      console.error(`${r.scenario}: ${v.guarantee} ${v.sku}: ${v.message}`);
+    }
     const created = r.load.statusCounts['201'] ?? 0;
     if (r.correctness.reservationRows < created) console.error(`${r.scenario}: ${created} answers 201 but ${r.correctness.reservationRows} reservation rows: requests shared an Idempotency-Key`);
   }

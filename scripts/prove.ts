@@ -6,6 +6,7 @@
 // removed, also when it fails or is interrupted.
 import os from 'node:os';
 import { freePort } from '../src/persistence/embedded-postgres.ts';
+import { checkPool } from './lib/check-pool.ts';
 import { CrashablePostgres } from './lib/crashable-postgres.ts';
 import { Cleanup } from './prove/cleanup.ts';
 import { ProofContext } from './prove/context.ts';
@@ -16,7 +17,7 @@ import { duplicatePurchases } from './prove/criterion-3-duplicate-purchases.ts';
 import { databaseKilled } from './prove/criterion-4-database-killed.ts';
 import { expiry } from './prove/criterion-5-expiry.ts';
 import { auditability } from './prove/criterion-6-audit.ts';
-import { factsPool, postgresVersion } from './prove/database-facts.ts';
+import { postgresVersion } from './prove/database-facts.ts';
 import { writeReports, type RunInfo } from './prove/report.ts';
 import { excerptOf, LogBook } from './prove/server-log.ts';
 
@@ -50,6 +51,11 @@ async function runCriterion<T>(ctx: ProofContext, number: number, scenario: (ctx
   } catch (error) {
     c.that('secventory verify on the whole database (G1-G4, G7)', 'ok, 0 violations', `could not run: ${String(error)}`, false);
   }
+  try {
+    c.checkedByOracle(await ctx.oracle());
+  } catch (error) {
+    c.oracleFailed(error);
+  }
   const result = c.result();
   process.stderr.write(`criterion ${number}: ${result.pass ? 'PASS' : 'FAIL'}${result.error === null ? '' : ` (${result.error})`}\n`);
   return { result, evidence };
@@ -62,7 +68,7 @@ async function prove(cleanup: Cleanup, results: CriterionResult[], setting: (inf
   const logBook = new LogBook();
   const db = await CrashablePostgres.start('secventory-prove-', databaseName);
   cleanup.add(`stop PostgreSQL on port ${db.port} and remove ${db.dir}`, () => db.destroy());
-  const sql = factsPool(db.url);
+  const sql = checkPool(db.url);
   cleanup.add('close the SQL pool', () => sql.end());
   const ctx = await ProofContext.start(db, sql, logBook, cleanup, await freePort());
   setting({

@@ -5,16 +5,18 @@ import { Metrics } from './api/metrics.ts';
 import { buildServer } from './api/server.ts';
 import type { Config } from './config.ts';
 import { systemClock, type Clock } from './engine/clock.ts';
-import { idleInTransactionTimeoutMs, passivationIntervalMs } from './engine/limits.ts';
+import { idleInTransactionTimeoutMs, passivationIntervalMs, shutdownDrainMsMax } from './engine/limits.ts';
 import type { EngineObserver } from './engine/observer.ts';
 import { idempotencyKeyOf } from './engine/fingerprint.ts';
 import { Registry } from './engine/registry.ts';
 import { Sweeper } from './engine/sweeper.ts';
 import { createPool } from './persistence/database.ts';
 import { EmbeddedServer } from './persistence/embedded-postgres.ts';
+import { PgEventLog } from './persistence/event-log.ts';
 import { migrate, migrationsDir } from './persistence/migrate.ts';
 import { PgStore } from './persistence/pg-store.ts';
-import { ReadModel } from './persistence/read-model.ts';
+import { PgReadModel } from './persistence/read-model.ts';
+import { runUntil, type ShutdownStep } from './shutdown.ts';
 import { readdirSync } from 'node:fs';
 
 export interface App {
@@ -24,7 +26,10 @@ export interface App {
   readonly sweeper: Sweeper;
   readonly pool: pg.Pool;
   readonly embedded: EmbeddedServer | undefined;
-  /** Stops in order: HTTP (draining), sweeper, actors, pool, then the embedded PostgreSQL. */
+  /**
+   * Stops in order: HTTP (draining), sweeper, actors, pool, then the embedded PostgreSQL if it was
+   * started here; within shutdownMsMax whatever state the database is in.
+   */
   stop(): Promise<void>;
 }
 
@@ -41,13 +46,23 @@ export function knownMigrations(): string[] {
   return readdirSync(migrationsDir).filter((f) => f.endsWith('.sql')).map((f) => f.replace(/\.sql$/, '')).sort();
 }
 
-/** Starts the embedded PostgreSQL under the data dir and makes sure Secventory's database exists. */
+/**
+ * Starts the embedded PostgreSQL under the data dir, or reuses the one already running there (a
+ * running service's, or one left by a killed process), and makes sure Secventory's database exists.
+ */
 export async function startEmbeddedDatabase(dataDir: string, logger: Logger): Promise<{ server: EmbeddedServer; url: string }> {
   const pgDir = path.join(dataDir, 'postgres');
   const server = new EmbeddedServer({ dataDir: pgDir, log: (line) => logger.debug({ postgres: line }) });
   await server.start();
-  await server.ensureDatabase(databaseName);
-  logger.info({ dataDir: pgDir, port: server.port }, 'embedded PostgreSQL is running; its data lives in dataDir');
+  try {
+    await server.ensureDatabase(databaseName);
+  } catch (error) {
+    await server.stop();
+    throw error;
+  }
+  // A reused server keeps running after this process: it was started by another (see README).
+  logger.info({ dataDir: pgDir, port: server.port, reused: server.reused },
+    'embedded PostgreSQL is running; its data lives in dataDir');
   return { server, url: server.socketUrlFor(databaseName) };
 }
 
@@ -96,18 +111,39 @@ export function composeObservers(observers: readonly EngineObserver[]): EngineOb
   };
 }
 
-export async function startApp({ config, logger, clock = systemClock, observers = [] }: AppOptions): Promise<App> {
-  let embedded: EmbeddedServer | undefined;
+/** What a start has set going so far: what a stop, or a failed start, must stop. */
+interface Running {
+  embedded?: EmbeddedServer;
+  pool?: pg.Pool;
+  registry?: Registry;
+  sweeper?: Sweeper;
+  passivation?: NodeJS.Timeout;
+  server?: Awaited<ReturnType<typeof buildServer>>;
+}
+
+/** Starts the service; a start that fails stops what it had started (PostgreSQL included) and rethrows. */
+export async function startApp(options: AppOptions): Promise<App> {
+  const running: Running = {};
+  try {
+    return await startParts(options, running);
+  } catch (error) {
+    await stopRunning(running, options.logger);
+    throw error;
+  }
+}
+
+async function startParts(options: AppOptions, running: Running): Promise<App> {
+  const { config, logger, clock = systemClock, observers = [] } = options;
   let databaseUrl = config.databaseUrl;
   if (databaseUrl === undefined) {
     const started = await startEmbeddedDatabase(config.dataDir, logger);
-    embedded = started.server;
+    running.embedded = started.server;
     databaseUrl = started.url;
   }
   const applied = await migrate(databaseUrl, { info: (m) => logger.debug(m), warn: (m) => logger.warn(m), error: (m) => logger.error(m) });
   if (applied.length > 0) logger.info({ applied }, 'migrations applied');
 
-  const pool = createPool({
+  const pool = running.pool = createPool({
     connectionString: databaseUrl,
     poolSize: config.poolSize,
     connectionAcquireTimeoutMs: config.connectionAcquireTimeoutMs,
@@ -116,39 +152,56 @@ export async function startApp({ config, logger, clock = systemClock, observers 
     idleInTransactionTimeoutMs,
   }, (error) => logger.warn({ reason: error.message }, 'idle database connection failed; the pool replaces it'));
 
-  const readModel = new ReadModel(pool);
+  const readModel = new PgReadModel(pool);
+  const eventLog = new PgEventLog(pool);
   const metrics = new Metrics(readModel);
   const observer = composeObservers([failureLogger(logger), metrics, ...observers]);
   const store = new PgStore(pool);
-  const registry = new Registry(store, clock, {
+  const registry = running.registry = new Registry(store, clock, {
     batchSizeMax: config.batchSizeMax,
     mailboxLengthMax: config.mailboxLengthMax,
     liveActorsPerShardMax: config.liveActorsPerShardMax,
     actorIdleMs: config.actorIdleMs,
   }, observer);
   metrics.watch(registry);
-  const sweeper = new Sweeper(registry, store, clock, config.sweepIntervalMs, observer,
+  const sweeper = running.sweeper = new Sweeper(registry, store, clock, config.sweepIntervalMs, observer,
     (error) => logger.warn({ reason: error.message }, 'sweep failed; the next one retries'));
-  const passivation = setInterval(() => registry.passivateIdle(), passivationIntervalMs);
-  passivation.unref();
+  running.passivation = setInterval(() => registry.passivateIdle(), passivationIntervalMs);
+  running.passivation.unref();
 
-  const server = await buildServer({ registry, metrics, readModel, expectedMigrations: knownMigrations(), logger });
+  const expectedMigrations = knownMigrations();
+  const server = running.server = await buildServer({ registry, metrics, readModel, eventLog, expectedMigrations, logger });
   // A deep accept queue: a flash sale opens thousands of connections at once.
   const address = await server.listen({ host: config.host, port: config.port, backlog: 4096 });
   sweeper.start();
   logger.info({ address }, 'secventory is serving');
 
   let stopping: Promise<void> | undefined;
-  const stop = () => {
-    stopping ??= (async () => {
-      await server.close();
-      await sweeper.stop();
-      clearInterval(passivation);
-      await registry.drained();
-      await pool.end();
-      await embedded?.stop();
-    })();
-    return stopping;
-  };
-  return { url: address, databaseUrl, registry, sweeper, pool, embedded, stop };
+  const stop = () => (stopping ??= stopRunning(running, logger));
+  return { url: address, databaseUrl, registry, sweeper, pool, embedded: running.embedded, stop };
+}
+
+/**
+ * Stops in order - HTTP (draining requests in progress), sweeper, actors, pool, then the embedded
+ * PostgreSQL if it was started here - within shutdownMsMax whatever state the database is in:
+ * draining gets shutdownDrainMsMax, then open connections are closed and what is left is
+ * abandoned; PostgreSQL's own stop is bounded by postgresStopMsMax.
+ */
+async function stopRunning(running: Running, logger: Logger): Promise<void> {
+  const { server, sweeper, registry, pool, embedded } = running;
+  clearInterval(running.passivation);
+  const steps: ShutdownStep[] = [];
+  if (server !== undefined) steps.push({ name: 'HTTP draining', run: () => server.close() });
+  if (sweeper !== undefined) steps.push({ name: 'sweeper', run: () => sweeper.stop() });
+  if (registry !== undefined) steps.push({ name: 'actors', run: () => registry.drained() });
+  if (pool !== undefined) steps.push({ name: 'pool', run: () => pool.end() });
+  const failed = (step: string, error: unknown) =>
+    logger.warn({ step, reason: error instanceof Error ? error.message : String(error) }, 'shutdown step failed');
+  const outcome = await runUntil(steps, Date.now() + shutdownDrainMsMax, failed);
+  if (!outcome.finished) {
+    logger.warn({ step: outcome.step, drainMsMax: shutdownDrainMsMax }, 'shutdown: draining took too long');
+    // Requests still waiting on the database are cut off unanswered; their clients retry them (G2).
+    server?.server.closeAllConnections();
+  }
+  await embedded?.stop();
 }

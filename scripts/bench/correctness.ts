@@ -1,7 +1,9 @@
 import pg from 'pg';
-import { storeWideFacts } from '../lib/store-facts.ts';
+import { databaseViolations, productsByCheck, type Violation } from '../lib/oracle.ts';
 
 export interface Correctness {
+  /** What the oracle (scripts/lib/oracle.ts) found, listed up to its bound per check. */
+  readonly oracleViolations: readonly Violation[];
   readonly oversoldProducts: number;
   readonly negativeProducts: number;
   readonly countersNotEqualSums: number;
@@ -17,12 +19,15 @@ export interface Correctness {
   readonly reservationRows: number;
 }
 
-/** After a load: G1, G3 and counters = sums over reservation rows, in SQL; then `verify`. */
+/** After a load: the oracle's checks in plain SQL (G1-G4, G7), then `verify`. */
 export async function checkCorrectness(databaseUrl: string): Promise<Correctness> {
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
   try {
-    const c = await storeWideFacts(client);
+    const violations = await databaseViolations(client);
+    const products = productsByCheck(violations);
+    const sums = violations.filter((v) => v.check === 'reserved-sum' || v.check === 'purchased-sum');
+    const unequal = new Set(sums.map((v) => v.sku));
     const { rows: [b] } = await client.query(`
       select count(*)::float8 / nullif(count(distinct tx_id), 0) as mean, count(distinct tx_id)::int as batches
         from inventory_events where type <> 'product_created'`);
@@ -38,9 +43,10 @@ export async function checkCorrectness(databaseUrl: string): Promise<Correctness
       if ((error as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw error;
     }
     return {
-      oversoldProducts: c.oversoldProducts,
-      negativeProducts: c.negativeProducts,
-      countersNotEqualSums: c.countersNotEqualSums,
+      oracleViolations: violations,
+      oversoldProducts: products.oversold,
+      negativeProducts: products.negative,
+      countersNotEqualSums: unequal.size,
       meanBatchSize: Number(b.mean ?? 0),
       batches: b.batches,
       verifyOk,

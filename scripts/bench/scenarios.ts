@@ -1,5 +1,7 @@
 // The bench scenarios: their names, the products each needs, and which generator drives them.
-import { Agent, request } from 'undici';
+import { Agent } from 'undici';
+import { ApiClient } from '../lib/api-client.ts';
+import { OperationLog } from '../lib/request-accounting.ts';
 import { runAutocannon } from './autocannon-load.ts';
 import type { TimedGeneratorName } from './generator.ts';
 import type { LoadResult } from './load-result.ts';
@@ -10,7 +12,6 @@ export type { LoadResult } from './load-result.ts';
 export { runBurst } from './burst.ts';
 export { lowConnections, scenarioNames, type ScenarioName, type TimedScenarioName } from './workload.ts';
 
-const json = { 'content-type': 'application/json' };
 /** Products are created this many at a time before the clock starts. */
 const createConcurrencyMax = 500;
 
@@ -29,16 +30,18 @@ export function productsFor(scenario: ScenarioName): { sku: string; stock: numbe
   }
 }
 
+/** Creates the products through the API; throws unless each is answered 2xx. */
 export async function createProducts(url: string, products: { sku: string; stock: number }[]): Promise<void> {
   const agent = new Agent({ connections: 64 });
-  for (let i = 0; i < products.length; i += createConcurrencyMax) {
-    await Promise.all(products.slice(i, i + createConcurrencyMax).map(async (p) => {
-      const res = await request(`${url}/products`, { method: 'POST', headers: json, body: JSON.stringify({ sku: p.sku, name: p.sku, stock: p.stock }), dispatcher: agent });
-      await res.body.text();
-      if (res.statusCode !== 201 && res.statusCode !== 200) throw new Error(`creating ${p.sku}: ${res.statusCode}`);
-    }));
+  try {
+    const log = new OperationLog(new ApiClient(url, agent, 'bench-setup'));
+    for (let i = 0; i < products.length; i += createConcurrencyMax) {
+      const some = products.slice(i, i + createConcurrencyMax);
+      await Promise.all(some.map((p) => log.acknowledged({ kind: 'create', sku: p.sku, stock: p.stock })));
+    }
+  } finally {
+    await agent.close();
   }
-  await agent.close();
 }
 
 export interface TimedRunOptions extends ScenarioOptions {

@@ -3,6 +3,7 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { EmbeddedServer, freePort } from '../../src/persistence/embedded-postgres.ts';
+import { postgresProcesses, signalPostgres } from './postgres-processes.ts';
 import { sleep, waitUntil } from './wait.ts';
 
 /** PostgreSQL's own log lines kept (crash recovery says what it did; a failure shows the end). */
@@ -97,12 +98,12 @@ export class CrashablePostgres {
 
   /** The postmaster and every backend; empty when the server is gone. */
   processes(): number[] {
-    return this.server.processes();
+    return postgresProcesses(this.server);
   }
 
   /** A crash: SIGKILL to the postmaster and every backend at once. Returns when all are gone. */
   async kill(): Promise<number[]> {
-    const pids = this.server.signalAll('SIGKILL');
+    const pids = signalPostgres(this.server, 'SIGKILL');
     // By pid: a backend whose postmaster died is no longer below it in the process tree.
     await waitUntil(() => pids.every(exited), killMsMax, 'every PostgreSQL process exited after SIGKILL');
     return pids;
@@ -111,12 +112,12 @@ export class CrashablePostgres {
   /** SIGSTOP to the postmaster and every backend: the server hangs, connections stay open. */
   freeze(): number[] {
     this.frozen = true;
-    return this.server.signalAll('SIGSTOP');
+    return signalPostgres(this.server, 'SIGSTOP');
   }
 
   thaw(): number[] {
     this.frozen = false;
-    return this.server.signalAll('SIGCONT');
+    return signalPostgres(this.server, 'SIGCONT');
   }
 
   /** Starts PostgreSQL again on the same data directory and port; crash recovery replays the WAL. */
@@ -128,9 +129,9 @@ export class CrashablePostgres {
   /** Bounded and always safe: wakes a frozen server, stops it politely, then kills what is left. */
   async stop(): Promise<void> {
     if (this.frozen) this.thaw();
-    if (this.server.processes().length === 0) return;
+    if (this.processes().length === 0) return;
     await Promise.race([this.server.stop(), sleep(stopMsMax)]);
-    if (this.server.processes().length > 0) await this.kill();
+    if (this.processes().length > 0) await this.kill();
   }
 
   /** Stops the server and removes its directory. */

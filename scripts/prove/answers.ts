@@ -1,5 +1,5 @@
 import type { Figures } from './criterion.ts';
-import type { Answer } from './http-client.ts';
+import type { Answer } from '../lib/api-client.ts';
 import { summarizeLatencies } from './latency.ts';
 
 /** "201", "409 insufficient_stock", "503 storage_unavailable", "no answer": how answers are tallied in the report. */

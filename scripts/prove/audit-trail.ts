@@ -1,4 +1,4 @@
-import type { ProofClient } from './http-client.ts';
+import type { ApiClient } from '../lib/api-client.ts';
 
 /** docs/API.md's Event, as GET /products/{sku}/events and /reservations/{id}/events return it. */
 export interface AuditEvent {
@@ -20,7 +20,7 @@ const pageLimit = 1_000;
 /** 100 pages of 1,000: far above any product of the proof; a cursor that never ends fails instead. */
 const pagesMax = 100;
 
-async function readAll(client: ProofClient, basePath: string): Promise<AuditEvent[]> {
+async function readAll(client: ApiClient, basePath: string): Promise<AuditEvent[]> {
   const events: AuditEvent[] = [];
   let after = 0;
   for (let page = 0; page < pagesMax; page++) {
@@ -33,10 +33,10 @@ async function readAll(client: ProofClient, basePath: string): Promise<AuditEven
 }
 
 /** Every audit event of a product, through the REST API, page by page. */
-export const productEvents = (client: ProofClient, sku: string) => readAll(client, `/products/${encodeURIComponent(sku)}/events`);
+export const productEvents = (client: ApiClient, sku: string) => readAll(client, `/products/${encodeURIComponent(sku)}/events`);
 
 /** Every audit event of one reservation, through the REST API. */
-export const reservationEvents = (client: ProofClient, id: string) => readAll(client, `/reservations/${id}/events`);
+export const reservationEvents = (client: ApiClient, id: string) => readAll(client, `/reservations/${id}/events`);
 
 /** One event as a short line for the report: the fields a reader checks, nothing else. */
 export function eventLine(e: AuditEvent): string {

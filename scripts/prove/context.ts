@@ -1,10 +1,11 @@
 import type pg from 'pg';
 import { verifyDatabase } from '../../src/audit/verify-database.ts';
 import type { VerifyReport } from '../../src/audit/verify-report.ts';
-import { AppServer } from './app-server.ts';
-import type { Cleanup } from './cleanup.ts';
-import { ProofClient, ordinaryAgent } from './http-client.ts';
+import { ApiClient, clientAgent } from '../lib/api-client.ts';
 import type { CrashablePostgres } from '../lib/crashable-postgres.ts';
+import { databaseViolations, type Violation } from '../lib/oracle.ts';
+import { ServerProcess } from '../lib/server-process.ts';
+import type { Cleanup } from './cleanup.ts';
 import type { LogBook } from './server-log.ts';
 
 /**
@@ -22,9 +23,32 @@ export function appEnv(databaseUrl: string): Record<string, string> {
   };
 }
 
+/**
+ * Starts `node bin/secventory.js serve` as production runs it, on the proof's port, with its output
+ * captured line by line: the structured failure log is part of the evidence. Stopped by the
+ * cleanup, whatever happens (ServerProcess.start kills a server that never became ready).
+ */
+function startApp(
+  name: string,
+  port: number,
+  databaseUrl: string,
+  logBook: LogBook,
+  cleanup: Cleanup,
+): Promise<ServerProcess> {
+  return ServerProcess.start({
+    name,
+    port,
+    env: appEnv(databaseUrl),
+    onLine: (line) => logBook.add(name, line),
+    onSpawned: (app) => cleanup.add(`stop ${name} (pid ${app.pid})`, async () => {
+      await app.stop();
+    }),
+  });
+}
+
 /** What every scenario works with: the database, the running app, its log, and a way to restart it. */
 export class ProofContext {
-  private readonly agent = ordinaryAgent();
+  private readonly agent = clientAgent(256, 4_000);
   private appsStarted = 1;
 
   constructor(
@@ -33,19 +57,25 @@ export class ProofContext {
     readonly logBook: LogBook,
     readonly cleanup: Cleanup,
     readonly appPort: number,
-    public app: AppServer,
+    public app: ServerProcess,
   ) {
     cleanup.add('close the HTTP client', () => this.agent.close());
   }
 
-  static async start(db: CrashablePostgres, sql: pg.Pool, logBook: LogBook, cleanup: Cleanup, appPort: number): Promise<ProofContext> {
-    const app = await AppServer.start('app #1', appPort, appEnv(db.url), logBook, cleanup);
+  static async start(
+    db: CrashablePostgres,
+    sql: pg.Pool,
+    logBook: LogBook,
+    cleanup: Cleanup,
+    appPort: number,
+  ): Promise<ProofContext> {
+    const app = await startApp('app #1', appPort, db.url, logBook, cleanup);
     return new ProofContext(db, sql, logBook, cleanup, appPort, app);
   }
 
   /** A client of the running app whose requests are named `<prefix>-<n>`. */
-  client(requestIdPrefix: string): ProofClient {
-    return new ProofClient(this.app.url, this.agent, requestIdPrefix);
+  client(requestIdPrefix: string): ApiClient {
+    return new ApiClient(this.app.url, this.agent, requestIdPrefix);
   }
 
   /** Stops the app (gracefully, bounded); what it answered so far stays in the log book. */
@@ -54,12 +84,17 @@ export class ProofContext {
   }
 
   /** Starts a new app process on the same database and port. */
-  async startApp(): Promise<AppServer> {
-    this.app = await AppServer.start(`app #${++this.appsStarted}`, this.appPort, appEnv(this.db.url), this.logBook, this.cleanup);
+  async startApp(): Promise<ServerProcess> {
+    this.app = await startApp(`app #${++this.appsStarted}`, this.appPort, this.db.url, this.logBook, this.cleanup);
     return this.app;
   }
 
   verify(): Promise<VerifyReport> {
     return verifyDatabase(this.db.url);
+  }
+
+  /** The tests' oracle (plain SQL, apart from the engine) over the whole database. */
+  oracle(): Promise<Violation[]> {
+    return databaseViolations(this.sql);
   }
 }

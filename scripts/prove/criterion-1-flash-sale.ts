@@ -5,7 +5,7 @@ import type { ProofContext } from './context.ts';
 import type { Criterion } from './criterion.ts';
 import { productFacts, reservationRows, transactionsOf } from './database-facts.ts';
 import { excerptOf } from './server-log.ts';
-import { ProofClient, type Answer } from './http-client.ts';
+import { ApiClient, type Answer } from '../lib/api-client.ts';
 
 export const flashSku = 'FLASH-1';
 const stock = 1_000;
@@ -65,7 +65,7 @@ interface Burst {
 async function sendBurst(ctx: ProofContext, c: Criterion): Promise<Burst> {
   const agent = new Agent({ connections, pipelining: Math.ceil(requestCount / connections), keepAliveTimeout: 10_000, connect: { timeout: 10_000 } });
   try {
-    const burst = new ProofClient(ctx.app.url, agent, 'c1');
+    const burst = new ApiClient(ctx.app.url, agent, 'c1');
     // Open the connections first (one request each, not pipelined), so the burst measures the
     // service rather than 1,000 TCP handshakes.
     const warm = await Promise.all(Array.from({ length: connections }, () => burst.send('GET', '/health/live', { pipelined: false })));

@@ -3,7 +3,7 @@ import { eventLine, reservationEvents } from './audit-trail.ts';
 import type { ProofContext } from './context.ts';
 import type { Criterion } from './criterion.ts';
 import { productFacts } from './database-facts.ts';
-import type { Answer, ProofClient } from './http-client.ts';
+import type { Answer, ApiClient } from '../lib/api-client.ts';
 
 const buySku = 'DUP-BUY';
 const cancelSku = 'DUP-CANCEL';
@@ -18,7 +18,7 @@ export interface DuplicatePurchaseEvidence {
 }
 
 /** `copies` identical finishing requests at once: half carry one Idempotency-Key, half none (lifecycle replay). */
-function finishAtOnce(client: ProofClient, id: string, action: 'purchase' | 'cancel'): Promise<Answer[]> {
+function finishAtOnce(client: ApiClient, id: string, action: 'purchase' | 'cancel'): Promise<Answer[]> {
   return Promise.all(Array.from({ length: copies }, (_, i) =>
     client.send('POST', `/reservations/${id}/${action}`, i % 2 === 0 ? { key: `${action}-dup-1` } : {})));
 }

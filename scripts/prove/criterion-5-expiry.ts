@@ -3,7 +3,7 @@ import { eventLine, reservationEvents, type AuditEvent } from './audit-trail.ts'
 import type { ProofContext } from './context.ts';
 import type { Criterion } from './criterion.ts';
 import { productFacts } from './database-facts.ts';
-import type { Answer, ProofClient } from './http-client.ts';
+import type { Answer, ApiClient } from '../lib/api-client.ts';
 import { excerptOf } from './server-log.ts';
 import { waitUntil } from '../lib/wait.ts';
 
@@ -53,7 +53,7 @@ export async function expiry(ctx: ProofContext, c: Criterion): Promise<ExpiryEvi
 }
 
 /** Sends a request and keeps its answer for the criterion's figures. */
-async function sent(answers: Answer[], client: ProofClient, method: 'GET' | 'POST', urlPath: string, options: Parameters<ProofClient['send']>[2] = {}): Promise<Answer> {
+async function sent(answers: Answer[], client: ApiClient, method: 'GET' | 'POST', urlPath: string, options: Parameters<ApiClient['send']>[2] = {}): Promise<Answer> {
   const answer = await client.send(method, urlPath, options);
   answers.push(answer);
   return answer;

@@ -1,5 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { VerifyReport } from '../../src/audit/verify-report.ts';
+import type { Violation } from '../lib/oracle.ts';
 import type { LatencySummary } from './latency.ts';
 
 /** One expectation of a criterion, with what was observed: the report's rows. */
@@ -55,6 +56,8 @@ export interface CriterionResult {
   readonly error: string | null;
 }
 
+const oracleCheck = 'independent SQL oracle on the whole database (G1-G4, G7)';
+
 const show = (value: unknown) => (typeof value === 'string' ? value : JSON.stringify(value));
 
 /** Collects one criterion's checks and evidence as its scenario runs. */
@@ -99,6 +102,17 @@ export class Criterion {
   verified(report: VerifyReport): void {
     this.verify = summarizeVerify(report);
     this.that('secventory verify on the whole database (G1-G4, G7)', 'ok, 0 violations', `${report.ok ? 'ok' : 'FAILED'}, ${report.violations.length} violations`, report.ok);
+  }
+
+  /** The tests' oracle (scripts/lib/oracle.ts): the same guarantees in plain SQL, apart from the engine. */
+  checkedByOracle(violations: readonly Violation[]): void {
+    const [v] = violations;
+    const first = v === undefined ? '' : `; first: ${v.guarantee} ${v.sku} ${v.message}`;
+    this.that(oracleCheck, '0 violations', `${violations.length} violations${first}`, violations.length === 0);
+  }
+
+  oracleFailed(error: unknown): void {
+    this.that(oracleCheck, '0 violations', `could not run: ${String(error)}`, false);
   }
 
   result(): CriterionResult {

@@ -1,8 +1,9 @@
-import pg from 'pg';
-export { storeWideFacts, type StoreWideFacts } from '../lib/store-facts.ts';
+import type pg from 'pg';
 
-// What the database says, read directly with SQL, independent of the app: the proof never takes
-// the app's word for the state it left. Counts are cast to int so they arrive as JS numbers.
+// What the database says about the proof's own products, read directly with SQL, independent of
+// the app: the proof never takes the app's word for the state it left. The guarantees themselves
+// are checked store-wide by the oracle (scripts/lib/oracle.ts) after every criterion. Counts are
+// cast to int so they arrive as JS numbers.
 
 export interface ProductFacts {
   readonly total: number;
@@ -18,26 +19,6 @@ export interface ProductFacts {
   readonly rejectedByCode: Readonly<Record<string, number>>;
   /** reserved + purchased beyond total: G1 says 0. */
   readonly oversoldUnits: number;
-}
-
-
-export interface EventFact {
-  readonly sku: string;
-  readonly seq: number;
-  readonly type: string;
-  readonly code: string | null;
-  readonly requestId: string | null;
-  readonly idempotencyKey: string | null;
-  readonly reservationId: string | null;
-  readonly source: string;
-  readonly lateMs: number | null;
-}
-
-/** A small pool that tolerates the database going away under it (the crash scenario does that). */
-export function factsPool(databaseUrl: string): pg.Pool {
-  const pool = new pg.Pool({ connectionString: databaseUrl, max: 2, connectionTimeoutMillis: 5_000 });
-  pool.on('error', () => {});
-  return pool;
 }
 
 const countsBy = (rows: { k: string; n: number }[]) => Object.fromEntries(rows.map((r) => [r.k, r.n]));
@@ -65,24 +46,6 @@ export async function productFacts(sql: pg.Pool, sku: string): Promise<ProductFa
     rejectedByCode: countsBy(codes.rows),
     oversoldUnits: Math.max(0, p.reserved + p.purchased - p.total),
   };
-}
-
-
-export async function eventsOf(sql: pg.Pool, skus: readonly string[]): Promise<EventFact[]> {
-  const { rows } = await sql.query(`
-    select sku, seq::int, type, code, request_id, idempotency_key, reservation_id::text, source, late_ms::int
-      from inventory_events where sku = any($1::text[]) order by sku, seq`, [skus]);
-  return rows.map((r) => ({
-    sku: r.sku,
-    seq: r.seq,
-    type: r.type,
-    code: r.code,
-    requestId: r.request_id,
-    idempotencyKey: r.idempotency_key,
-    reservationId: r.reservation_id,
-    source: r.source,
-    lateMs: r.late_ms,
-  }));
 }
 
 /** How many transactions wrote a product's events after its creation: the engine's batching at work. */

@@ -1,7 +1,9 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry as PrometheusRegistry } from 'prom-client';
 import { StorageError } from '../engine/errors.ts';
 import { latencyBucketBoundsMs, LatencyHistogram } from '../engine/latency-histogram.ts';
+import { activeReservationsCacheMs } from '../engine/limits.ts';
 import type { BatchCommittedEvent, EngineObserver } from '../engine/observer.ts';
+import type { ReadModel } from '../engine/read-ports.ts';
 import type { Command, CommandResult, CommandType, FailureCode } from '../engine/types.ts';
 import { bucketQuantileMs, outcomeError, outcomeOk, outcomeRejected, RecentWindow, type OutcomeIndex } from './recent-window.ts';
 
@@ -12,12 +14,6 @@ import { bucketQuantileMs, outcomeError, outcomeOk, outcomeRejected, RecentWindo
 export const operationNames = ['reserve', 'purchase', 'cancel', 'expire', 'adjust', 'extend'] as const satisfies readonly CommandType[];
 export const outcomeNames = ['ok', 'rejected', 'error'] as const;
 const outcomeCount = outcomeNames.length;
-
-/**
- * The database is asked for the active reservation count at most this often: every scrape and
- * every dashboard refresh would otherwise each run a count over the open reservations.
- */
-export const activeReservationsCacheMs = 1_000;
 
 // Latency buckets in seconds, the engine's own (milliseconds), so /metrics, /stats and /actors
 // put a latency in the same bucket.
@@ -74,11 +70,6 @@ function resultOutcome(result: CommandResult): OutcomeIndex {
   return result.outcome.kind === 'rejected' ? outcomeRejected : outcomeOk;
 }
 
-
-export interface ActiveReservationSource {
-  countActiveReservations(): Promise<number>;
-}
-
 /** What the gauges read from the engine at scrape time (the engine's Registry has it). */
 export interface EngineGauges {
   readonly liveActors: number;
@@ -127,7 +118,7 @@ export class Metrics implements EngineObserver {
   private activeReservationsAtMs = Number.NEGATIVE_INFINITY;
   private activeReservationsQuery: Promise<number | null> | undefined;
 
-  constructor(private readonly activeReservationSource: ActiveReservationSource) {
+  constructor(private readonly activeReservationSource: Pick<ReadModel, 'countActiveReservations'>) {
     const registers = [this.prometheus];
     this.operationsTotal = new Counter({
       name: 'secventory_operations_total',

@@ -1,4 +1,5 @@
 import { latencyBucketBoundsMs } from '../engine/latency-histogram.ts';
+import { windowSeconds } from '../engine/limits.ts';
 
 /** How a command ended, for people: done, refused by a business rule or the client, or failed. */
 export type OutcomeIndex = 0 | 1 | 2;
@@ -6,8 +7,6 @@ export const outcomeOk: OutcomeIndex = 0;
 export const outcomeRejected: OutcomeIndex = 1;
 export const outcomeError: OutcomeIndex = 2;
 
-/** The last minute is what /stats and the dashboard show; older seconds live in Prometheus. */
-export const windowSeconds = 60;
 // A few spare slots, so that the 60 complete seconds before the current one never share a slot
 // with the current second.
 const slotCount = windowSeconds + 4;

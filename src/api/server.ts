@@ -5,8 +5,8 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { bodyBytesMax, eventLoopDelayMsMax, heapUsedBytesMax, keepAliveTimeoutMs, requestIdPattern, requestTimeoutMs } from '../engine/limits.ts';
+import type { EventLog, ReadModel } from '../engine/read-ports.ts';
 import type { Registry } from '../engine/registry.ts';
-import type { ReadModel } from '../persistence/read-model.ts';
 import underPressure from '@fastify/under-pressure';
 import { ApiError, installErrorHandlers, sendProblem } from './errors.ts';
 import { installEventLoopShedding } from './load-shedding.ts';
@@ -21,6 +21,7 @@ import { ajvFormats } from './text.ts';
 export interface ServerDeps {
   readonly registry: Registry;
   readonly readModel: ReadModel;
+  readonly eventLog: EventLog;
   readonly expectedMigrations: readonly string[];
   readonly metrics: Metrics;
   readonly logger: Logger;
@@ -38,7 +39,7 @@ export function requestIdOf(req: { headers: Record<string, string | string[] | u
  */
 export const ajvOptions = { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false, formats: ajvFormats } };
 
-/** Builds the HTTP API over an engine; it knows nothing of SQL. */
+/** Builds the HTTP API over an engine and its read ports; it knows nothing of SQL. */
 export async function buildServer(deps: ServerDeps) {
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
@@ -106,6 +107,6 @@ export async function buildServer(deps: ServerDeps) {
   await app.register(productRoutes, { registry: deps.registry });
   await app.register(opsRoutes, { metrics: deps.metrics, registry: deps.registry });
   await app.register(reservationRoutes, { registry: deps.registry, readModel: deps.readModel });
-  await app.register(eventRoutes, { eventLog: deps.readModel.events });
+  await app.register(eventRoutes, { eventLog: deps.eventLog });
   return app;
 }

@@ -1,4 +1,5 @@
-import { violationsListedMax, type VerifyReport, type Violation } from './verify-report.ts';
+import { violationsListedMax } from '../engine/limits.ts';
+import type { VerifyReport, Violation } from './verify-report.ts';
 
 /** docs/DESIGN.md's names, so a reader of the report need not look them up. */
 const guaranteeNames: Record<string, string> = {

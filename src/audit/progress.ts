@@ -1,5 +1,4 @@
-/** How often, at most, a long verify run says how far it got. */
-const progressIntervalMs = 2_000;
+import { progressIntervalMs } from '../engine/limits.ts';
 
 /** Says how far verify got, at most once per progressIntervalMs. */
 export class Progress {

@@ -1,10 +1,10 @@
-import { idempotencyRetentionMs } from '../engine/limits.ts';
+import { idempotencyRetentionMs, violationsListedMax } from '../engine/limits.ts';
 import { readAuditSnapshot, type AuditSnapshot } from '../persistence/audit-snapshot.ts';
 import { ProductReplay } from './product-replay.ts';
 import { percent, Progress } from './progress.ts';
 import { orphanEventViolations, repeatedEffectViolations, rowsWithoutProductViolations } from './query-findings.ts';
 import { checkReservationHistory } from './reservation-history.ts';
-import { violationsListedMax, type VerifyReport, type Violation } from './verify-report.ts';
+import type { VerifyReport, Violation } from './verify-report.ts';
 
 export interface VerifyOptions {
   /** Told what verify is doing, now and then on a long run (at most every progressIntervalMs). */

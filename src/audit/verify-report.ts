@@ -16,6 +16,3 @@ export interface VerifyReport {
   durationMs: number;
   violations: Violation[];
 }
-
-/** A broken database can break something on every row; past this many, violations are only counted. */
-export const violationsListedMax = 1_000;

@@ -1,5 +1,6 @@
 import { nextStatus, type LifecycleEvent } from './lifecycle.ts';
 import { reservationLifetimeMaxSeconds, stockMax } from './limits.ts';
+import { isoOf } from './time.ts';
 import type {
   Command,
   Counters,
@@ -236,7 +237,7 @@ function refuseUnlessActive(view: DecisionView, r: Reservation, meta: Meta, nowM
     // docs/API.md: a purchase or cancel after expiresAt expires the reservation in that moment.
     const expired = expireNow(view.counters, r, nowMs, meta);
     const rej = rejection(expired.counters, nowMs, meta, 'reservation_expired',
-      `reservation ${r.id} expired at ${new Date(r.expiresAtMs).toISOString()}`,
+      `reservation ${r.id} expired at ${isoOf(r.expiresAtMs)}`,
       { reservationId: r.id, quantity: r.quantity });
     return {
       outcome: rej.outcome,

@@ -1,5 +1,6 @@
-// Every bound of the engine and the API, each with its reason, reviewed in one place.
-// Values that operators may tune are defaults for the configuration in src/config.ts.
+// Every bound of the service (engine, API, storage) and of `secventory verify`, each with its
+// reason, reviewed in one place. Values that operators may tune are defaults for the
+// configuration in src/config.ts.
 
 /** docs/API.md: stock and stock totals are 0..2,147,483,647 (a PostgreSQL integer). */
 export const stockMax = 2_147_483_647;
@@ -36,6 +37,8 @@ export const eventPageLimitMax = 1000;
 export const eventPageLimitDefault = 100;
 /** Per-actor view: a bounded page, busiest first. */
 export const actorsPageLimitMax = 1000;
+/** A page of /actors when the client names no limit: a screenful, busiest first. */
+export const actorsPageLimitDefault = 50;
 
 /**
  * One batch is one transaction: a larger batch holds the product row's lock longer and makes
@@ -88,6 +91,13 @@ export const statementTimeoutMsDefault = 5_000;
 /** The client gives up on a query this long after sending it (a frozen server never answers). */
 export const queryTimeoutMsDefault = 6_000;
 export const idleInTransactionTimeoutMs = 10_000;
+/** Products whose batches share one statement at most: bounds the statement's size and time. */
+export const groupProductsMax = 256;
+/**
+ * Group statements in flight at once. A few keep the database busy while the next group forms;
+ * the rest of the pool stays free for loads, reads and the sweeper.
+ */
+export const groupsInFlightMax = 4;
 
 /** HTTP: a request that takes longer than this is answered 503 by the server. */
 export const requestTimeoutMs = 15_000;
@@ -101,3 +111,59 @@ export const retryAfterSeconds = 1;
 export const eventLoopDelayMsMax = 2_000;
 /** The heap past which new requests are refused rather than risking an out-of-memory crash. */
 export const heapUsedBytesMax = 1536 * 1024 * 1024;
+
+/**
+ * Shutdown (SIGTERM, SIGINT) ends the process within this long, whatever state the database is
+ * in: a supervisor restarting the service, or an operator at a terminal, must not wait on a
+ * database that is gone or frozen. A request still running then is cut off unanswered; its client
+ * retries it with the same Idempotency-Key (G2), and its commit is in the database or not, never half.
+ */
+export const shutdownMsMax = 5_000;
+/**
+ * The part of shutdownMsMax for draining: HTTP requests in progress, the sweeper, the actors'
+ * batches and the pool's connections. A healthy database answers a batch in milliseconds, so
+ * only a database in trouble takes this long; what is left then is abandoned.
+ */
+export const shutdownDrainMsMax = 3_000;
+/**
+ * The embedded PostgreSQL gets this long for a fast shutdown (a checkpoint, then exit) before it
+ * is told to stop at once; crash recovery then replays the WAL at the next start, losing no commit.
+ * shutdownDrainMsMax + postgresStopMsMax stays under shutdownMsMax, so it is sent in time.
+ */
+export const postgresStopMsMax = 1_500;
+/**
+ * Starting the embedded PostgreSQL: after the app was SIGKILLed, the old server's backends may
+ * hold shared memory for a moment, and a server found running may still be in crash recovery.
+ */
+export const postgresStartMsMax = 20_000;
+/** A server found running on the data directory must answer a connection within this long to be reused. */
+export const postgresProbeMsMax = 2_000;
+/** Lines of the embedded PostgreSQL's output kept in memory, to say why a start failed. */
+export const postgresLogLinesKept = 50;
+
+/**
+ * The database is asked for the active reservation count at most this often: every scrape and
+ * every dashboard refresh would otherwise each run a count over the open reservations.
+ */
+export const activeReservationsCacheMs = 1_000;
+/** The last minute is what /stats and the dashboard show; older seconds live in Prometheus. */
+export const windowSeconds = 60;
+
+// `secventory verify` reads one snapshot of the database. Memory is what a piece of products and
+// a page of events take, whatever the size of the database.
+
+/** Products per piece: each piece's events are read before the next piece is fetched. */
+export const productsPerFetch = 200;
+/** A page of events is a few megabytes and a few milliseconds of hashing. */
+export const eventsPerPage = 5_000;
+/** Reservations per fetch, each with its lifecycle events. */
+export const reservationsPerFetch = 2000;
+/**
+ * The reservation cursor's first fetch sorts and groups the whole history, which takes minutes
+ * only on a very large database; past this, reading fails rather than hang.
+ */
+export const verifyStatementTimeoutMs = 15 * 60_000;
+/** How often, at most, a long verify run says how far it got. */
+export const progressIntervalMs = 2_000;
+/** A broken database can break something on every row; past this many, violations are only counted. */
+export const violationsListedMax = 1_000;

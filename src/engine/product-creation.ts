@@ -1,7 +1,6 @@
 import type { BatchWrite, CommandResult, IdempotencyRecord, Outcome, ProductState, ProductView } from './types.ts';
+import { isoOf } from './time.ts';
 import { inventoryView } from './views.ts';
-
-const iso = (ms: number): string => new Date(ms).toISOString();
 
 export type ProductOutcome = Extract<Outcome, { kind: 'product' }>;
 
@@ -18,7 +17,7 @@ export function productView(state: ProductState): ProductView {
   return {
     sku: state.sku,
     name: state.name,
-    createdAt: iso(state.createdAtMs),
+    createdAt: isoOf(state.createdAtMs),
     inventory: inventoryView(state.sku, state.counters, state.active.size),
   };
 }
@@ -29,7 +28,7 @@ export function productView(state: ProductState): ProductView {
  */
 export function createdOutcome(sku: string, name: string, stock: number, nowMs: number): ProductOutcome {
   const counters = { total: stock, reserved: 0, purchased: 0, version: 1 };
-  const product: ProductView = { sku, name, createdAt: iso(nowMs), inventory: inventoryView(sku, counters, 0) };
+  const product: ProductView = { sku, name, createdAt: isoOf(nowMs), inventory: inventoryView(sku, counters, 0) };
   return { kind: 'product', created: true, product };
 }
 

@@ -65,8 +65,10 @@ function snapshotOf(state: ProductState): ProductSnapshot {
 
 /**
  * Maps each SKU to its one actor. `hash(sku) mod shards` picks a shard; a shard keeps a bounded
- * map of live actors in least-recently-used order, activates actors on first use and passivates
- * idle ones. A full shard with no idle actor refuses new products with `overloaded`.
+ * map of live actors in activation order (use does not reorder it: that would cost a delete and
+ * an insert on every command), activates actors on first use and passivates idle ones. To make
+ * room, a full shard passivates its idle actor activated longest ago; a full shard with no idle
+ * actor refuses new products with `overloaded`.
  */
 export class Registry {
   private readonly shards: Map<string, ProductActor>[] = Array.from({ length: shardCount }, () => new Map());

@@ -1,19 +1,9 @@
 import type pg from 'pg';
+import { eventsPerPage, verifyStatementTimeoutMs } from '../engine/limits.ts';
 import type { AuditEvent } from '../engine/types.ts';
 import { createPool, inTransaction } from './database.ts';
 import { eventFromRow, type EventRow } from './event-log.ts';
 import * as sql from './sql/verify.ts';
-
-// Bounds of reading a snapshot. Memory is what a piece of products and a page of events take,
-// whatever the size of the database.
-
-/** A page of events is a few megabytes and a few milliseconds of hashing. */
-const eventsPerPage = 5_000;
-/**
- * The reservation cursor's first fetch sorts and groups the whole history, which takes minutes
- * only on a very large database; past this, reading fails rather than hang.
- */
-const statementTimeoutMs = 15 * 60_000;
 
 /** A product row as the audit reads it, with the sums of its reservation rows. */
 export interface ProductRow {
@@ -111,8 +101,8 @@ export async function readAuditSnapshot<T>(
     connectionString: databaseUrl,
     poolSize: 1,
     connectionAcquireTimeoutMs: 10_000,
-    statementTimeoutMs,
-    queryTimeoutMs: statementTimeoutMs + 30_000,
+    statementTimeoutMs: verifyStatementTimeoutMs,
+    queryTimeoutMs: verifyStatementTimeoutMs + 30_000,
     idleInTransactionTimeoutMs: 60_000,
   }, onIdleError);
   try {

@@ -93,5 +93,3 @@ export async function inTransaction<T>(
     throw error;
   }
 }
-
-export { isoOf as iso } from '../engine/time.ts';

@@ -1,21 +1,10 @@
 import type pg from 'pg';
-import type { AuditEvent, EventSource, EventType, RejectionCode } from '../engine/types.ts';
+import type { EventLog, EventPage, LoggedEvent } from '../engine/read-ports.ts';
+import type { EventSource, EventType, RejectionCode } from '../engine/types.ts';
 import { guarded } from './database.ts';
 import * as events from './sql/events.ts';
 import * as products from './sql/products.ts';
 import * as reservations from './sql/reservations.ts';
-
-/** An audit event as stored, with its place in the whole log. */
-export interface LoggedEvent extends AuditEvent {
-  /** The event's global `id`: the cursor of the whole log. */
-  readonly position: number;
-}
-
-export interface EventPage {
-  readonly events: readonly LoggedEvent[];
-  /** True when at least one more event follows the last one of this page (at reading time). */
-  readonly more: boolean;
-}
 
 /** A row selected with `eventColumns` of sql/events.ts. */
 export interface EventRow {
@@ -72,13 +61,12 @@ function pageOf(rows: readonly EventRow[], limit: number): EventPage {
 }
 
 /**
- * Reads of the audit log. Cursors arrive as decimal strings (validated by the API) and travel to
- * PostgreSQL as text cast to bigint, so an 18-digit cursor is never rounded by a double.
+ * The engine's EventLog over PostgreSQL. Cursors arrive as decimal strings (validated by the API)
+ * and travel to PostgreSQL as text cast to bigint, so an 18-digit cursor is never rounded by a double.
  */
-export class EventLog {
+export class PgEventLog implements EventLog {
   constructor(private readonly pool: pg.Pool) {}
 
-  /** A product's events with seq > afterSeq, in seq order; null when the product does not exist. */
   productEvents(sku: string, afterSeq: string, limit: number): Promise<EventPage | null> {
     return guarded('read product events', async () => {
       const { rows } = await this.pool.query<EventRow>({ name: 'select_product_events', text: events.selectProductEvents, values: [sku, afterSeq, limit + 1] });
@@ -99,11 +87,7 @@ export class EventLog {
     });
   }
 
-  /**
-   * The whole log after `afterPosition` (null: from the start), in commit order, holding back
-   * transactions that may still be followed by an older one (see sql/events.ts). Null when
-   * `afterPosition` is not the position of any event.
-   */
+  /** sql/events.ts says how transactions that may still be followed by an older one are held back. */
   logEvents(afterPosition: string | null, limit: number): Promise<EventPage | null> {
     return guarded('read the event log', async () => {
       if (afterPosition === null) {

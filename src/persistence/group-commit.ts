@@ -1,17 +1,10 @@
 import type pg from 'pg';
 import { assert } from '../engine/errors.ts';
+import { groupProductsMax, groupsInFlightMax } from '../engine/limits.ts';
 import type { CommitResult } from '../engine/store.ts';
 import type { BatchWrite, IdempotencyRecord } from '../engine/types.ts';
 import { commitBatchesSql, commitValues } from './commit-columns.ts';
 import { statusConflictSqlState, storageError } from './database.ts';
-
-/** Products whose batches share one statement at most: bounds the statement's size and time. */
-export const groupProductsMax = 256;
-/**
- * Group statements in flight at once. A few keep the database busy while the next group forms;
- * the rest of the pool stays free for loads, reads and the sweeper.
- */
-export const groupsInFlightMax = 4;
 
 interface Waiting {
   readonly write: BatchWrite;

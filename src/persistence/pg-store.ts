@@ -2,8 +2,9 @@ import type pg from 'pg';
 import { assert } from '../engine/errors.ts';
 import { isReservationStatus } from '../engine/lifecycle.ts';
 import type { CommitResult, CreateProductResult, DueReservation, NewProduct, Store } from '../engine/store.ts';
+import { isoOf } from '../engine/time.ts';
 import type { BatchWrite, IdempotencyRecord, ProductState, Reservation } from '../engine/types.ts';
-import { guarded, iso } from './database.ts';
+import { guarded } from './database.ts';
 import { GroupCommitter } from './group-commit.ts';
 import * as products from './sql/products.ts';
 import * as reservations from './sql/reservations.ts';
@@ -78,7 +79,7 @@ export class PgStore implements Store {
     const key = idempotency?.key ?? null;
     assert(event.idempotencyKey === key, `product ${sku}: its first event carries its record's key`);
     const values = [
-      sku, name, stock, iso(nowMs), event.requestId, event.hash,
+      sku, name, stock, isoOf(nowMs), event.requestId, event.hash,
       key,
       idempotency?.fingerprint ?? null,
       idempotency === null ? null : JSON.stringify(idempotency.outcome),
@@ -135,14 +136,14 @@ export class PgStore implements Store {
 
   findDueReservations(nowMs: number, limit: number): Promise<DueReservation[]> {
     return guarded('find due reservations', async () => {
-      const { rows } = await this.pool.query({ name: 'select_due_reservations', text: reservations.selectDueReservations, values: [iso(nowMs), limit] });
+      const { rows } = await this.pool.query({ name: 'select_due_reservations', text: reservations.selectDueReservations, values: [isoOf(nowMs), limit] });
       return rows as DueReservation[];
     });
   }
 
   deleteIdempotencyRecordsBefore(beforeMs: number, limit: number): Promise<number> {
     return guarded('delete idempotency records', async () => {
-      const result = await this.pool.query(idempotency.deleteIdempotencyRecordsBefore, [iso(beforeMs), limit]);
+      const result = await this.pool.query(idempotency.deleteIdempotencyRecordsBefore, [isoOf(beforeMs), limit]);
       return result.rowCount ?? 0;
     });
   }

@@ -1,20 +1,15 @@
 import type pg from 'pg';
+import type { ReadModel } from '../engine/read-ports.ts';
 import type { Reservation } from '../engine/types.ts';
 import { guarded } from './database.ts';
-import { EventLog } from './event-log.ts';
 import { appliedMigrations } from './migrate.ts';
 import { reservationFromRow } from './pg-store.ts';
 import * as reservations from './sql/reservations.ts';
 import * as stats from './sql/stats.ts';
 
-/** Reads that go straight to the database (they change nothing and need no actor). */
-export class ReadModel {
-  /** Reads of the audit log, over the same pool. */
-  readonly events: EventLog;
-
-  constructor(private readonly pool: pg.Pool) {
-    this.events = new EventLog(pool);
-  }
+/** The engine's ReadModel over PostgreSQL: reads that go straight to the database. */
+export class PgReadModel implements ReadModel {
+  constructor(private readonly pool: pg.Pool) {}
 
   /** Every line of a reservation, in the order the client sent them (empty: no such reservation). */
   getReservationLines(id: string): Promise<Reservation[]> {
@@ -24,7 +19,6 @@ export class ReadModel {
     });
   }
 
-  /** Active reservations of every product, as committed (true across instances). */
   countActiveReservations(): Promise<number> {
     return guarded('count active reservations', async () => {
       const { rows } = await this.pool.query<{ active: number }>({ name: 'count_active_reservations', text: stats.countActiveReservations });
@@ -32,7 +26,6 @@ export class ReadModel {
     });
   }
 
-  /** True when the database answers and has every migration this build knows. */
   async ready(expectedMigrations: readonly string[]): Promise<boolean> {
     try {
       const applied = await appliedMigrations((sql) => this.pool.query(sql));

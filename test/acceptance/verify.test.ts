@@ -7,6 +7,7 @@ import type { EventDraft } from '../../src/engine/types.ts';
 import { verifyDatabase } from '../../src/audit/verify-database.ts';
 import type { VerifyReport } from '../../src/audit/verify-report.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
+import { tamper } from '../support/tamper.ts';
 import { createTestDatabase, waitUntil, type TestDatabase } from '../support/database.ts';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
@@ -69,19 +70,6 @@ async function loadedDatabase(withExpiry = false): Promise<TestDatabase> {
     await t.close();
   }
   return db;
-}
-
-/** Runs SQL with the append-only trigger off, as an operator with table rights could. */
-async function tamper(db: TestDatabase, statement: string, values: unknown[] = []): Promise<void> {
-  const client = await db.sql.connect();
-  try {
-    await client.query('alter table inventory_events disable trigger user');
-    const result = await client.query(statement, values);
-    expect(result.rowCount).toBeGreaterThan(0);
-  } finally {
-    await client.query('alter table inventory_events enable trigger user');
-    client.release();
-  }
 }
 
 function expectViolation(report: VerifyReport, guarantee: string, sku: string, message: RegExp) {

@@ -1,47 +1,23 @@
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createPool, inTransaction } from '../../src/persistence/database.ts';
-import { freePort } from '../../src/persistence/embedded-postgres.ts';
+import { committedUnacknowledged, startLoad } from '../../scripts/lib/request-accounting.ts';
+import { sleep, waitUntil } from '../../scripts/lib/wait.ts';
 import {
-  AppProcess, ChaosClient, type ChaosDatabase, chaosRounds, expectAcknowledgedDurable, expectDatabaseConsistent,
-  expectExactlyOnce, finalAnswers, isFinal, report, shortTimeouts, sleep, startLoad, testPool, type AppEnv,
-  startChaosDatabase,
+  chaosRigFor, chaosRounds, itKeepsTheGuarantees, report, retryWithinMs, shortTimeouts,
 } from '../support/chaos.ts';
-import { waitUntil } from '../support/database.ts';
 
 // An operator (or a failover, or a connection pooler) terminates the app's backends with
 // pg_terminate_backend while clients reserve and purchase: a batch may die before, during or
 // after its COMMIT. The app answers 503 for what it cannot confirm, keeps serving, and the
 // clients' retries with the same keys take effect once.
 
-let db: ChaosDatabase;
-let app: AppProcess;
-let env: AppEnv;
-let port: number;
-let client: ChaosClient;
-let sql: pg.Pool;
 const skus = ['TERM-A', 'TERM-B', 'TERM-C'];
+// A small pool, so requests often wait for a connection: a terminated backend then also meets
+// the moment its client is handed from one request to the next.
+const rig = chaosRigFor((databaseUrl) => ({ ...shortTimeouts(databaseUrl), SECVENTORY_POOL_SIZE: '4' }), skus);
 const terminatingMs = 2_500;
 const terminateEveryMs = 100;
-
-beforeAll(async () => {
-  db = await startChaosDatabase();
-  // A small pool, so requests often wait for a connection: a terminated backend then also meets
-  // the moment its client is handed from one request to the next.
-  env = { ...shortTimeouts(db.url), SECVENTORY_POOL_SIZE: '4' };
-  port = await freePort();
-  app = await AppProcess.start(env, port);
-  client = new ChaosClient(app.url);
-  sql = testPool(db.url);
-  for (const sku of skus) await client.createProduct(sku, 1_000_000);
-}, 90_000);
-
-afterAll(async () => {
-  await app?.kill();
-  await client?.close();
-  await sql?.end();
-  await db?.destroy();
-}, 30_000);
 
 describe('backends terminated with pg_terminate_backend during a reserve/purchase load', () => {
   let terminated = 0;
@@ -50,19 +26,19 @@ describe('backends terminated with pg_terminate_backend during a reserve/purchas
   const crashes: string[] = [];
 
   beforeAll(async () => {
-    const admin = new pg.Client({ connectionString: db.adminUrl });
+    const { log } = rig();
+    const admin = new pg.Client({ connectionString: rig().db.adminUrl });
     await admin.connect();
     try {
       for (let round = 0; round < chaosRounds; round++) {
-        const load = startLoad(client, {
+        const load = startLoad(log, {
           workers: 16,
-          prefix: `tb${round}`,
           next: (w, i) => ({ kind: 'reserve', sku: skus[(w + i) % 3]!, key: `tb${round}-${w}-${i}`, quantity: 1 + (i % 2), ttlSeconds: 600 }),
           then: (r, w) => (w % 3 === 0 ? null : { kind: w % 3 === 1 ? 'purchase' : 'cancel', sku: r.sku, key: `fin-${r.id}`, reservationId: r.id }),
         });
-        const answeredBefore = finalAnswers(client);
-        await waitUntil(() => finalAnswers(client) >= answeredBefore + 50, 20_000, 'requests under way');
-        const servedBefore = finalAnswers(client);
+        const answeredBefore = log.finalCount();
+        await waitUntil(() => log.finalCount() >= answeredBefore + 50, 20_000, 'requests under way');
+        const servedBefore = log.finalCount();
         const stopAtMs = Date.now() + terminatingMs;
         while (Date.now() < stopAtMs) {
           const { rows } = await admin.query(
@@ -71,17 +47,16 @@ describe('backends terminated with pg_terminate_backend during a reserve/purchas
           terminated += rows[0].n;
           await sleep(terminateEveryMs);
         }
-        servedWhileTerminating += finalAnswers(client) - servedBefore;
+        servedWhileTerminating += log.finalCount() - servedBefore;
         await load.stop();
-        if (!app.running) {
-          crashes.push(app.recentOutput().split('\n').filter((l) => l.includes('"level":50') || l.includes('"level":60') || l.includes('HOOK')).join('\n'));
-          app = await AppProcess.start(env, port);
+        if (!rig().app.running) {
+          crashes.push(rig().app.recentOutput().split('\n').filter((l) => l.includes('"level":50') || l.includes('"level":60') || l.includes('HOOK')).join('\n'));
+          await rig().restartApp();
         }
-        const open = client.attempted.filter((e) => !e.answers.some(isFinal));
-        const retried = await client.retryUnanswered();
-        const committedBut503 = open.filter((e) => e.answers.find(isFinal)?.replayed === true).length;
-        const status503 = client.attempted.flatMap((e) => e.answers).filter((a) => a.status === 503).length;
-        report('pg_terminate_backend', { round, backendsTerminated: terminated, servedWhileTerminating, answered503: status503, retried, committedBut503, appCrashes: crashes.length });
+        const retried = await log.retryOpen(retryWithinMs);
+        const committedBut503 = committedUnacknowledged(retried);
+        const status503 = log.answers().filter((a) => a.status === 503).length;
+        report('pg_terminate_backend', { round, backendsTerminated: terminated, servedWhileTerminating, answered503: status503, retried: retried.length, committedBut503, appCrashes: crashes.length });
       }
     } finally {
       await admin.end();
@@ -93,21 +68,11 @@ describe('backends terminated with pg_terminate_backend during a reserve/purchas
     expect(servedWhileTerminating).toBeGreaterThan(0);
     expect(crashes, 'the app process died').toEqual([]);
     // What it could not confirm it answered 503 storage_unavailable, never 500.
-    const failures = client.attempted.flatMap((e) => e.answers).filter((a) => a.status !== null && a.status >= 500);
+    const failures = rig().log.answers().filter((a) => a.status !== null && a.status >= 500);
     for (const a of failures) expect({ status: a.status, code: a.body?.code }).toEqual({ status: 503, code: 'storage_unavailable' });
   });
 
-  it('G5: every acknowledged reservation, purchase and cancel is in the database', async () => {
-    await expectAcknowledgedDurable(sql, client.attempted);
-  });
-
-  it('G2: requests retried with their keys take effect exactly once', async () => {
-    await expectExactlyOnce(sql, client.attempted, skus);
-  });
-
-  it('G1 G3 G4 G7: counters equal the sums over reservation rows, events replay to them, and verify finds nothing', async () => {
-    await expectDatabaseConsistent(db.url, sql);
-  });
+  itKeepsTheGuarantees(rig, skus, 'terminated backends');
 });
 
 describe('a backend terminated between two statements of a transaction', () => {
@@ -117,10 +82,10 @@ describe('a backend terminated between two statements of a transaction', () => {
   // in the pool. Nobody listening, the event is an uncaught exception, which stops the app.
   it('fails that transaction, and nothing escapes as an uncaught exception that would stop the app', async () => {
     const pool = createPool({
-      connectionString: db.url, poolSize: 1, connectionAcquireTimeoutMs: 5_000, statementTimeoutMs: 5_000,
+      connectionString: rig().db.url, poolSize: 1, connectionAcquireTimeoutMs: 5_000, statementTimeoutMs: 5_000,
       queryTimeoutMs: 5_000, idleInTransactionTimeoutMs: 10_000,
     }, () => {});
-    const admin = new pg.Client({ connectionString: db.adminUrl });
+    const admin = new pg.Client({ connectionString: rig().db.adminUrl });
     await admin.connect();
     const uncaught: Error[] = [];
     const onUncaught = (error: Error) => uncaught.push(error);
@@ -149,7 +114,7 @@ describe('a backend terminated between two statements of a transaction', () => {
     // then parses the FATAL - before the waiter's `await pool.connect()` has resumed to add its own.
     // Emitting the error right after release() is that sequence without the network timing.
     const pool = createPool({
-      connectionString: db.url, poolSize: 1, connectionAcquireTimeoutMs: 5_000, statementTimeoutMs: 5_000,
+      connectionString: rig().db.url, poolSize: 1, connectionAcquireTimeoutMs: 5_000, statementTimeoutMs: 5_000,
       queryTimeoutMs: 5_000, idleInTransactionTimeoutMs: 10_000,
     }, () => {});
     try {

@@ -1,23 +1,18 @@
-import type pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../../src/persistence/embedded-postgres.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { answeredAtMs, type Answer } from '../../scripts/lib/api-client.ts';
+import { committedUnacknowledged, startLoad } from '../../scripts/lib/request-accounting.ts';
+import { sleep, waitUntil } from '../../scripts/lib/wait.ts';
 import {
-  AppProcess, ChaosClient, type ChaosDatabase, chaosRounds, expectAcknowledgedDurable, expectDatabaseConsistent,
-  expectExactlyOnce, finalAnswers, isFinal, report, shortTimeouts, sleep, startLoad, testPool, type Answer,
-  startChaosDatabase,
+  chaosRigFor, chaosRounds, itKeepsTheGuarantees, report, retryWithinMs, shortTimeouts,
 } from '../support/chaos.ts';
-import { waitUntil } from '../support/database.ts';
 
 // PostgreSQL is frozen (SIGSTOP to the postmaster and every backend) for a few seconds while
 // clients reserve and purchase: it accepts TCP connections and never answers, the worst kind of
 // outage. With 1.5 s query and statement timeouts and a 1 s connection timeout, no request may
 // wait unboundedly; after SIGCONT the pool must recover on its own.
 
-let db: ChaosDatabase;
-let app: AppProcess;
-let client: ChaosClient;
-let sql: pg.Pool;
 const skus = ['FREEZE-A', 'FREEZE-B'];
+const rig = chaosRigFor(shortTimeouts, skus);
 const frozenMs = 3_000;
 /**
  * The bound a request may wait while the database hangs: its own query timeout (1.5 s) after the
@@ -27,39 +22,22 @@ const frozenMs = 3_000;
 const answerWithinMs = 5_000;
 const recoverWithinMs = 10_000;
 
-beforeAll(async () => {
-  db = await startChaosDatabase();
-  app = await AppProcess.start(shortTimeouts(db.url), await freePort());
-  client = new ChaosClient(app.url);
-  sql = testPool(db.url);
-  for (const sku of skus) await client.createProduct(sku, 1_000_000);
-}, 90_000);
-
-afterAll(async () => {
-  // Thawed first, whatever happened: a stopped PostgreSQL cannot be stopped.
-  db?.thaw();
-  await app?.kill();
-  await client?.close();
-  await sql?.end();
-  await db?.destroy();
-}, 30_000);
-
 describe('PostgreSQL frozen with SIGSTOP for a few seconds, then SIGCONT', () => {
   /** Answers to requests in flight at the freeze or sent while PostgreSQL was frozen. */
   const duringFreeze: { answer: Answer; waitedMs: number }[] = [];
   let appPid = 0;
 
   beforeAll(async () => {
-    appPid = app.pid;
+    const { log, db } = rig();
+    appPid = rig().app.pid;
     for (let round = 0; round < chaosRounds; round++) {
-      const load = startLoad(client, {
+      const load = startLoad(log, {
         workers: 16,
-        prefix: `fr${round}`,
         next: (w, i) => ({ kind: 'reserve', sku: skus[(w + i) % 2]!, key: `fr${round}-${w}-${i}`, quantity: 1, ttlSeconds: 600 }),
         then: (r) => ({ kind: 'purchase', sku: r.sku, key: `buy-${r.id}`, reservationId: r.id }),
       });
-      const answeredBefore = finalAnswers(client);
-      await waitUntil(() => finalAnswers(client) >= answeredBefore + 100, 20_000, 'requests under way before the freeze');
+      const answeredBefore = log.finalCount();
+      await waitUntil(() => log.finalCount() >= answeredBefore + 100, 20_000, 'requests under way before the freeze');
 
       const frozenAtMs = Date.now();
       const pids = db.freeze();
@@ -67,26 +45,20 @@ describe('PostgreSQL frozen with SIGSTOP for a few seconds, then SIGCONT', () =>
       const thawedAtMs = Date.now();
       db.thaw();
       const recoveryStartedMs = performance.now();
-      const probe = client.start({ kind: 'reserve', sku: skus[0]!, key: `probe-${round}`, quantity: 1, ttlSeconds: 600 });
-      await waitUntil(async () => (await client.send(probe)).status === 201, recoverWithinMs, 'the app served a reservation again after SIGCONT');
+      const probe = log.start({ kind: 'reserve', sku: skus[0]!, key: `probe-${round}`, quantity: 1, ttlSeconds: 600 });
+      await waitUntil(async () => (await log.send(probe)).status === 201, recoverWithinMs, 'the app served a reservation again after SIGCONT');
       const recoveryMs = performance.now() - recoveryStartedMs;
       await load.stop();
 
-      for (const e of client.attempted) {
-        for (const answer of e.answers) {
-          const endMs = answer.startedAtMs + answer.latencyMs;
-          if (endMs >= frozenAtMs && answer.startedAtMs < thawedAtMs) {
-            duringFreeze.push({ answer, waitedMs: Math.min(endMs, thawedAtMs) - Math.max(answer.startedAtMs, frozenAtMs) });
-          }
-        }
+      for (const answer of log.answersDuring(frozenAtMs, thawedAtMs)) {
+        duringFreeze.push({ answer, waitedMs: Math.min(answeredAtMs(answer), thawedAtMs) - Math.max(answer.sentAtMs, frozenAtMs) });
       }
-      const open = client.attempted.filter((e) => !e.answers.some(isFinal));
-      const retried = await client.retryUnanswered();
-      const committedBut503 = open.filter((e) => e.answers.find(isFinal)?.replayed === true).length;
+      const retried = await log.retryOpen(retryWithinMs);
+      const committedBut503 = committedUnacknowledged(retried);
       const waits = duringFreeze.map((d) => d.answer.latencyMs).sort((a, b) => a - b);
       report('PostgreSQL SIGSTOP', {
         round, processesFrozen: pids.length, frozenMs, answersDuringFreeze: duringFreeze.length,
-        latencyMsP50: waits[Math.floor(waits.length / 2)] ?? 0, latencyMsMax: waits.at(-1) ?? 0, recoveryMs, retried, committedBut503,
+        latencyMsP50: waits[Math.floor(waits.length / 2)] ?? 0, latencyMsMax: waits.at(-1) ?? 0, recoveryMs, retried: retried.length, committedBut503,
       });
     }
   }, 180_000);
@@ -101,19 +73,9 @@ describe('PostgreSQL frozen with SIGSTOP for a few seconds, then SIGCONT', () =>
   });
 
   it('the pool recovers after SIGCONT: the same app process serves requests again', () => {
-    expect(app.pid).toBe(appPid);
-    expect(app.running).toBe(true);
+    expect(rig().app.pid).toBe(appPid);
+    expect(rig().app.running).toBe(true);
   });
 
-  it('G5: every acknowledged reservation and purchase survives the freeze', async () => {
-    await expectAcknowledgedDurable(sql, client.attempted);
-  });
-
-  it('G2: requests that timed out and were retried with their keys take effect exactly once', async () => {
-    await expectExactlyOnce(sql, client.attempted, skus);
-  });
-
-  it('G1 G3 G4 G7: counters equal the sums over reservation rows, events replay to them, and verify finds nothing', async () => {
-    await expectDatabaseConsistent(db.url, sql);
-  });
+  itKeepsTheGuarantees(rig, skus, 'a PostgreSQL freeze');
 });

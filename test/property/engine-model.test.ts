@@ -6,7 +6,7 @@ import { stockMax } from '../../src/engine/limits.ts';
 import type { Command, CommandResult, FailureCode, Outcome, RejectionCode, ReservationStatus, ReservationView } from '../../src/engine/types.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { startEngine, type EngineInstance } from '../support/engine.ts';
-import { databaseViolations } from '../support/invariants.ts';
+import { databaseViolations } from '../../scripts/lib/oracle.ts';
 
 // Model-based test of the whole engine (registry, actors, decide, PgStore, sweeper) against a real
 // PostgreSQL: random sequences of commands run both on the engine and on a model a few lines long,

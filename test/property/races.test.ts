@@ -6,7 +6,7 @@ import type { Store } from '../../src/engine/store.ts';
 import type { BatchWrite, Command, CommandResult, Outcome } from '../../src/engine/types.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { startEngine, type EngineInstance } from '../support/engine.ts';
-import { databaseViolations } from '../support/invariants.ts';
+import { databaseViolations } from '../../scripts/lib/oracle.ts';
 
 // Races on the actor, the idempotency path and the version check, with fc.scheduler deciding
 // the order in which storage calls start. Every storage call of both engine instances waits at a

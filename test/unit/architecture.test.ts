@@ -29,22 +29,6 @@ const mayImport: Record<Exclude<Area, 'outside'>, readonly Area[]> = {
   declarations: [],
 };
 
-/**
- * Imports that break the arrows and are known: the API reads stored reservations and events
- * through persistence's ReadModel and EventLog, for which the engine declares no interface.
- * Exactly these; a new one fails, and so does an entry whose import is gone.
- */
-const knownExceptions: readonly { from: string; to: string }[] = [
-  // buildServer hands the ReadModel to the health and reservation routes.
-  { from: 'src/api/server.ts', to: 'src/persistence/read-model.ts' },
-  // GET /health/ready asks the ReadModel whether the database answers and every migration is applied.
-  { from: 'src/api/routes/health.ts', to: 'src/persistence/read-model.ts' },
-  // GET /reservations/:id reads the stored reservation.
-  { from: 'src/api/routes/reservations.ts', to: 'src/persistence/read-model.ts' },
-  // The event routes page through the stored log.
-  { from: 'src/api/routes/events.ts', to: 'src/persistence/event-log.ts' },
-];
-
 /** Packages that would tie the engine, README.md's pure core, to HTTP, SQL or metrics. */
 const packagesEngineMustNotImport = [/^fastify$/, /^@fastify\//, /^pg$/, /^prom-client$/];
 
@@ -109,16 +93,15 @@ function areaOf(file: string): Area | 'unknown' {
 
 const describeImport = (i: Import) =>
   `${i.from}:${i.line} imports '${i.specifier}'${i.to === null ? '' : ` (${i.to})`}`;
-const isKnownException = (i: Import) => knownExceptions.some((e) => e.from === i.from && e.to === i.to);
 
 const absoluteFiles = sourceFiles(srcDir).sort();
 const files = absoluteFiles.map(relative);
 const imports = absoluteFiles.flatMap(importsOf);
 
-/** Imports from files of `area` into areas it may not import from, known exceptions aside. */
+/** Imports from files of `area` into areas it may not import from. */
 function forbiddenImportsOf(area: Exclude<Area, 'outside'>): string[] {
   return imports
-    .filter((i) => areaOf(i.from) === area && i.to !== null && !isKnownException(i))
+    .filter((i) => areaOf(i.from) === area && i.to !== null)
     .filter((i) => {
       const target = areaOf(i.to!);
       return target === 'unknown' || !mayImport[area].includes(target);
@@ -168,7 +151,7 @@ describe('architecture: import directions under src/', () => {
     expect(forbiddenImportsOf('persistence')).toEqual([]);
   });
 
-  it('the API imports only the API and the engine, apart from the known reads of persistence', () => {
+  it('the API imports only the API and the engine', () => {
     expect(forbiddenImportsOf('api')).toEqual([]);
   });
 
@@ -187,11 +170,6 @@ describe('architecture: import directions under src/', () => {
   it('nothing under src/ imports from test/, scripts/ or anywhere else outside src/', () => {
     const offending = imports.filter((i) => i.to !== null && areaOf(i.to) === 'outside');
     expect(offending.map(describeImport)).toEqual([]);
-  });
-
-  it('every known exception is still an import, so the list shrinks when one is removed', () => {
-    const stale = knownExceptions.filter((e) => !imports.some((i) => i.from === e.from && i.to === e.to));
-    expect(stale).toEqual([]);
   });
 
   it('no file under src/ reaches itself through its imports (no import cycle)', () => {

@@ -1,7 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Static } from 'typebox';
 import { eventPageLimitDefault, eventPageLimitMax } from '../../engine/limits.ts';
-import type { EventLog, EventPage as StoredPage, LoggedEvent } from '../../persistence/event-log.ts';
+import type { EventLog, EventPage as StoredPage, LoggedEvent } from '../../engine/read-ports.ts';
+import { isoOf } from '../../engine/time.ts';
 import { ApiError } from '../errors.ts';
 import { Event, EventPage, EventPageQuery, problemResponses, ReservationParams, SkuParams } from '../schemas.ts';
 
@@ -20,7 +21,7 @@ function eventJson(e: LoggedEvent): EventJson {
     type: e.type,
     source: e.source,
     inventory: { total: e.total, reserved: e.reserved, purchased: e.purchased },
-    at: new Date(e.atMs).toISOString(),
+    at: isoOf(e.atMs),
   };
   if (e.reservationId !== null) json.reservationId = e.reservationId;
   if (e.quantity !== null) json.quantity = e.quantity;
@@ -74,9 +75,9 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
 
   app.get('/reservations/:id/events', {
     schema: {
-      summary: "A reservation's audit events in seq order",
+      summary: "A reservation's audit events in commit order",
       description: 'Its reservation, its end (purchased, cancelled or expired) and every rejected request about it. '
-        + 'Paged like the product events: `after` and `next` are seqs of its product.',
+        + 'All its products (a cart has several), in commit order: `after` and `next` are global positions.',
       tags: ['audit'],
       params: ReservationParams,
       querystring: EventPageQuery,
@@ -86,7 +87,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
     const id = request.params.id.toLowerCase();
     const page = await eventLog.reservationEvents(id, request.query.after ?? '0', limitOf(request.query));
     if (page === null) throw new ApiError('reservation_not_found', `no reservation ${id}`);
-    return pageJson(page, bySeq);
+    return pageJson(page, byPosition);
   });
 
   app.get('/events', {

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import type { ReadModel } from '../../persistence/read-model.ts';
+import type { ReadModel } from '../../engine/read-ports.ts';
 import { sendProblem } from '../errors.ts';
 import { problemResponses } from '../schemas.ts';
 

@@ -3,21 +3,17 @@ import { createRequire } from 'node:module';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { latencyBucketBoundsMs } from '../../engine/latency-histogram.ts';
-import { actorsPageLimitMax } from '../../engine/limits.ts';
+import { actorsPageLimitDefault, actorsPageLimitMax, windowSeconds } from '../../engine/limits.ts';
 import type { Registry } from '../../engine/registry.ts';
 import { isoOf } from '../../engine/time.ts';
 import { ApiError } from '../errors.ts';
 import type { Metrics } from '../metrics.ts';
-import { windowSeconds } from '../recent-window.ts';
 import { Text } from '../text.ts';
 
 export interface OpsRoutesOptions {
   readonly metrics: Metrics;
   readonly registry: Registry;
 }
-
-/** A page of /actors when the client names no limit: a screenful, busiest first. */
-const actorsPageLimitDefault = 50;
 
 const strict = { additionalProperties: false } as const;
 const Count = Type.Integer({ minimum: 0 });

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ttlSecondsDefault } from '../../engine/limits.ts';
 import type { Registry } from '../../engine/registry.ts';
+import { isoOf } from '../../engine/time.ts';
 import { ApiError } from '../errors.ts';
 import { idempotencyKey } from '../idempotency-key.ts';
 import { sendResult } from '../results.ts';
@@ -10,8 +11,6 @@ import { AdjustBody, CreateProductBody, IdempotencyHeaders, Inventory, Product, 
 export interface ProductRoutesOptions {
   readonly registry: Registry;
 }
-
-const iso = (ms: number) => new Date(ms).toISOString();
 
 export const productRoutes: FastifyPluginAsyncTypebox<ProductRoutesOptions> = async (app, { registry }) => {
   app.post('/products', {
@@ -34,7 +33,7 @@ export const productRoutes: FastifyPluginAsyncTypebox<ProductRoutesOptions> = as
   }, async (request) => {
     const product = await registry.product(request.params.sku);
     if (product === null) throw new ApiError('product_not_found', `no product ${request.params.sku}`);
-    return { sku: product.sku, name: product.name, createdAt: iso(product.createdAtMs), inventory: product.inventory };
+    return { sku: product.sku, name: product.name, createdAt: isoOf(product.createdAtMs), inventory: product.inventory };
   });
 
   app.get('/products/:sku/inventory', {

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { cartLinesMax, quantityMax, skuPattern, ttlSecondsDefault } from '../../engine/limits.ts';
+import type { ReadModel } from '../../engine/read-ports.ts';
 import type { Registry } from '../../engine/registry.ts';
 import { reservationView } from '../../engine/views.ts';
-import type { ReadModel } from '../../persistence/read-model.ts';
 import { ApiError } from '../errors.ts';
 import { idempotencyKey, refuseBody } from '../idempotency-key.ts';
 import { sendResult } from '../results.ts';

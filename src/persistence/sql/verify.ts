@@ -3,6 +3,7 @@
 // are compared as of one moment, whatever is being written meanwhile. Big results are read in
 // bounded pieces (a server-side cursor or keyset pages), never whole.
 
+import { productsPerFetch, reservationsPerFetch } from '../../engine/limits.ts';
 import { eventColumns } from './events.ts';
 
 export const beginSnapshot = 'begin isolation level repeatable read read only';
@@ -38,8 +39,6 @@ select p.sku, p.initial_stock, p.total, p.reserved, p.purchased, p.version,
               group by sku) r on r.sku = p.sku
  order by p.sku`;
 
-/** Products per piece: each piece's events are read before the next piece is fetched. */
-export const productsPerFetch = 200;
 export const fetchProducts = `fetch forward ${productsPerFetch} from verify_products`;
 
 /**
@@ -76,7 +75,6 @@ select r.id::text as id, r.sku, r.quantity, r.status, r.purchased_quantity,
  group by r.id, r.sku
  order by r.id, r.sku`;
 
-export const reservationsPerFetch = 2000;
 export const fetchReservations = `fetch forward ${reservationsPerFetch} from verify_reservations`;
 
 /**

@@ -1,6 +1,6 @@
 import type { AuditEvent } from './audit-trail.ts';
-import type { Answer } from './http-client.ts';
-import { keyOf, type Attempted } from './operations.ts';
+import type { Answer } from '../lib/api-client.ts';
+import { keyOf, type Attempted } from '../lib/request-accounting.ts';
 import type { LogLine } from './server-log.ts';
 
 /** Where the trace of one request is: a log line, an audit event, or nowhere. */

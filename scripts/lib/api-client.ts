@@ -32,11 +32,14 @@ export interface SendOptions {
   readonly pipelined?: boolean;
 }
 
+/** Far above every bound a test or the proof asserts: a hang shows up as a measured latency. */
+const answerMsMax = 30_000;
+
 /**
  * Sends requests and never throws for a network failure (that is an answer with status null).
- * Every request carries a fresh x-request-id named after its scenario.
+ * Every request carries a fresh x-request-id, `<prefix>-<n>`.
  */
-export class ProofClient {
+export class ApiClient {
   private sequence = 0;
 
   constructor(
@@ -62,13 +65,15 @@ export class ProofClient {
         // undici holds back the next pipelined request until this one's headers arrive unless told
         // the answer will not take long.
         blocking: options.pipelined === true ? false : undefined,
-        // Far above every bound the proof asserts: a hang shows up as a measured latency.
-        headersTimeout: 30_000,
-        bodyTimeout: 30_000,
+        headersTimeout: answerMsMax,
+        bodyTimeout: answerMsMax,
       });
       const text = await res.body.text();
       const json = String(res.headers['content-type'] ?? '').includes('json');
-      const header = (name: string) => (typeof res.headers[name] === 'string' ? (res.headers[name] as string) : undefined);
+      const header = (name: string) => {
+        const value = res.headers[name];
+        return typeof value === 'string' ? value : undefined;
+      };
       return {
         requestId,
         status: res.statusCode,
@@ -80,19 +85,34 @@ export class ProofClient {
         latencyMs: performance.now() - startedMs,
       };
     } catch (error) {
-      return { requestId, status: null, body: String(error), replayed: false, retryAfter: undefined, echoedRequestId: undefined, sentAtMs, latencyMs: performance.now() - startedMs };
+      return {
+        requestId,
+        status: null,
+        body: String(error),
+        replayed: false,
+        retryAfter: undefined,
+        echoedRequestId: undefined,
+        sentAtMs,
+        latencyMs: performance.now() - startedMs,
+      };
     }
   }
 
-  /** A request whose answer must be `status`; anything else stops the scenario with what came back. */
+  /** A request whose answer must be `status`; anything else throws with what came back. */
   async expect(status: number, method: 'GET' | 'POST', urlPath: string, options: SendOptions = {}): Promise<any> {
     const answer = await this.send(method, urlPath, options);
-    if (answer.status !== status) throw new Error(`${method} ${urlPath}: expected ${status}, got ${answer.status} ${JSON.stringify(answer.body)}`);
+    if (answer.status !== status) {
+      throw new Error(`${method} ${urlPath}: expected ${status}, got ${answer.status} ${JSON.stringify(answer.body)}`);
+    }
     return answer.body;
   }
 }
 
-/** An agent for ordinary traffic; the flash-sale scenario builds its own with 1,000 connections. */
-export function ordinaryAgent(): Agent {
-  return new Agent({ connections: 256, keepAliveTimeout: 4_000, connect: { timeout: 2_000 } });
+/**
+ * An agent for a client that must notice an outage quickly: a short connect timeout, and idle
+ * sockets dropped soon (a second by default), so that a restarted server is rarely met on a
+ * connection that died with its predecessor.
+ */
+export function clientAgent(connections: number, keepAliveMs = 1_000): Agent {
+  return new Agent({ connections, keepAliveTimeout: keepAliveMs, connect: { timeout: 2_000 } });
 }
