@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyDatabase } from '../../src/audit/verify-database.ts';
+import { databaseViolations } from '../../scripts/lib/oracle.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 
 // Carts: reservations of several products at once, all or nothing, through the real service.
@@ -188,5 +189,6 @@ describe('operations on a cart', () => {
   it('G1 G4 G7: after all of it the database verifies', async () => {
     const report = await verifyDatabase(t.db.url);
     expect(report.violations).toEqual([]);
+    expect(await databaseViolations(t.db.sql)).toEqual([]);
   });
 });
