@@ -161,7 +161,7 @@ describe('decideBatch: the write and the state after', () => {
     expect(d.after.lastHash).toBe(d.write!.events.at(-1)!.hash);
     expect(d.after.activeCount).toBe(1);
     expect([...d.reservations.values()].map((r) => [r.id, r.status])).toEqual([[fresh, 'active'], [held, 'cancelled']]);
-    expect(d.write!.changed).toEqual([{ id: held, from: 'active', to: 'cancelled', atMs: nowMs }]);
+    expect(d.write!.changed).toEqual([{ id: held, from: 'active', to: 'cancelled', atMs: nowMs, purchasedQuantity: null, expiresAtMs: null }]);
     expect(d.write!.atMs).toBe(nowMs);
   });
 

@@ -47,7 +47,7 @@ describe('decide: purchase in every state', () => {
   it('active -> purchased moves the quantity from reserved to purchased', () => {
     const d = decide(view({}, reservation('active')), purchase, nowMs);
     expect(d.counters).toEqual({ total: 10, reserved: 0, purchased: 3, version: 6 });
-    expect(d.changed).toEqual([{ id: rid, from: 'active', to: 'purchased', atMs: nowMs }]);
+    expect(d.changed).toEqual([{ id: rid, from: 'active', to: 'purchased', atMs: nowMs, purchasedQuantity: 3, expiresAtMs: null }]);
     expect(d.outcome).toMatchObject({ kind: 'reservation', reservation: { status: 'purchased' } });
   });
 
@@ -73,7 +73,7 @@ describe('decide: purchase in every state', () => {
     expect(d.events.map((e) => e.type)).toEqual(['expired', 'rejected']);
     expect(d.events[0]).toMatchObject({ lateMs: 1, reserved: 0 });
     expect(d.counters).toEqual({ total: 10, reserved: 0, purchased: 0, version: 7 });
-    expect(d.changed).toEqual([{ id: rid, from: 'active', to: 'expired', atMs: nowMs }]);
+    expect(d.changed).toEqual([{ id: rid, from: 'active', to: 'expired', atMs: nowMs, purchasedQuantity: null, expiresAtMs: null }]);
     expect(d.outcome).toMatchObject({ kind: 'rejected', code: 'reservation_expired' });
   });
 });
