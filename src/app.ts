@@ -2,7 +2,7 @@ import path from 'node:path';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { Metrics } from './api/metrics.ts';
-import { buildServer } from './api/server.ts';
+import { buildServer, type ServerDeps } from './api/server.ts';
 import type { Config } from './config.ts';
 import { systemClock, type Clock } from './engine/clock.ts';
 import { idleInTransactionTimeoutMs, passivationIntervalMs } from './engine/limits.ts';
@@ -32,6 +32,8 @@ export interface AppOptions {
   readonly logger: Logger;
   readonly clock?: Clock;
   readonly observers?: readonly EngineObserver[];
+  /** Called on the HTTP server before its hooks and routes are added (tests install checks here). */
+  readonly configureServer?: ServerDeps['configure'];
 }
 
 export const databaseName = 'secventory';
@@ -95,7 +97,7 @@ export function composeObservers(observers: readonly EngineObserver[]): EngineOb
   };
 }
 
-export async function startApp({ config, logger, clock = systemClock, observers = [] }: AppOptions): Promise<App> {
+export async function startApp({ config, logger, clock = systemClock, observers = [], configureServer }: AppOptions): Promise<App> {
   let embedded: EmbeddedServer | undefined;
   let databaseUrl = config.databaseUrl;
   if (databaseUrl === undefined) {
@@ -131,7 +133,7 @@ export async function startApp({ config, logger, clock = systemClock, observers 
   const passivation = setInterval(() => registry.passivateIdle(), passivationIntervalMs);
   passivation.unref();
 
-  const server = await buildServer({ registry, metrics, readModel, expectedMigrations: knownMigrations(), logger });
+  const server = await buildServer({ registry, metrics, readModel, expectedMigrations: knownMigrations(), logger, configure: configureServer });
   // A deep accept queue: a flash sale opens thousands of connections at once.
   const address = await server.listen({ host: config.host, port: config.port, backlog: 4096 });
   sweeper.start();
