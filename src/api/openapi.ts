@@ -72,6 +72,7 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
       ? liftRequiredHeaders(documentObject.openapiObject as Document) as typeof documentObject.openapiObject
       : documentObject.swaggerObject),
   });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
+  // The page shows each operationId: the name a generated client gives the call.
+  await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { displayOperationId: true, defaultModelsExpandDepth: 1 } });
   app.get('/openapi.json', { schema: { hide: true, querystring: NoQuery } }, async () => app.swagger());
 }
