@@ -77,6 +77,14 @@ describe('refusals by the HTTP parser', () => {
   });
 });
 
+describe('JSON bodies', () => {
+  it('when a key appears twice in a body, the last one wins, as in JSON.parse', async () => {
+    const rawBody = '{"sku": "HR-DUP", "name": "twice", "stock": 5, "stock": 7}';
+    const res = await t.http('POST', '/products', { rawBody, headers: { 'content-type': 'application/json' } });
+    expect({ status: res.status, total: res.body.inventory.total }).toEqual({ status: 201, total: 7 });
+  });
+});
+
 describe('Idempotency-Key', () => {
   it('a malformed key is 400 idempotency_key_required also where the key is optional, and nothing is created', async () => {
     for (const key of ['k'.repeat(256), 'tab\tkey']) {
