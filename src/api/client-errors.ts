@@ -9,9 +9,15 @@ function refusalOf(errorCode: string | undefined): { code: ErrorCode; detail: st
     case 'ERR_HTTP_REQUEST_TIMEOUT':
       return { code: 'request_timeout', detail: 'the request did not arrive completely in time; nothing was done' };
     case 'HPE_HEADER_OVERFLOW':
-      return { code: 'headers_too_large', detail: 'the request headers are larger than the server accepts; nothing was done' };
+      return {
+        code: 'headers_too_large',
+        detail: 'the request headers are larger than the server accepts; nothing was done',
+      };
     default:
-      return { code: 'validation_failed', detail: 'the request is not valid HTTP (for example a NUL or control byte in a header); nothing was done' };
+      return {
+        code: 'validation_failed',
+        detail: 'the request is not valid HTTP (for example a NUL or control byte in a header); nothing was done',
+      };
   }
 }
 
@@ -29,12 +35,14 @@ export function answerClientError(error: Error & { code?: string }, socket: Sock
     const { code, detail } = refusalOf(error.code);
     const status = statusOfCode(code);
     const body = JSON.stringify(problem(code, detail));
-    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n`
-      + 'content-type: application/problem+json\r\n'
-      + `content-length: ${Buffer.byteLength(body)}\r\n`
-      + `x-request-id: ${randomUUID()}\r\n`
-      + 'connection: close\r\n\r\n'
-      + body);
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n` +
+        'content-type: application/problem+json\r\n' +
+        `content-length: ${Buffer.byteLength(body)}\r\n` +
+        `x-request-id: ${randomUUID()}\r\n` +
+        'connection: close\r\n\r\n' +
+        body,
+    );
   }
   socket.destroy(error);
 }

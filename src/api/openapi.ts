@@ -67,12 +67,18 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
       security: [],
     },
     // Named schemas (`$id`) become components under their own names, not def-0, def-1...
-    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
-    transformObject: (documentObject) => ('openapiObject' in documentObject
-      ? liftRequiredHeaders(documentObject.openapiObject as Document) as typeof documentObject.openapiObject
-      : documentObject.swaggerObject),
+    refResolver: {
+      buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`),
+    },
+    transformObject: (documentObject) =>
+      'openapiObject' in documentObject
+        ? (liftRequiredHeaders(documentObject.openapiObject as Document) as typeof documentObject.openapiObject)
+        : documentObject.swaggerObject,
   });
   // The page shows each operationId: the name a generated client gives the call.
-  await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { displayOperationId: true, defaultModelsExpandDepth: 1 } });
+  await app.register(swaggerUi, {
+    routePrefix: '/docs',
+    uiConfig: { displayOperationId: true, defaultModelsExpandDepth: 1 },
+  });
   app.get('/openapi.json', { schema: { hide: true, querystring: NoQuery } }, async () => app.swagger());
 }

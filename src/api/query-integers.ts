@@ -19,7 +19,9 @@ const integerNamesBySchema = new WeakMap<object, readonly string[]>();
 function integerNamesOf(schema: QuerySchema): readonly string[] {
   let names = integerNamesBySchema.get(schema);
   if (names === undefined) {
-    names = Object.entries(schema.properties ?? {}).filter(([, property]) => property.type === 'integer').map(([name]) => name);
+    names = Object.entries(schema.properties ?? {})
+      .filter(([, property]) => property.type === 'integer')
+      .map(([name]) => name);
     integerNamesBySchema.set(schema, names);
   }
   return names;

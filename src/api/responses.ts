@@ -21,7 +21,8 @@ interface HeaderSchema {
 const requestIdHeader: HeaderSchema = {
   type: 'string',
   pattern: requestIdPattern.source,
-  description: "the client's x-request-id when it is 1-128 printable ASCII characters without spaces, else a generated UUID",
+  description:
+    "the client's x-request-id when it is 1-128 printable ASCII characters without spaces, else a generated UUID",
   required: true,
 };
 
@@ -39,17 +40,28 @@ const retryAfterHeader: HeaderSchema = {
 };
 
 /** A 2xx answer with a JSON body; `replayable` when an Idempotency-Key can replay it. */
-export function jsonResponse<T extends TSchema>(schema: T, description: string, options: { replayable?: boolean } = {}) {
+export function jsonResponse<T extends TSchema>(
+  schema: T,
+  description: string,
+  options: { replayable?: boolean } = {},
+) {
   return {
     description,
-    headers: options.replayable === true ? { 'x-request-id': requestIdHeader, 'idempotent-replayed': replayedHeader } : { 'x-request-id': requestIdHeader },
+    headers:
+      options.replayable === true
+        ? { 'x-request-id': requestIdHeader, 'idempotent-replayed': replayedHeader }
+        : { 'x-request-id': requestIdHeader },
     content: { 'application/json': { schema } },
   };
 }
 
 /** A 200 answer in another media type (Prometheus text, HTML): a string body. */
 export function textResponse(mediaType: string, description: string) {
-  return { description, headers: { 'x-request-id': requestIdHeader }, content: { [mediaType]: { schema: Type.String() } } };
+  return {
+    description,
+    headers: { 'x-request-id': requestIdHeader },
+    content: { [mediaType]: { schema: Type.String() } },
+  };
 }
 
 /**
@@ -60,17 +72,27 @@ export function textResponse(mediaType: string, description: string) {
 const everyRouteStatuses = [400, 408, 431, 500, 503] as const satisfies readonly ProblemStatus[];
 
 function problemResponse(status: ProblemStatus) {
-  const codes = codesOfStatus(status).map((code) => `\`${code}\``).join(', ');
+  const codes = codesOfStatus(status)
+    .map((code) => `\`${code}\``)
+    .join(', ');
   // A stored rejection (409) is replayed like a success; every 503 says when to retry.
-  const headers = status === 503
-    ? { 'x-request-id': requestIdHeader, 'retry-after': retryAfterHeader }
-    : status === 409
-      ? { 'x-request-id': requestIdHeader, 'idempotent-replayed': replayedHeader }
-      : { 'x-request-id': requestIdHeader };
-  return { description: `problem: ${codes}`, headers, content: { 'application/problem+json': { schema: ref(Problem) } } };
+  const headers =
+    status === 503
+      ? { 'x-request-id': requestIdHeader, 'retry-after': retryAfterHeader }
+      : status === 409
+        ? { 'x-request-id': requestIdHeader, 'idempotent-replayed': replayedHeader }
+        : { 'x-request-id': requestIdHeader };
+  return {
+    description: `problem: ${codes}`,
+    headers,
+    content: { 'application/problem+json': { schema: ref(Problem) } },
+  };
 }
 
-type ProblemResponses<S extends ProblemStatus> = Record<S | (typeof everyRouteStatuses)[number], ReturnType<typeof problemResponse>>;
+type ProblemResponses<S extends ProblemStatus> = Record<
+  S | (typeof everyRouteStatuses)[number],
+  ReturnType<typeof problemResponse>
+>;
 
 /**
  * The problem+json answers of a route: the `statuses` it can answer besides those every route

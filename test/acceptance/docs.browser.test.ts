@@ -14,16 +14,22 @@ describe('the API reference page in a browser', () => {
     const { browser, close } = await launchChromium({ width: 1400, height: 1100 });
     try {
       const doc = (await t.http('GET', '/openapi.json')).body;
-      const operations = Object.values(doc.paths as Record<string, Record<string, { operationId: string; tags: string[] }>>)
-        .flatMap((methods) => Object.values(methods));
+      const operations = Object.values(
+        doc.paths as Record<string, Record<string, { operationId: string; tags: string[] }>>,
+      ).flatMap((methods) => Object.values(methods));
       const page = await browser.newPage();
       const errors: string[] = [];
       page.on('pageerror', (error) => errors.push(error.message));
       await page.goto(`${t.baseUrl}/docs`);
 
-      await expect.poll(() => page.locator('.opblock').count(), { timeout: 20_000, interval: 250 }).toBe(operations.length);
+      await expect
+        .poll(() => page.locator('.opblock').count(), { timeout: 20_000, interval: 250 })
+        .toBe(operations.length);
       for (const { operationId, tags } of operations) {
-        expect({ operationId, shown: await page.locator(`#operations-${tags[0]}-${operationId}`).count() }).toEqual({ operationId, shown: 1 });
+        expect({ operationId, shown: await page.locator(`#operations-${tags[0]}-${operationId}`).count() }).toEqual({
+          operationId,
+          shown: 1,
+        });
       }
 
       // A reservation's answers: the 201 and the refusals as application/problem+json.
@@ -32,11 +38,24 @@ describe('the API reference page in a browser', () => {
       const responses = reserve.locator('.responses-table').first();
       await expect.poll(() => responses.textContent(), { timeout: 10_000 }).toContain('409');
       const text = await responses.textContent();
-      for (const shown of ['201', '400', '404', '413', '415', '422', '503', 'application/problem+json', 'idempotent-replayed', 'retry-after']) {
+      for (const shown of [
+        '201',
+        '400',
+        '404',
+        '413',
+        '415',
+        '422',
+        '503',
+        'application/problem+json',
+        'idempotent-replayed',
+        'retry-after',
+      ]) {
         expect(text).toContain(shown);
       }
       const schemaTitles = await page.locator('section.models .json-schema-2020-12__title').allTextContents();
-      expect(schemaTitles).toEqual(expect.arrayContaining(['Problem', 'Product', 'Inventory', 'Reservation', 'Event', 'EventPage']));
+      expect(schemaTitles).toEqual(
+        expect.arrayContaining(['Problem', 'Product', 'Inventory', 'Reservation', 'Event', 'EventPage']),
+      );
       expect(errors).toEqual([]);
 
       await mkdir(path.dirname(screenshotPath), { recursive: true });

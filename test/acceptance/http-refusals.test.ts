@@ -35,13 +35,21 @@ afterAll(async () => {
 describe('query parameters', () => {
   it('every operation of /openapi.json refuses an unknown query parameter with 400 validation_failed, and does nothing', async () => {
     const doc = (await t.http('GET', '/openapi.json')).body;
-    for (const [template, methods] of Object.entries(doc.paths as Record<string, Record<string, { operationId: string }>>)) {
+    for (const [template, methods] of Object.entries(
+      doc.paths as Record<string, Record<string, { operationId: string }>>,
+    )) {
       for (const [method, { operationId }] of Object.entries(methods)) {
         const path = template.replace('{sku}', 'HR-1').replace('{id}', reservationId);
         const accepted = method === 'get' ? {} : acceptedRequests[operationId];
-        if (accepted === undefined) throw new Error(`no accepted request for ${operationId}: add one to acceptedRequests`);
+        if (accepted === undefined)
+          throw new Error(`no accepted request for ${operationId}: add one to acceptedRequests`);
         const res = await t.http(method.toUpperCase(), `${path}?unknown=1`, accepted);
-        const seen = { operationId, status: res.status, code: res.body.code, detail: String(res.body.detail).split(' ')[0] };
+        const seen = {
+          operationId,
+          status: res.status,
+          code: res.body.code,
+          detail: String(res.body.detail).split(' ')[0],
+        };
         expect(seen).toEqual({ operationId, status: 400, code: 'validation_failed', detail: 'querystring' });
       }
     }
@@ -53,26 +61,47 @@ describe('query parameters', () => {
   it('an integer query parameter is decimal digits: a sign, fraction, exponent, hex, space or empty value is 400', async () => {
     for (const value of ['+1', '-0', '1.0', '1e3', '0x10', '%2012', '12%20', '']) {
       const res = await t.http('GET', `/events?after=${value}`);
-      expect({ value, status: res.status, code: res.body.code }).toEqual({ value, status: 400, code: 'validation_failed' });
+      expect({ value, status: res.status, code: res.body.code }).toEqual({
+        value,
+        status: 400,
+        code: 'validation_failed',
+      });
     }
     expect((await t.http('GET', '/events?after=1&after=2')).status).toBe(400);
     expect((await t.http('GET', '/actors?limit=007')).status).toBe(200);
-    expect((await t.http('GET', '/products/HR-1/events?after=0001&limit=1')).body.events.map((e: { seq: number }) => e.seq)).toEqual([2]);
+    expect(
+      (await t.http('GET', '/products/HR-1/events?after=0001&limit=1')).body.events.map((e: { seq: number }) => e.seq),
+    ).toEqual([2]);
   });
 });
 
 describe('refusals by the HTTP parser', () => {
   it('a NUL byte in a header is 400 validation_failed as problem+json with an x-request-id', async () => {
-    const res = await sendRaw(t.baseUrl, { method: 'GET', target: '/health/live', headers: [['x-note', Buffer.from([0x61, 0x00, 0x62])]] });
+    const res = await sendRaw(t.baseUrl, {
+      method: 'GET',
+      target: '/health/live',
+      headers: [['x-note', Buffer.from([0x61, 0x00, 0x62])]],
+    });
     expect(res.status).toBe(400);
     expect(res.contentType).toBe('application/problem+json');
     expect(res.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
-    expect(JSON.parse(res.body)).toMatchObject({ status: 400, code: 'validation_failed', type: 'https://secventory.dev/problems/validation-failed' });
+    expect(JSON.parse(res.body)).toMatchObject({
+      status: 400,
+      code: 'validation_failed',
+      type: 'https://secventory.dev/problems/validation-failed',
+    });
   });
 
   it('headers larger than the server accepts are 431 headers_too_large as problem+json', async () => {
-    const res = await sendRaw(t.baseUrl, { method: 'GET', target: '/health/live', headers: [['x-note', 'a'.repeat(64 * 1024)]] });
-    expect({ status: res.status, contentType: res.contentType }).toEqual({ status: 431, contentType: 'application/problem+json' });
+    const res = await sendRaw(t.baseUrl, {
+      method: 'GET',
+      target: '/health/live',
+      headers: [['x-note', 'a'.repeat(64 * 1024)]],
+    });
+    expect({ status: res.status, contentType: res.contentType }).toEqual({
+      status: 431,
+      contentType: 'application/problem+json',
+    });
     expect(JSON.parse(res.body)).toMatchObject({ status: 431, code: 'headers_too_large' });
   });
 });
@@ -105,11 +134,15 @@ function readUntilClosed(socket: Socket): Promise<string> {
   });
 }
 
-const refusesConnections = (port: number) => new Promise<boolean>((resolve) => {
-  const probe = connect({ host: '127.0.0.1', port });
-  probe.on('connect', () => { probe.destroy(); resolve(false); });
-  probe.on('error', () => resolve(true));
-});
+const refusesConnections = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const probe = connect({ host: '127.0.0.1', port });
+    probe.on('connect', () => {
+      probe.destroy();
+      resolve(false);
+    });
+    probe.on('error', () => resolve(true));
+  });
 
 describe('shutdown', () => {
   it('a request that arrives while the server shuts down is 503 overloaded as problem+json, with Retry-After, and the connection closes', async () => {
@@ -120,8 +153,10 @@ describe('shutdown', () => {
     const body = JSON.stringify({ sku: 'SHUT-1', name: 'in flight', stock: 1 });
     // The first request is routed (its 100 Continue is sent once it is) before the shutdown
     // starts; its body comes after, together with a second request on the same connection.
-    socket.write(`POST /products HTTP/1.1\r\nhost: ${hostname}\r\ncontent-type: application/json\r\n`
-      + `content-length: ${body.length}\r\nexpect: 100-continue\r\n\r\n`);
+    socket.write(
+      `POST /products HTTP/1.1\r\nhost: ${hostname}\r\ncontent-type: application/json\r\n` +
+        `content-length: ${body.length}\r\nexpect: 100-continue\r\n\r\n`,
+    );
     await waitUntil(async () => socket.bytesRead > 0, 10_000, 'the server answered 100 Continue');
     const stopping = s.app.stop();
     await waitUntil(() => refusesConnections(Number(port)), 10_000, 'the server stopped accepting connections');

@@ -65,12 +65,17 @@ describe('a client generated from /openapi.json', () => {
   });
 
   it('type-checks a realistic flow under strict tsc, and refuses what the contract refuses', async () => {
-    const result = await run(bin('tsc'), ['-p', 'tsconfig.json'], { cwd: dir }).then(() => 'ok', (error: { stdout: string }) => error.stdout);
+    const result = await run(bin('tsc'), ['-p', 'tsconfig.json'], { cwd: dir }).then(
+      () => 'ok',
+      (error: { stdout: string }) => error.stdout,
+    );
     expect(result).toBe('ok');
   }, 120_000);
 
   it('runs the flow against the live service: replay, purchase, a problem handled by its code, the cursor followed to the end', async () => {
-    const { stdout } = await run(process.execPath, ['--import', 'tsx', 'client-flow.ts', t.baseUrl, 'CLIENT-1'], { cwd: dir });
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', 'client-flow.ts', t.baseUrl, 'CLIENT-1'], {
+      cwd: dir,
+    });
     expect(JSON.parse(stdout)).toEqual({
       createdStatus: 201,
       available: 3,

@@ -22,7 +22,13 @@ interface Operation {
   operationId?: string;
   tags?: string[];
   parameters?: { in: string; name: string; required?: boolean; schema: Record<string, unknown> }[];
-  responses: Record<string, { headers?: Record<string, { required?: boolean; schema: Record<string, unknown> }>; content?: Record<string, { schema: unknown }> }>;
+  responses: Record<
+    string,
+    {
+      headers?: Record<string, { required?: boolean; schema: Record<string, unknown> }>;
+      content?: Record<string, { schema: unknown }>;
+    }
+  >;
 }
 
 let t: TestApp;
@@ -32,8 +38,9 @@ let doc: any;
 
 /** Every operation of the document, with its method and path. */
 function operations(): { method: string; path: string; op: Operation }[] {
-  return Object.entries(doc.paths as Record<string, Record<string, Operation>>)
-    .flatMap(([p, methods]) => Object.entries(methods).map(([method, op]) => ({ method, path: p, op })));
+  return Object.entries(doc.paths as Record<string, Record<string, Operation>>).flatMap(([p, methods]) =>
+    Object.entries(methods).map(([method, op]) => ({ method, path: p, op })),
+  );
 }
 
 beforeAll(async () => {
@@ -51,20 +58,39 @@ afterAll(async () => {
 
 describe('linting the served document', () => {
   it('Redocly (recommended, redocly.yaml) finds no error and no warning', async () => {
-    const result = await run(bin('redocly'), ['lint', '--config', path.join(root, 'redocly.yaml'), '--format', 'json', file], { env: lintEnv })
-      .catch((error: { stdout: string }) => ({ stdout: error.stdout }));
+    const result = await run(
+      bin('redocly'),
+      ['lint', '--config', path.join(root, 'redocly.yaml'), '--format', 'json', file],
+      { env: lintEnv },
+    ).catch((error: { stdout: string }) => ({ stdout: error.stdout }));
     const report = JSON.parse(result.stdout);
     const problems = report.problems.map((p: { ruleId: string; message: string }) => `${p.ruleId}: ${p.message}`);
-    expect({ totals: report.totals, problems }).toEqual({ totals: { errors: 0, warnings: 0, ignored: 0 }, problems: [] });
+    expect({ totals: report.totals, problems }).toEqual({
+      totals: { errors: 0, warnings: 0, ignored: 0 },
+      problems: [],
+    });
   }, 120_000);
 
   it('Spectral (spectral:oas, .spectral.yaml) finds no error and no warning', async () => {
     const output = path.join(dir, 'spectral.json');
-    const args = ['lint', '--ruleset', path.join(root, '.spectral.yaml'), '--format', 'json', '--output', output, '--fail-severity', 'warn', file];
+    const args = [
+      'lint',
+      '--ruleset',
+      path.join(root, '.spectral.yaml'),
+      '--format',
+      'json',
+      '--output',
+      output,
+      '--fail-severity',
+      'warn',
+      file,
+    ];
     // It exits non-zero on a warning: the report in `output` says which.
     await run(bin('spectral'), args, { env: lintEnv }).catch(() => undefined);
     const results = JSON.parse(await readFile(output, 'utf8'));
-    const found = results.filter((r: { severity: number }) => r.severity <= 1).map((r: { code: string; message: string; path: string[] }) => `${r.code}: ${r.message} at ${r.path.join('.')}`);
+    const found = results
+      .filter((r: { severity: number }) => r.severity <= 1)
+      .map((r: { code: string; message: string; path: string[] }) => `${r.code}: ${r.message} at ${r.path.join('.')}`);
     expect(found).toEqual([]);
   }, 120_000);
 });
@@ -74,17 +100,29 @@ describe('what a client reads from the document', () => {
     expect(doc.components.schemas.Problem.properties.code.enum).toEqual(errorCodes);
     for (const { method, path: p, op } of operations()) {
       for (const [status, response] of Object.entries(op.responses).filter(([s]) => Number(s) >= 400)) {
-        expect({ at: `${method} ${p} ${status}`, content: response.content })
-          .toEqual({ at: `${method} ${p} ${status}`, content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } });
+        expect({ at: `${method} ${p} ${status}`, content: response.content }).toEqual({
+          at: `${method} ${p} ${status}`,
+          content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
+        });
       }
     }
   });
 
   it('the bodies have names: Product, Inventory, Reservation, Event, EventPage and the request bodies', () => {
-    for (const name of ['Product', 'Inventory', 'Reservation', 'Event', 'EventPage', 'NewProduct', 'ReservationRequest', 'StockAdjustment']) {
+    for (const name of [
+      'Product',
+      'Inventory',
+      'Reservation',
+      'Event',
+      'EventPage',
+      'NewProduct',
+      'ReservationRequest',
+      'StockAdjustment',
+    ]) {
       expect(doc.components.schemas).toHaveProperty(name);
     }
-    const ok = (p: string, method: string, status: string) => doc.paths[p][method].responses[status].content['application/json'].schema;
+    const ok = (p: string, method: string, status: string) =>
+      doc.paths[p][method].responses[status].content['application/json'].schema;
     expect(ok('/products/{sku}', 'get', '200')).toEqual({ $ref: '#/components/schemas/Product' });
     expect(ok('/products/{sku}/inventory', 'get', '200')).toEqual({ $ref: '#/components/schemas/Inventory' });
     expect(ok('/products/{sku}/reservations', 'post', '201')).toEqual({ $ref: '#/components/schemas/Reservation' });
@@ -93,9 +131,15 @@ describe('what a client reads from the document', () => {
   });
 
   it('Idempotency-Key is a required header with its pattern on reserve and stock adjustment, optional on the other POSTs', () => {
-    const keyOf = (p: string) => doc.paths[p].post.parameters.find((x: { in: string; name: string }) => x.in === 'header' && x.name === 'idempotency-key');
+    const keyOf = (p: string) =>
+      doc.paths[p].post.parameters.find(
+        (x: { in: string; name: string }) => x.in === 'header' && x.name === 'idempotency-key',
+      );
     for (const p of ['/products/{sku}/reservations', '/products/{sku}/stock-adjustments']) {
-      expect(keyOf(p)).toMatchObject({ required: true, schema: { pattern: idempotencyKeyPattern.source, maxLength: 255 } });
+      expect(keyOf(p)).toMatchObject({
+        required: true,
+        schema: { pattern: idempotencyKeyPattern.source, maxLength: 255 },
+      });
     }
     for (const p of ['/products', '/reservations/{id}/purchase', '/reservations/{id}/cancel']) {
       expect(keyOf(p)).toMatchObject({ required: false, schema: { pattern: idempotencyKeyPattern.source } });
@@ -107,16 +151,27 @@ describe('what a client reads from the document', () => {
       for (const [status, response] of Object.entries(op.responses)) {
         const at = `${method} ${p} ${status}`;
         expect({ at, required: response.headers?.['x-request-id']?.required }).toEqual({ at, required: true });
-        if (status === '503') expect({ at, retryAfter: response.headers?.['retry-after'] }).toMatchObject({ at, retryAfter: { required: true, schema: { type: 'integer' } } });
+        if (status === '503')
+          expect({ at, retryAfter: response.headers?.['retry-after'] }).toMatchObject({
+            at,
+            retryAfter: { required: true, schema: { type: 'integer' } },
+          });
         const keyed = op.parameters?.some((x) => x.name === 'idempotency-key') ?? false;
-        if (keyed && (status.startsWith('2') || status === '409')) expect({ at, replayed: response.headers?.['idempotent-replayed'] }).toMatchObject({ at, replayed: { schema: { enum: ['true'] } } });
+        if (keyed && (status.startsWith('2') || status === '409'))
+          expect({ at, replayed: response.headers?.['idempotent-replayed'] }).toMatchObject({
+            at,
+            replayed: { schema: { enum: ['true'] } },
+          });
       }
     }
   });
 
   it('GET operations declare neither 409, 413, 415 nor 422, which they cannot answer', () => {
     for (const { method, path: p, op } of operations().filter((o) => o.method === 'get')) {
-      expect({ at: `${method} ${p}`, statuses: Object.keys(op.responses).filter((s) => ['409', '413', '415', '422'].includes(s)) }).toEqual({ at: `${method} ${p}`, statuses: [] });
+      expect({
+        at: `${method} ${p}`,
+        statuses: Object.keys(op.responses).filter((s) => ['409', '413', '415', '422'].includes(s)),
+      }).toEqual({ at: `${method} ${p}`, statuses: [] });
     }
   });
 
@@ -133,9 +188,15 @@ describe('what a client reads from the document', () => {
   it('cursors are integers: after and limit in the query, next in EventPage; timestamps are date-time, ids uuid', () => {
     for (const p of ['/events', '/products/{sku}/events', '/reservations/{id}/events']) {
       const query = doc.paths[p].get.parameters.filter((x: { in: string }) => x.in === 'query');
-      expect(query.map((x: { name: string; schema: { type: string } }) => [x.name, x.schema.type])).toEqual([['after', 'integer'], ['limit', 'integer']]);
+      expect(query.map((x: { name: string; schema: { type: string } }) => [x.name, x.schema.type])).toEqual([
+        ['after', 'integer'],
+        ['limit', 'integer'],
+      ]);
     }
-    expect(doc.components.schemas.EventPage.properties.next.anyOf).toEqual([expect.objectContaining({ type: 'integer' }), { type: 'null' }]);
+    expect(doc.components.schemas.EventPage.properties.next.anyOf).toEqual([
+      expect.objectContaining({ type: 'integer' }),
+      { type: 'null' },
+    ]);
     expect(doc.components.schemas.Reservation.properties.expiresAt.format).toBe('date-time');
     expect(doc.components.schemas.Reservation.properties.id.format).toBe('uuid');
   });

@@ -24,14 +24,23 @@ const chromiumArgs = [
  */
 export function requireChromium(skip: (note: string) => void): void {
   if (existsSync(chromiumPath)) return;
-  if (process.env.CI) throw new Error(`no Chromium at ${chromiumPath}: CI must run this test (.ci/run installs Debian's chromium)`);
+  if (process.env.CI)
+    throw new Error(`no Chromium at ${chromiumPath}: CI must run this test (.ci/run installs Debian's chromium)`);
   skip(`no Chromium at ${chromiumPath}: apt-get install -y chromium (or set CHROMIUM_PATH) to run this test`);
 }
 
 /** A headless Chromium with a throw-away profile; close() removes the profile too. */
-export async function launchChromium(viewport: { width: number; height: number }): Promise<{ browser: BrowserContext; close(): Promise<void> }> {
+export async function launchChromium(viewport: {
+  width: number;
+  height: number;
+}): Promise<{ browser: BrowserContext; close(): Promise<void> }> {
   const userDataDir = await mkdtemp(path.join(os.tmpdir(), 'secventory-chromium-'));
-  const browser = await chromium.launchPersistentContext(userDataDir, { executablePath: chromiumPath, headless: true, args: chromiumArgs, viewport });
+  const browser = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: chromiumPath,
+    headless: true,
+    args: chromiumArgs,
+    viewport,
+  });
   return {
     browser,
     close: async () => {

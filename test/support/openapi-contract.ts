@@ -39,7 +39,11 @@ const documentId = 'openapi.json';
 const escapePointer = (token: string) => token.replaceAll('~', '~0').replaceAll('/', '~1');
 /** `/products/:sku` as the document writes it: `/products/{sku}`. */
 const documentPath = (route: string) => route.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
-const mediaTypeOf = (contentType: unknown) => String(contentType ?? '').split(';')[0]!.trim().toLowerCase();
+const mediaTypeOf = (contentType: unknown) =>
+  String(contentType ?? '')
+    .split(';')[0]!
+    .trim()
+    .toLowerCase();
 
 export class OpenApiContract {
   private readonly ajv: Ajv2020;
@@ -63,13 +67,17 @@ export class OpenApiContract {
     const declared = operation.responses[String(response.status)];
     if (declared === undefined) return [`${where}: status not declared for ${method.toUpperCase()} ${path}`];
     const pointer = `/paths/${escapePointer(path!)}/${method}/responses/${response.status}`;
-    return [...this.checkHeaders(response, declared, pointer, where), ...this.checkBody(response, declared, pointer, where)];
+    return [
+      ...this.checkHeaders(response, declared, pointer, where),
+      ...this.checkBody(response, declared, pointer, where),
+    ];
   }
 
   /** No operation: an unknown route or method (404), or a refusal before routing (400, 503). */
   private checkUnrouted(response: ObservedResponse, where: string): string[] {
     const media = mediaTypeOf(response.headers['content-type']);
-    if (media !== 'application/problem+json') return [`${where}: no operation in the document, and not a problem but ${media}`];
+    if (media !== 'application/problem+json')
+      return [`${where}: no operation in the document, and not a problem but ${media}`];
     const problems = this.validate('/components/schemas/Problem', JSON.parse(response.body ?? ''));
     const id = response.headers['x-request-id'] === undefined ? ['no x-request-id'] : [];
     return [...problems, ...id].map((p) => `${where}: ${p}`);
@@ -79,7 +87,8 @@ export class OpenApiContract {
     const mismatches: string[] = [];
     const headers = declared.headers ?? {};
     for (const name of serviceHeaders) {
-      if (response.headers[name] !== undefined && headers[name] === undefined) mismatches.push(`${where}: header ${name} is not declared`);
+      if (response.headers[name] !== undefined && headers[name] === undefined)
+        mismatches.push(`${where}: header ${name} is not declared`);
     }
     for (const [name, header] of Object.entries(headers)) {
       const raw = response.headers[name.toLowerCase()];
@@ -100,7 +109,8 @@ export class OpenApiContract {
     const content = declared.content ?? {};
     const media = mediaTypeOf(response.headers['content-type']);
     if (Object.keys(content).length === 0) return response.body ? [`${where}: a body where none is declared`] : [];
-    if (!(media in content)) return [`${where}: media type ${media || '(none)'} is not one of ${Object.keys(content).join(', ')}`];
+    if (!(media in content))
+      return [`${where}: media type ${media || '(none)'} is not one of ${Object.keys(content).join(', ')}`];
     if (response.method === 'HEAD') return [];
     const isJson = media === 'application/json' || media.endsWith('+json');
     let body: unknown = response.body ?? '';
@@ -121,7 +131,9 @@ export class OpenApiContract {
       this.validators.set(pointer, validate);
     }
     if (validate(value)) return [];
-    return (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}${e.params ? ` ${JSON.stringify(e.params)}` : ''}`);
+    return (validate.errors ?? []).map(
+      (e) => `${e.instancePath || '/'} ${e.message}${e.params ? ` ${JSON.stringify(e.params)}` : ''}`,
+    );
   }
 }
 
@@ -152,7 +164,8 @@ export class ContractWatch {
 
   private observe(request: FastifyRequest, reply: FastifyReply, payload: unknown): void {
     if (request.routeOptions.schema?.hide === true) return;
-    const body = typeof payload === 'string' ? payload : Buffer.isBuffer(payload) ? payload.toString('utf8') : undefined;
+    const body =
+      typeof payload === 'string' ? payload : Buffer.isBuffer(payload) ? payload.toString('utf8') : undefined;
     this.pending.push({
       method: request.method,
       route: request.routeOptions.url,

@@ -27,7 +27,11 @@ describe('answers to what the HTTP parser refused', () => {
     expect(answer).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
     expect(answer).toMatch(/^connection: close\r$/m);
     const body = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4));
-    expect(body).toMatchObject({ status: 408, code: 'request_timeout', type: 'https://secventory.dev/problems/request-timeout' });
+    expect(body).toMatchObject({
+      status: 408,
+      code: 'request_timeout',
+      type: 'https://secventory.dev/problems/request-timeout',
+    });
   });
 
   it('the content-length is the byte length of the body', async () => {
