@@ -97,7 +97,8 @@ export function composeObservers(observers: readonly EngineObserver[]): EngineOb
   };
 }
 
-export async function startApp({ config, logger, clock = systemClock, observers = [], configureServer }: AppOptions): Promise<App> {
+export async function startApp(options: AppOptions): Promise<App> {
+  const { config, logger, clock = systemClock, observers = [], configureServer: configure } = options;
   let embedded: EmbeddedServer | undefined;
   let databaseUrl = config.databaseUrl;
   if (databaseUrl === undefined) {
@@ -133,7 +134,8 @@ export async function startApp({ config, logger, clock = systemClock, observers 
   const passivation = setInterval(() => registry.passivateIdle(), passivationIntervalMs);
   passivation.unref();
 
-  const server = await buildServer({ registry, metrics, readModel, expectedMigrations: knownMigrations(), logger, configure: configureServer });
+  const expectedMigrations = knownMigrations();
+  const server = await buildServer({ registry, metrics, readModel, expectedMigrations, logger, configure });
   // A deep accept queue: a flash sale opens thousands of connections at once.
   const address = await server.listen({ host: config.host, port: config.port, backlog: 4096 });
   sweeper.start();

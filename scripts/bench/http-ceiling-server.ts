@@ -9,7 +9,9 @@ import Fastify from 'fastify';
 import { bodyBytesMax, ttlSecondsDefault } from '../../src/engine/limits.ts';
 import { ajvOptions, requestIdOf } from '../../src/api/server.ts';
 import { jsonResponse } from '../../src/api/responses.ts';
-import { namedSchemas, NoQuery, ref, RequiredIdempotencyKey, Reservation, ReservationRequest, SkuParams } from '../../src/api/schemas.ts';
+import {
+  namedSchemas, NoQuery, ref, RequiredIdempotencyKey, Reservation, ReservationRequest, SkuParams,
+} from '../../src/api/schemas.ts';
 
 const app = Fastify({
   logger: false,

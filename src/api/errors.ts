@@ -102,16 +102,21 @@ function isIdempotencyKeyError(v: SchemaError): boolean {
 /** A refusal by a route schema: which part of the request, which field, why. */
 function codeOfValidationError(context: string, errors: readonly SchemaError[]): { code: ErrorCode; detail: string } {
   if (context === 'headers' && errors.every(isIdempotencyKeyError)) {
-    return errors.some((v) => v.keyword === 'required')
-      ? { code: 'idempotency_key_required', detail: 'send an Idempotency-Key header (1-255 printable ASCII characters)' }
-      : { code: 'idempotency_key_required', detail: 'the Idempotency-Key header must be 1-255 printable ASCII characters' };
+    const missing = errors.some((v) => v.keyword === 'required');
+    const detail = missing
+      ? 'send an Idempotency-Key header (1-255 printable ASCII characters)'
+      : 'the Idempotency-Key header must be 1-255 printable ASCII characters';
+    return { code: 'idempotency_key_required', detail };
   }
-  return { code: 'validation_failed', detail: `${context} ${errors.map((v) => `${v.instancePath || '/'} ${v.message}`).join('; ')}` };
+  const fields = errors.map((v) => `${v.instancePath || '/'} ${v.message}`).join('; ');
+  return { code: 'validation_failed', detail: `${context} ${fields}` };
 }
 
 /** Fastify's own errors, by their stable FST_ codes. */
 function codeOfFrameworkError(error: FastifyError): { code: ErrorCode; detail: string } {
-  if (error.validation !== undefined) return codeOfValidationError(error.validationContext ?? 'request', error.validation);
+  if (error.validation !== undefined) {
+    return codeOfValidationError(error.validationContext ?? 'request', error.validation);
+  }
   switch (error.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return { code: 'payload_too_large', detail: error.message };

@@ -64,7 +64,11 @@ export const NewProduct = Type.Object({
 
 export const ReservationRequest = Type.Object({
   quantity: Type.Integer({ minimum: 1, maximum: limits.quantityMax }),
-  ttlSeconds: Type.Optional(Type.Integer({ minimum: limits.ttlSecondsMin, maximum: limits.ttlSecondsMax, default: limits.ttlSecondsDefault })),
+  ttlSeconds: Type.Optional(Type.Integer({
+    minimum: limits.ttlSecondsMin,
+    maximum: limits.ttlSecondsMax,
+    default: limits.ttlSecondsDefault,
+  })),
 }, { ...strict, $id: 'ReservationRequest' });
 
 export const StockAdjustment = Type.Object({
@@ -99,20 +103,32 @@ export const Reservation = Type.Object({
   purchasedAt: Type.Optional(Timestamp),
   cancelledAt: Type.Optional(Timestamp),
   expiredAt: Type.Optional(Timestamp),
-}, { ...strict, $id: 'Reservation', description: 'exactly one of purchasedAt, cancelledAt, expiredAt once no longer active' });
+}, { ...strict, $id: 'Reservation', description: 'one of purchasedAt, cancelledAt, expiredAt once no longer active' });
 
 export const Problem = Type.Object({
   type: Type.String({ format: 'uri', description: 'https://secventory.dev/problems/ and the code with dashes' }),
   title: Type.String(),
   status: Type.Integer({ minimum: 400, maximum: 599 }),
-  code: Type.Unsafe<ErrorCode>({ type: 'string', enum: errorCodes, description: 'stable: what a client branches on (docs/API.md, Error codes)' }),
+  code: Type.Unsafe<ErrorCode>({
+    type: 'string',
+    enum: errorCodes,
+    description: 'stable: what a client branches on (docs/API.md, Error codes)',
+  }),
   detail: Type.String(),
   instance: Type.Optional(Type.String({ description: "the request's path" })),
 }, { ...strict, $id: 'Problem', description: 'RFC 9457 problem details (application/problem+json)' });
 
 export const EventPageQuery = Type.Object({
-  after: Type.Optional(Type.Integer({ minimum: 0, maximum: cursorMax, description: 'the `next` of the previous page; 0 or absent: from the first event' })),
-  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: limits.eventPageLimitMax, default: limits.eventPageLimitDefault })),
+  after: Type.Optional(Type.Integer({
+    minimum: 0,
+    maximum: cursorMax,
+    description: 'the `next` of the previous page; 0 or absent: from the first event',
+  })),
+  limit: Type.Optional(Type.Integer({
+    minimum: 1,
+    maximum: limits.eventPageLimitMax,
+    default: limits.eventPageLimitDefault,
+  })),
 }, strict);
 
 /** The `code` of a rejected event: every RejectionCode, checked at compile time. */
@@ -135,7 +151,7 @@ export const Event = Type.Object({
   quantity: Type.Optional(Type.Integer({ description: "the reservation's quantity; the requested one on a rejected reservation" })),
   delta: Type.Optional(Type.Integer({ description: 'stock_adjusted (and its rejection): the change of total' })),
   reason: Type.Optional(Type.String()),
-  code: Type.Optional(Type.Unsafe<RejectionCode>({ type: 'string', enum: rejectionCodes, description: 'rejected: why' })),
+  code: Type.Optional(Type.Unsafe<RejectionCode>({ type: 'string', enum: rejectionCodes, description: 'why' })),
   requestId: Type.Optional(Type.String({ description: "the request's x-request-id" })),
   idempotencyKey: Type.Optional(Type.String()),
   source: Type.Unsafe<'api' | 'sweeper'>({ type: 'string', enum: ['api', 'sweeper'], description: "'sweeper' for an expiry the sweeper found" }),
@@ -151,8 +167,11 @@ export const EventPage = Type.Object({
   }),
 }, { ...strict, $id: 'EventPage' });
 
-export const Health = Type.Object({ status: Type.Unsafe<'live' | 'ready'>({ type: 'string', enum: ['live', 'ready'] }) }, { ...strict, $id: 'Health' });
+export const Health = Type.Object({
+  status: Type.Unsafe<'live' | 'ready'>({ type: 'string', enum: ['live', 'ready'] }),
+}, { ...strict, $id: 'Health' });
 
 /** Every named schema above; src/api/server.ts registers them before the routes. */
-export const namedSchemas: readonly TSchema[] = [NewProduct, ReservationRequest, StockAdjustment, Inventory, Product, Reservation,
-  Problem, Event, EventPage, Health];
+export const namedSchemas: readonly TSchema[] = [
+  NewProduct, ReservationRequest, StockAdjustment, Inventory, Product, Reservation, Problem, Event, EventPage, Health,
+];

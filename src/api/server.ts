@@ -87,7 +87,8 @@ export async function buildServer(deps: ServerDeps) {
   });
   app.addHook('onRequest', (_request, reply, done) => {
     if (!closing) return done();
-    void sendProblem(reply.header('connection', 'close'), 'overloaded', 'the server is shutting down; nothing was done');
+    const detail = 'the server is shutting down; nothing was done';
+    void sendProblem(reply.header('connection', 'close'), 'overloaded', detail);
   });
 
   // JSON bodies: Fastify's parser (refuses __proto__ and constructor.prototype), but an empty

@@ -72,7 +72,7 @@ describe('a client generated from /openapi.json', () => {
     expect(result).toBe('ok');
   }, 120_000);
 
-  it('runs the flow against the live service: replay, purchase, a problem handled by its code, the cursor followed to the end', async () => {
+  it('runs the flow on the live service: replay, purchase, a problem by its code, the cursor to the end', async () => {
     const { stdout } = await run(process.execPath, ['--import', 'tsx', 'client-flow.ts', t.baseUrl, 'CLIENT-1'], {
       cwd: dir,
     });

@@ -108,7 +108,8 @@ export const opsRoutes: FastifyPluginAsyncTypebox<OpsRoutesOptions> = async (app
     schema: {
       operationId: 'getMetrics',
       summary: 'Prometheus metrics (text exposition format)',
-      description: 'Counters, histograms and gauges of this instance, none with a per-SKU label (docs/API.md, Operations).',
+      description: 'Counters, histograms and gauges of this instance, none with a per-SKU label '
+        + '(docs/API.md, Operations).',
       tags: ['operations'],
       querystring: NoQuery,
       response: { 200: textResponse('text/plain', 'Prometheus text exposition format 0.0.4'), ...problemResponses() },

@@ -7,8 +7,8 @@ import { idempotencyKey } from '../idempotency-key.ts';
 import { jsonResponse, problemResponses } from '../responses.ts';
 import { sendResult } from '../results.ts';
 import {
-  Inventory, NewProduct, NoQuery, OptionalIdempotencyKey, Product, ref, RequiredIdempotencyKey, Reservation, ReservationRequest, SkuParams,
-  StockAdjustment,
+  Inventory, NewProduct, NoQuery, OptionalIdempotencyKey, Product, ref, RequiredIdempotencyKey, Reservation,
+  ReservationRequest, SkuParams, StockAdjustment,
 } from '../schemas.ts';
 
 export interface ProductRoutesOptions {
@@ -22,16 +22,16 @@ export const productRoutes: FastifyPluginAsyncTypebox<ProductRoutesOptions> = as
     schema: {
       operationId: 'createProduct',
       summary: 'Create a product',
-      description: 'Creates a product with its stock and its first audit event, product_created. The same sku again with '
-        + 'the same name and stock answers 200 with the product as it is now; with a different name or stock, 409 '
-        + 'product_exists. With an Idempotency-Key (optional, scoped to the sku), a repeat with the same key and body '
-        + 'replays the stored 201 with idempotent-replayed: true; the same key with another body is 422.',
+      description: 'Creates a product with its stock and its first audit event, product_created. The same sku '
+        + 'again with the same name and stock answers 200 with the product as it is now; with a different name or '
+        + 'stock, 409 product_exists. With an Idempotency-Key (optional, scoped to the sku), a repeat with the same '
+        + 'key and body replays the stored 201 with idempotent-replayed: true; the same key with another body is 422.',
       tags: ['products'],
       querystring: NoQuery,
       headers: OptionalIdempotencyKey,
       body: ref(NewProduct),
       response: {
-        200: jsonResponse(ref(Product), 'the product existed with this name and stock: as it is now', { replayable: true }),
+        200: jsonResponse(ref(Product), 'it existed with this name and stock: as it is now', { replayable: true }),
         201: jsonResponse(ref(Product), 'created', { replayable: true }),
         ...problemResponses(409, 413, 415, 422),
       },
@@ -47,7 +47,8 @@ export const productRoutes: FastifyPluginAsyncTypebox<ProductRoutesOptions> = as
     schema: {
       operationId: 'getProduct',
       summary: 'A product and its inventory',
-      description: "The product's name, creation time and real-time inventory; 404 product_not_found for an unknown sku.",
+      description: "The product's name, creation time and real-time inventory; 404 product_not_found for an "
+        + 'unknown sku.',
       tags: ['products'],
       params: SkuParams,
       querystring: NoQuery,
@@ -88,7 +89,10 @@ export const productRoutes: FastifyPluginAsyncTypebox<ProductRoutesOptions> = as
       querystring: NoQuery,
       headers: RequiredIdempotencyKey,
       body: ref(StockAdjustment),
-      response: { 200: jsonResponse(ref(Inventory), 'the counters after the change', { replayable: true }), ...problemResponses(404, 409, 413, 415, 422) },
+      response: {
+        200: jsonResponse(ref(Inventory), 'the counters after the change', { replayable: true }),
+        ...problemResponses(404, 409, 413, 415, 422),
+      },
     },
   }, async (request, reply) => {
     const key = idempotencyKey(request, true);
@@ -109,7 +113,10 @@ export const productRoutes: FastifyPluginAsyncTypebox<ProductRoutesOptions> = as
       querystring: NoQuery,
       headers: RequiredIdempotencyKey,
       body: ref(ReservationRequest),
-      response: { 201: jsonResponse(ref(Reservation), 'reserved: status active', { replayable: true }), ...problemResponses(404, 409, 413, 415, 422) },
+      response: {
+        201: jsonResponse(ref(Reservation), 'reserved: status active', { replayable: true }),
+        ...problemResponses(404, 409, 413, 415, 422),
+      },
     },
   }, async (request, reply) => {
     const key = idempotencyKey(request, true);

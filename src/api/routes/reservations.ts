@@ -16,6 +16,7 @@ export interface ReservationRoutesOptions {
 const actions = {
   purchase: {
     operationId: 'purchaseReservation',
+    answer: 'the reservation, purchased',
     summary: 'Purchase a reservation (exactly once)',
     description: 'Purchasing it again answers the same 200 (no second deduction). A cancelled reservation is 409 '
       + 'reservation_cancelled; one whose expiresAt has passed is 409 reservation_expired, and is expired in that '
@@ -23,6 +24,7 @@ const actions = {
   },
   cancel: {
     operationId: 'cancelReservation',
+    answer: 'the reservation, cancelled',
     summary: 'Cancel a reservation and return its stock',
     description: 'Cancelling it again answers the same 200. A purchased reservation is 409 reservation_purchased; '
       + 'an expired one 409 reservation_expired. Takes no body: none, an empty one or {} (any other is 400).',
@@ -51,12 +53,17 @@ export const reservationRoutes: FastifyPluginAsyncTypebox<ReservationRoutesOptio
   for (const action of ['purchase', 'cancel'] as const) {
     app.post(`/reservations/:id/${action}`, {
       schema: {
-        ...actions[action],
+        operationId: actions[action].operationId,
+        summary: actions[action].summary,
+        description: actions[action].description,
         tags: ['reservations'],
         params: ReservationParams,
         querystring: NoQuery,
         headers: OptionalIdempotencyKey,
-        response: { 200: jsonResponse(ref(Reservation), `the reservation, ${action === 'purchase' ? 'purchased' : 'cancelled'}`, { replayable: true }), ...problemResponses(404, 409, 413, 415, 422) },
+        response: {
+          200: jsonResponse(ref(Reservation), actions[action].answer, { replayable: true }),
+          ...problemResponses(404, 409, 413, 415, 422),
+        },
       },
     }, async (request, reply) => {
       refuseBody(request);
