@@ -2,7 +2,7 @@ import path from 'node:path';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { Metrics } from './api/metrics.ts';
-import { buildServer } from './api/server.ts';
+import { buildServer, type ServerDeps } from './api/server.ts';
 import type { Config } from './config.ts';
 import { systemClock, type Clock } from './engine/clock.ts';
 import { idleInTransactionTimeoutMs, passivationIntervalMs, shutdownDrainMsMax } from './engine/limits.ts';
@@ -38,6 +38,8 @@ export interface AppOptions {
   readonly logger: Logger;
   readonly clock?: Clock;
   readonly observers?: readonly EngineObserver[];
+  /** Called on the HTTP server before its hooks and routes are added (tests install checks here). */
+  readonly configureServer?: ServerDeps['configure'];
 }
 
 export const databaseName = 'secventory';
@@ -133,7 +135,7 @@ export async function startApp(options: AppOptions): Promise<App> {
 }
 
 async function startParts(options: AppOptions, running: Running): Promise<App> {
-  const { config, logger, clock = systemClock, observers = [] } = options;
+  const { config, logger, clock = systemClock, observers = [], configureServer: configure } = options;
   let databaseUrl = config.databaseUrl;
   if (databaseUrl === undefined) {
     const started = await startEmbeddedDatabase(config.dataDir, logger);
@@ -170,7 +172,7 @@ async function startParts(options: AppOptions, running: Running): Promise<App> {
   running.passivation.unref();
 
   const expectedMigrations = knownMigrations();
-  const server = running.server = await buildServer({ registry, metrics, readModel, eventLog, expectedMigrations, logger });
+  const server = running.server = await buildServer({ registry, metrics, readModel, eventLog, expectedMigrations, logger, configure });
   // A deep accept queue: a flash sale opens thousands of connections at once.
   const address = await server.listen({ host: config.host, port: config.port, backlog: 4096 });
   sweeper.start();

@@ -8,7 +8,10 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify from 'fastify';
 import { bodyBytesMax, ttlSecondsDefault } from '../../src/engine/limits.ts';
 import { ajvOptions, requestIdOf } from '../../src/api/server.ts';
-import { IdempotencyHeaders, Reservation, ReserveBody, SkuParams } from '../../src/api/schemas.ts';
+import { jsonResponse } from '../../src/api/responses.ts';
+import {
+  namedSchemas, NoQuery, ref, RequiredIdempotencyKey, Reservation, ReservationRequest, SkuParams,
+} from '../../src/api/schemas.ts';
 
 const app = Fastify({
   logger: false,
@@ -18,13 +21,21 @@ const app = Fastify({
   ajv: ajvOptions,
 }).withTypeProvider<TypeBoxTypeProvider>();
 
+for (const schema of namedSchemas) app.addSchema(schema);
+
 app.addHook('onRequest', (request, reply, done) => {
   reply.header('x-request-id', request.id);
   done();
 });
 
 app.post('/products/:sku/reservations', {
-  schema: { params: SkuParams, headers: IdempotencyHeaders, body: ReserveBody, response: { 201: Reservation } },
+  schema: {
+    params: SkuParams,
+    querystring: NoQuery,
+    headers: RequiredIdempotencyKey,
+    body: ref(ReservationRequest),
+    response: { 201: jsonResponse(ref(Reservation), 'reserved') },
+  },
 }, async (request, reply) => {
   const nowMs = Date.now();
   const { quantity, ttlSeconds = ttlSecondsDefault } = request.body;

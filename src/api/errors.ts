@@ -10,7 +10,9 @@ type ApiCode =
   | 'not_found'
   | 'product_exists'
   | 'payload_too_large'
-  | 'unsupported_media_type';
+  | 'unsupported_media_type'
+  | 'request_timeout'
+  | 'headers_too_large';
 
 /**
  * Every stable error code of docs/API.md, and its HTTP status. The only such table. `satisfies`
@@ -30,15 +32,30 @@ const statusOf = {
   reservation_purchased: 409,
   reservation_lifetime_exceeded: 409,
   quantity_exceeds_reservation: 409,
+  request_timeout: 408,
   payload_too_large: 413,
   unsupported_media_type: 415,
   idempotency_key_reused: 422,
+  headers_too_large: 431,
   internal_error: 500,
   storage_unavailable: 503,
   overloaded: 503,
 } as const satisfies Record<RejectionCode | FailureCode | ApiCode, number>;
 
 export type ErrorCode = keyof typeof statusOf;
+export type ProblemStatus = (typeof statusOf)[ErrorCode];
+
+/** Every code, in the order of the table above: the enum of the Problem schema. */
+export const errorCodes = Object.keys(statusOf) as ErrorCode[];
+
+/** The codes answered with `status`, for the descriptions of /openapi.json. */
+export function codesOfStatus(status: ProblemStatus): ErrorCode[] {
+  return errorCodes.filter((code) => statusOf[code] === status);
+}
+
+export function statusOfCode(code: ErrorCode): ProblemStatus {
+  return statusOf[code];
+}
 
 const titleOf: Record<ErrorCode, string> = {
   validation_failed: 'The request is not valid',
@@ -54,9 +71,11 @@ const titleOf: Record<ErrorCode, string> = {
   reservation_purchased: 'The reservation is purchased',
   reservation_lifetime_exceeded: 'The reservation is at its lifetime cap',
   quantity_exceeds_reservation: 'More than the line holds was asked for',
+  request_timeout: 'The request did not arrive in time',
   payload_too_large: 'The request body is too large',
   unsupported_media_type: 'The request body must be JSON',
   idempotency_key_reused: 'The Idempotency-Key was used for a different request',
+  headers_too_large: 'The request headers are too large',
   internal_error: 'Internal error',
   storage_unavailable: 'Storage is unavailable; nothing was acknowledged, retry with the same Idempotency-Key',
   overloaded: 'Too many requests are waiting; nothing was done, retry later',
@@ -95,9 +114,31 @@ export function sendProblem(reply: FastifyReply, code: ErrorCode, detail: string
   return reply.code(status).type('application/problem+json').send({ ...problem(code, detail, reply.request), ...extensions });
 }
 
+type SchemaError = NonNullable<FastifyError['validation']>[number];
+
+/** The header schemas check one header, Idempotency-Key, and its refusals keep their own code. */
+function isIdempotencyKeyError(v: SchemaError): boolean {
+  return v.instancePath === '/idempotency-key' || v.params.missingProperty === 'idempotency-key';
+}
+
+/** A refusal by a route schema: which part of the request, which field, why. */
+function codeOfValidationError(context: string, errors: readonly SchemaError[]): { code: ErrorCode; detail: string } {
+  if (context === 'headers' && errors.every(isIdempotencyKeyError)) {
+    const missing = errors.some((v) => v.keyword === 'required');
+    const detail = missing
+      ? 'send an Idempotency-Key header (1-255 printable ASCII characters)'
+      : 'the Idempotency-Key header must be 1-255 printable ASCII characters';
+    return { code: 'idempotency_key_required', detail };
+  }
+  const fields = errors.map((v) => `${v.instancePath || '/'} ${v.message}`).join('; ');
+  return { code: 'validation_failed', detail: `${context} ${fields}` };
+}
+
 /** Fastify's own errors, by their stable FST_ codes. */
 function codeOfFrameworkError(error: FastifyError): { code: ErrorCode; detail: string } {
-  if (error.validation !== undefined) return { code: 'validation_failed', detail: `${error.validationContext ?? 'request'} ${error.validation.map((v) => `${v.instancePath || '/'} ${v.message}`).join('; ')}` };
+  if (error.validation !== undefined) {
+    return codeOfValidationError(error.validationContext ?? 'request', error.validation);
+  }
   switch (error.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return { code: 'payload_too_large', detail: error.message };

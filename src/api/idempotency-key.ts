@@ -2,7 +2,11 @@ import type { FastifyRequest } from 'fastify';
 import { idempotencyKeyPattern } from '../engine/limits.ts';
 import { ApiError } from './errors.ts';
 
-/** The request's Idempotency-Key; refuses a missing one when `required`, and any malformed one. */
+/**
+ * The request's Idempotency-Key; refuses a missing one when `required`, and any malformed one.
+ * The routes' header schemas (src/api/schemas.ts) refuse both before the handler runs; this
+ * check keeps a route that forgot its header schema from passing a bad key to the engine.
+ */
 export function idempotencyKey(request: FastifyRequest, required: true): string;
 export function idempotencyKey(request: FastifyRequest, required: false): string | null;
 export function idempotencyKey(request: FastifyRequest, required: boolean): string | null {

@@ -1,72 +1,110 @@
-import { Type } from 'typebox';
+import { Type, type Static, type TSchema } from 'typebox';
 import type { EventType } from '../engine/types.ts';
 import * as limits from '../engine/limits.ts';
+import type { RejectionCode } from '../engine/types.ts';
+import { errorCodes, type ErrorCode } from './errors.ts';
 import { Text } from './text.ts';
 
 // Route schemas. They validate every request before the engine sees it (coercion is off, so
 // "1" is not 1), and they are the source of /openapi.json. Every object refuses unknown fields.
 // Every string a request carries is a Text(): well-formed Unicode without U+0000, so it is
 // stored exactly as it was sent. Response strings stay plain: they were Text() on the way in.
+//
+// The bodies a client sends or reads are named (`$id`): registered once with the server
+// (`namedSchemas`), referred to with ref(), and components of /openapi.json, so a client
+// generated from it has a type per name.
 
 const strict = { additionalProperties: false } as const;
+
+/** A named schema where a route uses it: a `$ref` by name, typed as the schema it names. */
+export function ref<T extends TSchema>(schema: T & { $id?: string }) {
+  if (schema.$id === undefined) throw new Error('ref() takes a schema with an $id');
+  return Type.Unsafe<Static<T>>({ $ref: schema.$id });
+}
+
+/**
+ * The largest cursor a client can pass back exactly: JSON numbers are doubles in most clients,
+ * so a larger integer would arrive rounded. Positions and seqs stay far below it.
+ */
+export const cursorMax = Number.MAX_SAFE_INTEGER;
 
 export const Sku = Text({ pattern: limits.skuPattern, minLength: 1, maxLength: limits.skuLengthMax, description: 'SKU: 1-64 of [A-Za-z0-9._:-]' });
 export const Uuid = Text({
   pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$',
   minLength: 36,
   maxLength: 36,
-  description: 'reservation id (UUID)',
+  description: 'reservation id (UUID, either case)',
 });
-const Timestamp = Type.String({ description: 'RFC 3339, UTC' });
+const Timestamp = Type.String({ format: 'date-time', description: 'RFC 3339, UTC, with milliseconds' });
+const ReservationId = Type.String({ format: 'uuid', description: 'server-generated, lower case' });
 const Count = Type.Integer({ minimum: 0 });
 
 export const SkuParams = Type.Object({ sku: Sku }, strict);
 export const ReservationParams = Type.Object({ id: Uuid }, strict);
 
-export const CreateProductBody = Type.Object({
+/** For the routes that take no query parameters: any is 400 validation_failed, as on the others. */
+export const NoQuery = Type.Object({}, strict);
+
+const IdempotencyKey = Text({
+  pattern: limits.idempotencyKeyPattern.source,
+  minLength: 1,
+  maxLength: limits.idempotencyKeyLengthMax,
+  description: 'scopes a retry to the first request: 1-255 printable ASCII characters; '
+    + 'missing where required or malformed: 400 idempotency_key_required',
+});
+// The header schemas are checked before the handler runs; src/api/errors.ts answers their
+// refusals with idempotency_key_required. Other headers are allowed: no additionalProperties.
+export const RequiredIdempotencyKey = Type.Object({ 'idempotency-key': IdempotencyKey });
+export const OptionalIdempotencyKey = Type.Object({ 'idempotency-key': Type.Optional(IdempotencyKey) });
+
+export const NewProduct = Type.Object({
   sku: Sku,
   name: Text({ minLength: 1, maxLength: limits.nameLengthMax }),
   stock: Type.Integer({ minimum: 0, maximum: limits.stockMax }),
-}, strict);
+}, { ...strict, $id: 'NewProduct' });
 
-export const ReserveBody = Type.Object({
+export const ReservationRequest = Type.Object({
   quantity: Type.Integer({ minimum: 1, maximum: limits.quantityMax }),
-  ttlSeconds: Type.Optional(Type.Integer({ minimum: limits.ttlSecondsMin, maximum: limits.ttlSecondsMax, description: 'default 600' })),
-}, strict);
+  ttlSeconds: Type.Optional(Type.Integer({
+    minimum: limits.ttlSecondsMin,
+    maximum: limits.ttlSecondsMax,
+    default: limits.ttlSecondsDefault,
+  })),
+}, { ...strict, $id: 'ReservationRequest' });
 
-export const AdjustBody = Type.Object({
+export const StockAdjustment = Type.Object({
   delta: Type.Integer({ minimum: -limits.stockMax, maximum: limits.stockMax, not: { const: 0 }, description: 'non-zero' }),
   reason: Text({ minLength: 1, maxLength: limits.reasonLengthMax }),
-}, strict);
+}, { ...strict, $id: 'StockAdjustment' });
 
 export const Inventory = Type.Object({
   sku: Type.String(),
   total: Count,
   reserved: Count,
   purchased: Count,
-  available: Count,
+  available: Type.Integer({ minimum: 0, description: 'total - reserved - purchased' }),
   activeReservations: Count,
-  version: Type.Integer({ minimum: 1 }),
-}, strict);
+  version: Type.Integer({ minimum: 1, description: "the number of the product's audit events: the seq of its newest" }),
+}, { ...strict, $id: 'Inventory' });
 
 export const Product = Type.Object({
   sku: Type.String(),
   name: Type.String(),
   createdAt: Timestamp,
-  inventory: Inventory,
-}, strict);
+  inventory: ref(Inventory),
+}, { ...strict, $id: 'Product' });
 
 const ReservationLine = Type.Object({
   sku: Type.String(),
-  quantity: Type.Integer(),
+  quantity: Type.Integer({ minimum: 1 }),
   purchasedQuantity: Type.Optional(Type.Integer({ minimum: 0, description: 'once purchased: how much of the line was bought' })),
 }, strict);
 
 /** A reservation of one line also has `sku` and `quantity`; one of several has `lines` only. */
 export const Reservation = Type.Object({
-  id: Type.String(),
-  sku: Type.Optional(Type.String()),
-  quantity: Type.Optional(Type.Integer()),
+  id: ReservationId,
+  sku: Type.Optional(Type.String({ description: 'for a reservation of one line' })),
+  quantity: Type.Optional(Type.Integer({ minimum: 1, description: 'for a reservation of one line' })),
   lines: Type.Array(ReservationLine, { description: 'in the order of the request' }),
   status: Type.Unsafe<'active' | 'purchased' | 'cancelled' | 'expired'>({ type: 'string', enum: ['active', 'purchased', 'cancelled', 'expired'] }),
   createdAt: Timestamp,
@@ -74,41 +112,77 @@ export const Reservation = Type.Object({
   purchasedAt: Type.Optional(Timestamp),
   cancelledAt: Type.Optional(Timestamp),
   expiredAt: Type.Optional(Timestamp),
-}, strict);
+}, { ...strict, $id: 'Reservation', description: 'one of purchasedAt, cancelledAt, expiredAt once no longer active' });
 
 const CartLine = Type.Object({
   sku: Sku,
   quantity: Type.Integer({ minimum: 1, maximum: limits.quantityMax }),
 }, strict);
 
-export const CartBody = Type.Object({
-  lines: Type.Array(CartLine, { minItems: 1, maxItems: limits.cartLinesMax, description: `1..${limits.cartLinesMax} lines, each SKU at most once` }),
-  ttlSeconds: Type.Optional(Type.Integer({ minimum: limits.ttlSecondsMin, maximum: limits.ttlSecondsMax, description: 'default 600' })),
-}, strict);
+export const CartRequest = Type.Object({
+  lines: Type.Array(CartLine, {
+    minItems: 1,
+    maxItems: limits.cartLinesMax,
+    description: `1..${limits.cartLinesMax} lines, each SKU at most once`,
+  }),
+  ttlSeconds: Type.Optional(Type.Integer({
+    minimum: limits.ttlSecondsMin,
+    maximum: limits.ttlSecondsMax,
+    description: `default ${limits.ttlSecondsDefault}`,
+  })),
+}, { ...strict, $id: 'CartRequest' });
 
-export const ExtendBody = Type.Object({
+export const PurchaseRequest = Type.Object({
+  lines: Type.Array(CartLine, {
+    minItems: 1,
+    maxItems: limits.cartLinesMax,
+    description: 'what to buy of each line (each SKU at most once); a line left out is bought none of',
+  }),
+}, { ...strict, $id: 'PurchaseRequest' });
+
+export const ExtendRequest = Type.Object({
   ttlSeconds: Type.Integer({ minimum: limits.ttlSecondsMin, maximum: limits.ttlSecondsMax }),
-}, strict);
+}, { ...strict, $id: 'ExtendRequest' });
 
 export const Problem = Type.Object({
-  type: Type.String(),
+  type: Type.String({ format: 'uri', description: 'https://secventory.dev/problems/ and the code with dashes' }),
   title: Type.String(),
-  status: Type.Integer(),
-  code: Type.String(),
+  status: Type.Integer({ minimum: 400, maximum: 599 }),
+  code: Type.Unsafe<ErrorCode>({
+    type: 'string',
+    enum: errorCodes,
+    description: 'stable: what a client branches on (docs/API.md, Error codes)',
+  }),
   detail: Type.String(),
-  instance: Type.Optional(Type.String()),
-}, { additionalProperties: true, description: 'RFC 9457 problem details' });
-
-export const IdempotencyHeaders = Type.Object({
-  // The handler checks the key (idempotency_key_required when malformed); HTTP delivers header
-  // bytes as Latin-1, so Text() refuses nothing here that the handler would accept.
-  'idempotency-key': Type.Optional(Text({ description: '1-255 printable ASCII characters' })),
-});
+  instance: Type.Optional(Type.String({ description: "the request's path" })),
+  lines: Type.Optional(Type.Array(Type.Object({
+    sku: Type.String(),
+    requested: Type.Integer({ minimum: 1 }),
+    available: Type.Integer({ minimum: 0 }),
+  }, strict), { description: 'insufficient_stock on a cart: every short line, with what its product had' })),
+  unknownSkus: Type.Optional(Type.Array(Type.String(), { description: 'product_not_found on a cart: every unknown SKU' })),
+}, { ...strict, $id: 'Problem', description: 'RFC 9457 problem details (application/problem+json)' });
 
 export const EventPageQuery = Type.Object({
-  after: Type.Optional(Text({ pattern: '^[0-9]{1,18}$', description: 'cursor: the `next` of the previous page' })),
-  limit: Type.Optional(Text({ pattern: '^[0-9]{1,4}$', description: `1..${limits.eventPageLimitMax}, default ${limits.eventPageLimitDefault}` })),
+  after: Type.Optional(Type.Integer({
+    minimum: 0,
+    maximum: cursorMax,
+    description: 'the `next` of the previous page; 0 or absent: from the first event',
+  })),
+  limit: Type.Optional(Type.Integer({
+    minimum: 1,
+    maximum: limits.eventPageLimitMax,
+    default: limits.eventPageLimitDefault,
+  })),
 }, strict);
+
+/** The `code` of a rejected event: every RejectionCode, checked at compile time. */
+const rejectionCodes = ['product_exists', 'insufficient_stock', 'stock_limit_exceeded', 'reservation_expired',
+  'reservation_cancelled', 'reservation_purchased', 'reservation_lifetime_exceeded', 'quantity_exceeds_reservation',
+] as const satisfies readonly RejectionCode[];
+type Unlisted = Exclude<RejectionCode, (typeof rejectionCodes)[number]>;
+const everyRejectionListed: [Unlisted] extends [never] ? true : Unlisted = true;
+void everyRejectionListed;
 
 /** docs/API.md's Event, plus where it came from (`source`, `lateMs`) and its place in the whole log. */
 export const Event = Type.Object({
@@ -119,32 +193,33 @@ export const Event = Type.Object({
     type: 'string',
     enum: ['product_created', 'stock_adjusted', 'reserved', 'purchased', 'cancelled', 'expired', 'released', 'extended', 'rejected'],
   }),
-  reservationId: Type.Optional(Type.String()),
+  reservationId: Type.Optional(ReservationId),
+  expiresAt: Type.Optional(Type.String({ format: 'date-time', description: 'extended: the new expiry' })),
   quantity: Type.Optional(Type.Integer({ description: "the reservation's quantity; the requested one on a rejected reservation" })),
   delta: Type.Optional(Type.Integer({ description: 'stock_adjusted (and its rejection): the change of total' })),
   reason: Type.Optional(Type.String()),
-  code: Type.Optional(Type.String({ description: 'rejected: why, e.g. insufficient_stock' })),
-  requestId: Type.Optional(Type.String()),
+  code: Type.Optional(Type.Unsafe<RejectionCode>({ type: 'string', enum: rejectionCodes, description: 'why' })),
+  requestId: Type.Optional(Type.String({ description: "the request's x-request-id" })),
   idempotencyKey: Type.Optional(Type.String()),
   source: Type.Unsafe<'api' | 'sweeper'>({ type: 'string', enum: ['api', 'sweeper'], description: "'sweeper' for an expiry the sweeper found" }),
   lateMs: Type.Optional(Type.Integer({ minimum: 0, description: 'expired: how long after expiresAt the expiry was processed' })),
   inventory: Type.Object({ total: Count, reserved: Count, purchased: Count }, { ...strict, description: "the product's counters right after the event" }),
   at: Timestamp,
-}, strict);
+}, { ...strict, $id: 'Event' });
 
 export const EventPage = Type.Object({
-  events: Type.Array(Event),
-  next: Type.Union([Type.Integer({ minimum: 1 }), Type.Null()], { description: 'pass as `after` for the following page; null when nothing more follows' }),
-}, strict);
+  events: Type.Array(ref(Event), { maxItems: limits.eventPageLimitMax }),
+  next: Type.Union([Type.Integer({ minimum: 1, maximum: cursorMax }), Type.Null()], {
+    description: 'pass as `after` for the following page; null when nothing more follows',
+  }),
+}, { ...strict, $id: 'EventPage' });
 
-/** Problem responses every mutating route may give. */
-export const problemResponses = {
-  400: Problem,
-  404: Problem,
-  409: Problem,
-  413: Problem,
-  415: Problem,
-  422: Problem,
-  500: Problem,
-  503: Problem,
-} as const;
+export const Health = Type.Object({
+  status: Type.Unsafe<'live' | 'ready'>({ type: 'string', enum: ['live', 'ready'] }),
+}, { ...strict, $id: 'Health' });
+
+/** Every named schema above; src/api/server.ts registers them before the routes. */
+export const namedSchemas: readonly TSchema[] = [
+  NewProduct, ReservationRequest, StockAdjustment, Inventory, Product, Reservation, Problem, Event, EventPage, Health,
+  CartRequest, PurchaseRequest, ExtendRequest,
+];

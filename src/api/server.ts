@@ -1,6 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import swagger from '@fastify/swagger';
-import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -8,14 +6,18 @@ import { bodyBytesMax, eventLoopDelayMsMax, heapUsedBytesMax, keepAliveTimeoutMs
 import type { EventLog, ReadModel } from '../engine/read-ports.ts';
 import type { Registry } from '../engine/registry.ts';
 import underPressure from '@fastify/under-pressure';
+import { answerClientError } from './client-errors.ts';
 import { ApiError, installErrorHandlers, sendProblem } from './errors.ts';
 import { installEventLoopShedding } from './load-shedding.ts';
 import type { Metrics } from './metrics.ts';
+import { registerOpenApi } from './openapi.ts';
+import { installQueryIntegers } from './query-integers.ts';
 import { eventRoutes } from './routes/events.ts';
 import { healthRoutes } from './routes/health.ts';
 import { opsRoutes } from './routes/ops.ts';
 import { productRoutes } from './routes/products.ts';
 import { reservationRoutes } from './routes/reservations.ts';
+import { namedSchemas } from './schemas.ts';
 import { ajvFormats } from './text.ts';
 
 export interface ServerDeps {
@@ -25,6 +27,8 @@ export interface ServerDeps {
   readonly expectedMigrations: readonly string[];
   readonly metrics: Metrics;
   readonly logger: Logger;
+  /** Called on the new server before any hook or route is added: tests install their checks here. */
+  readonly configure?: (app: FastifyInstance) => void;
 }
 
 /** A client's x-request-id when it is printable and not too long; otherwise one of ours. */
@@ -48,7 +52,11 @@ export async function buildServer(deps: ServerDeps) {
     bodyLimit: bodyBytesMax,
     requestTimeout: requestTimeoutMs,
     keepAliveTimeout: keepAliveTimeoutMs,
-    return503OnClosing: true,
+    // Requests that arrive while the server closes are answered by the hook below instead, as
+    // problem+json like every other 503.
+    return503OnClosing: false,
+    // What Node's HTTP parser refuses (a NUL in a header, oversized headers) is problem+json too.
+    clientErrorHandler: answerClientError,
     requestIdHeader: false,
     genReqId: requestIdOf,
     // Errors Fastify meets before routing (a malformed URL, a path parameter over 100 characters)
@@ -62,10 +70,26 @@ export async function buildServer(deps: ServerDeps) {
     ajv: ajvOptions,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  deps.configure?.(app);
+
   // Callback-style hooks: an async hook costs a promise on every request.
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
     done();
+  });
+
+  // From the moment the server starts closing, new requests on open connections are refused at
+  // once (nothing was done; the client retries, on another instance if there is one), and the
+  // connection is closed after the answer.
+  let closing = false;
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
+  app.addHook('onRequest', (_request, reply, done) => {
+    if (!closing) return done();
+    const detail = 'the server is shutting down; nothing was done';
+    void sendProblem(reply.header('connection', 'close'), 'overloaded', detail);
   });
 
   // JSON bodies: Fastify's parser (refuses __proto__ and constructor.prototype), but an empty
@@ -94,14 +118,9 @@ export async function buildServer(deps: ServerDeps) {
     },
   });
 
-  await app.register(swagger, {
-    openapi: {
-      openapi: '3.0.3',
-      info: { title: 'Secventory', version: '1.0.0', description: 'An inventory reservation engine that is never wrong about stock. See docs/API.md in the repository.' },
-    },
-  });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  for (const schema of namedSchemas) app.addSchema(schema);
+  installQueryIntegers(app);
+  await registerOpenApi(app);
 
   await app.register(healthRoutes, { readModel: deps.readModel, expectedMigrations: deps.expectedMigrations });
   await app.register(productRoutes, { registry: deps.registry });

@@ -27,6 +27,8 @@ export const nameLengthMax = 200;
 export const reasonLengthMax = 200;
 /** docs/API.md: 1-255 printable ASCII characters. */
 export const idempotencyKeyPattern = /^[\x20-\x7E]{1,255}$/;
+/** The same bound as idempotencyKeyPattern, for the OpenAPI document. */
+export const idempotencyKeyLengthMax = 255;
 /** Client request ids are echoed; longer or non-printable ones are replaced by our own. */
 export const requestIdPattern = /^[\x21-\x7E]{1,128}$/;
 

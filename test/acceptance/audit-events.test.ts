@@ -129,9 +129,17 @@ describe('audit events', () => {
       expect([query, res.status, res.body.code]).toEqual([query, 400, 'validation_failed']);
     }
     expect((await t.http('GET', '/events?limit=0')).body.code).toBe('validation_failed');
-    expect((await t.http('GET', '/events?after=999999999')).body.code).toBe('validation_failed');
-    // A page past the end of an existing product is empty, not an error.
-    expect((await t.http('GET', '/products/A-7/events?after=5')).body).toEqual({ events: [], next: null });
+  });
+
+  it('an `after` past the end is an empty page, not an error, on a product and on the whole log', async () => {
+    await product('A-9', 1);
+    const { rows } = await t.db.sql.query('select max(id)::text as last from inventory_events');
+    const pastTheEnd = BigInt(rows[0].last) + 1000n;
+    for (const target of ['/products/A-9/events?after=5', `/events?after=${pastTheEnd}`]) {
+      const res = await t.http('GET', target);
+      const empty = { target, status: 200, body: { events: [], next: null } };
+      expect({ target, status: res.status, body: res.body }).toEqual(empty);
+    }
   });
 
   it('G7: paging a product returns each event exactly once, in seq order, and next is null at the end', async () => {
@@ -184,8 +192,10 @@ describe('audit events', () => {
     const doc = (await t.http('GET', '/openapi.json')).body;
     for (const path of ['/products/{sku}/events', '/reservations/{id}/events', '/events']) {
       const responses = doc.paths[path].get.responses;
-      expect(responses['200'].content['application/json'].schema.properties.events.items.properties).toHaveProperty('inventory');
+      expect(responses['200'].content['application/json'].schema).toEqual({ $ref: '#/components/schemas/EventPage' });
       expect(responses).toHaveProperty('400');
     }
+    expect(doc.components.schemas.EventPage.properties.events.items).toEqual({ $ref: '#/components/schemas/Event' });
+    expect(doc.components.schemas.Event.properties).toHaveProperty('inventory');
   });
 });

@@ -1,27 +1,12 @@
-import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../support/app.ts';
+import { launchChromium, requireChromium } from '../support/chromium.ts';
 
-// Debian's Chromium: the machines are offline, so Playwright cannot download a browser of its own.
-const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const screenshotPath = fileURLToPath(new URL('../../reports/dashboard.png', import.meta.url));
 const hotSku = 'DASH-HOT';
-
-const chromiumArgs = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 /** Reserves in a few loops until stopped: mostly the hot SKU, some on another, some refused. */
 function startLoad(t: TestApp): { stop(): Promise<void> } {
@@ -87,18 +72,9 @@ const activeReservations: Stroke = { chartId: 'c-active', rgb: [0x00, 0x83, 0x8f
 
 describe('the dashboard in a browser', () => {
   it('during a load, /dashboard draws its charts and shows the hot SKU first among the busiest actors', async (ctx) => {
-    if (!existsSync(chromiumPath)) {
-      if (process.env.CI) throw new Error(`no Chromium at ${chromiumPath}: CI must run this test (.ci/run installs Debian's chromium)`);
-      ctx.skip(`no Chromium at ${chromiumPath}: apt-get install -y chromium (or set CHROMIUM_PATH) to run this test`);
-    }
+    requireChromium((note) => ctx.skip(note));
     const t = await startTestApp();
-    const userDataDir = await mkdtemp(path.join(os.tmpdir(), 'secventory-chromium-'));
-    const browser = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: chromiumPath,
-      headless: true,
-      args: chromiumArgs,
-      viewport: { width: 1400, height: 1100 },
-    });
+    const { browser, close } = await launchChromium({ width: 1400, height: 1100 });
     const load = { stop: async () => {} };
     try {
       for (const [sku, stock] of [[hotSku, 1_000_000], ['DASH-OTHER', 1_000_000], ['DASH-SMALL', 10]] as const) {
@@ -131,8 +107,7 @@ describe('the dashboard in a browser', () => {
       await page.screenshot({ path: screenshotPath, fullPage: true });
     } finally {
       await load.stop();
-      await browser.close();
-      await rm(userDataDir, { recursive: true, force: true });
+      await close();
       await t.close();
     }
   });

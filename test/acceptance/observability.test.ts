@@ -222,9 +222,10 @@ describe('/actors after a known load', () => {
 describe('operations pages', () => {
   it('/openapi.json describes /stats and /actors with their response schemas', async () => {
     const doc = (await t.http('GET', '/openapi.json')).body;
-    for (const path of ['/stats', '/actors']) {
+    for (const [path, name] of [['/stats', 'Stats'], ['/actors', 'ActorPage']] as const) {
       const schema = doc.paths[path].get.responses['200'].content['application/json'].schema;
-      expect(schema.properties).toBeDefined();
+      expect(schema).toEqual({ $ref: `#/components/schemas/${name}` });
+      expect(doc.components.schemas[name].properties).toBeDefined();
     }
     expect(doc.paths['/metrics'].get).toBeDefined();
     expect(doc.paths['/dashboard/uplot.js']).toBeUndefined();

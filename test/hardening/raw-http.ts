@@ -16,6 +16,8 @@ export interface RawResponse {
   /** 0 when the server closed the connection without answering. */
   readonly status: number;
   readonly contentType: string;
+  /** Every header of the answer, by lower-case name (the last one when a name repeats). */
+  readonly headers: Readonly<Record<string, string>>;
   readonly body: string;
 }
 
@@ -44,8 +46,13 @@ function parse(bytes: Buffer): RawResponse {
   const end = bytes.indexOf('\r\n\r\n');
   const head = bytes.subarray(0, end === -1 ? bytes.length : end).toString('latin1');
   const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0);
-  const contentType = /^content-type: *(.*)$/im.exec(head)?.[1]?.trim() ?? '';
-  return { status, contentType, body: end === -1 ? '' : bytes.subarray(end + 4).toString('utf8') };
+  const headers: Record<string, string> = {};
+  for (const line of head.split('\r\n').slice(1)) {
+    const colon = line.indexOf(':');
+    if (colon > 0) headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+  }
+  const contentType = headers['content-type'] ?? '';
+  return { status, contentType, headers, body: end === -1 ? '' : bytes.subarray(end + 4).toString('utf8') };
 }
 
 /** Sends one request on its own connection and reads the answer until the server closes it. */

@@ -5,19 +5,26 @@ import { startApp, type App } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { http } from '../support/app.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { ContractWatch } from '../support/openapi-contract.ts';
 
 const lines: string[] = [];
 let app: App;
 let db: TestDatabase;
+const contract = new ContractWatch();
 
 beforeAll(async () => {
   db = await createTestDatabase();
   const sink = new Writable({ write(chunk, _enc, done) { lines.push(String(chunk)); done(); } });
-  app = await startApp({ config: loadConfig({ DATABASE_URL: db.url, PORT: '0', LOG_LEVEL: 'trace' }), logger: pino({ level: 'trace' }, sink) });
+  app = await startApp({
+    config: loadConfig({ DATABASE_URL: db.url, PORT: '0', LOG_LEVEL: 'trace' }),
+    logger: pino({ level: 'trace' }, sink),
+    configureServer: (server) => contract.install(server),
+  });
 });
 afterAll(async () => {
   await app?.stop();
   await db?.drop();
+  contract.assertNone();
 });
 
 describe('safe defaults', () => {

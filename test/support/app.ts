@@ -6,6 +6,7 @@ import type { Clock } from '../../src/engine/clock.ts';
 import type { EngineObserver } from '../../src/engine/observer.ts';
 import { createTestDatabase, type TestDatabase } from './database.ts';
 import { InvariantWatch } from './invariant-watch.ts';
+import { ContractWatch } from './openapi-contract.ts';
 
 export interface TestApp {
   readonly app: App;
@@ -48,8 +49,19 @@ export async function http<T = any>(baseUrl: string, method: string, path: strin
   return { status: response.statusCode, headers: response.headers, body: parsed as T };
 }
 
-/** Starts the real service on a fresh database, listening on a free loopback port. */
-export async function startTestApp(options: { env?: Record<string, string>; clock?: Clock; observers?: EngineObserver[]; db?: TestDatabase } = {}): Promise<TestApp> {
+export interface TestAppOptions {
+  env?: Record<string, string>;
+  clock?: Clock;
+  observers?: EngineObserver[];
+  db?: TestDatabase;
+}
+
+/**
+ * Starts the real service on a fresh database, listening on a free loopback port. Every answer
+ * it sends is checked against its own /openapi.json, and close() fails on the first broken
+ * invariant or on any answer outside the document.
+ */
+export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
   const db = options.db ?? (await createTestDatabase());
   const config = loadConfig({
     DATABASE_URL: db.url,
@@ -60,8 +72,15 @@ export async function startTestApp(options: { env?: Record<string, string>; cloc
     ...options.env,
   });
   const watch = new InvariantWatch();
+  const contract = new ContractWatch();
   const observers = [...(options.observers ?? []), watch];
-  const app = await startApp({ config, logger: pino({ level: process.env.TEST_LOG_LEVEL ?? config.logLevel }), clock: options.clock, observers });
+  const app = await startApp({
+    config,
+    logger: pino({ level: process.env.TEST_LOG_LEVEL ?? config.logLevel }),
+    clock: options.clock,
+    observers,
+    configureServer: (server) => contract.install(server),
+  });
   const baseUrl = app.url;
   return {
     app,
@@ -72,6 +91,7 @@ export async function startTestApp(options: { env?: Record<string, string>; cloc
       await app.stop();
       if (options.db === undefined) await db.drop();
       watch.assertNone();
+      contract.assertNone();
     },
   };
 }

@@ -83,6 +83,8 @@ const topLevelAreas: Record<string, Area> = {
   'cli.ts': 'composition',
   'config.ts': 'settings',
   'runtime-flags.ts': 'settings',
+  // The ordered, bounded shutdown that app.ts composes; it imports nothing of the rooms.
+  'shutdown.ts': 'composition',
 };
 
 function areaOf(file: string): Area | 'unknown' {

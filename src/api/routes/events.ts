@@ -4,7 +4,8 @@ import { eventPageLimitDefault, eventPageLimitMax } from '../../engine/limits.ts
 import type { EventLog, EventPage as StoredPage, LoggedEvent } from '../../engine/read-ports.ts';
 import { isoOf } from '../../engine/time.ts';
 import { ApiError } from '../errors.ts';
-import { Event, EventPage, EventPageQuery, problemResponses, ReservationParams, SkuParams } from '../schemas.ts';
+import { jsonResponse, problemResponses } from '../responses.ts';
+import { Event, EventPage, EventPageQuery, ref, ReservationParams, SkuParams } from '../schemas.ts';
 
 export interface EventRoutesOptions {
   readonly eventLog: EventLog;
@@ -24,6 +25,7 @@ function eventJson(e: LoggedEvent): EventJson {
     at: isoOf(e.atMs),
   };
   if (e.reservationId !== null) json.reservationId = e.reservationId;
+  if (e.expiresAtMs !== null) json.expiresAt = isoOf(e.expiresAtMs);
   if (e.quantity !== null) json.quantity = e.quantity;
   if (e.delta !== null) json.delta = e.delta;
   if (e.reason !== null) json.reason = e.reason;
@@ -34,15 +36,12 @@ function eventJson(e: LoggedEvent): EventJson {
   return json;
 }
 
-/** The page size asked for. The schema only admits digits (coercion is off), so the range is checked here. */
-function limitOf(query: Static<typeof EventPageQuery>): number {
-  if (query.limit === undefined) return eventPageLimitDefault;
-  const limit = Number(query.limit);
-  if (limit < 1 || limit > eventPageLimitMax) {
-    throw new ApiError('validation_failed', `querystring/limit must be 1..${eventPageLimitMax}`);
-  }
-  return limit;
-}
+type PageQuery = Static<typeof EventPageQuery>;
+
+/** The schema checked the range; the default applies when the client names no limit. */
+const limitOf = (query: PageQuery) => query.limit ?? eventPageLimitDefault;
+/** The event log takes cursors as decimal text (bigint in PostgreSQL); 0 means "from the start". */
+const afterOf = (query: PageQuery) => String(query.after ?? 0);
 
 function pageJson(page: StoredPage, cursorOf: (e: LoggedEvent) => number) {
   const last = page.events.at(-1);
@@ -52,11 +51,12 @@ function pageJson(page: StoredPage, cursorOf: (e: LoggedEvent) => number) {
 const bySeq = (e: LoggedEvent) => e.seq;
 const byPosition = (e: LoggedEvent) => e.position;
 
-const readProblems = { 400: problemResponses[400], 404: problemResponses[404], 500: problemResponses[500], 503: problemResponses[503] };
+const emptyPage = { events: [], next: null };
 
 export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async (app, { eventLog }) => {
   app.get('/products/:sku/events', {
     schema: {
+      operationId: 'listProductEvents',
       summary: "A product's audit events in seq order",
       description: '`after` is a seq (0 or absent: from the first event); `next` is the seq to pass as `after` for the '
         + "following page, or null when nothing more follows. A product's seq is gap-free and equals its version "
@@ -64,34 +64,36 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
       tags: ['audit'],
       params: SkuParams,
       querystring: EventPageQuery,
-      response: { 200: EventPage, ...readProblems },
+      response: { 200: jsonResponse(ref(EventPage), 'a page of events'), ...problemResponses(404) },
     },
   }, async (request) => {
     const { sku } = request.params;
-    const page = await eventLog.productEvents(sku, request.query.after ?? '0', limitOf(request.query));
+    const page = await eventLog.productEvents(sku, afterOf(request.query), limitOf(request.query));
     if (page === null) throw new ApiError('product_not_found', `no product ${sku}`);
     return pageJson(page, bySeq);
   });
 
   app.get('/reservations/:id/events', {
     schema: {
+      operationId: 'listReservationEvents',
       summary: "A reservation's audit events in commit order",
       description: 'Its reservation, its end (purchased, cancelled or expired) and every rejected request about it. '
         + 'All its products (a cart has several), in commit order: `after` and `next` are global positions.',
       tags: ['audit'],
       params: ReservationParams,
       querystring: EventPageQuery,
-      response: { 200: EventPage, ...readProblems },
+      response: { 200: jsonResponse(ref(EventPage), 'a page of events'), ...problemResponses(404) },
     },
   }, async (request) => {
     const id = request.params.id.toLowerCase();
-    const page = await eventLog.reservationEvents(id, request.query.after ?? '0', limitOf(request.query));
+    const page = await eventLog.reservationEvents(id, afterOf(request.query), limitOf(request.query));
     if (page === null) throw new ApiError('reservation_not_found', `no reservation ${id}`);
     return pageJson(page, byPosition);
   });
 
   app.get('/events', {
     schema: {
+      operationId: 'listEvents',
       summary: 'The audit events of all products, in commit order',
       description: 'Each event carries its `position` in the log; `after` is a position (0 or absent: from the start) '
         + 'and `next` is the position of the last event of the page, or null when nothing more follows yet. '
@@ -99,15 +101,17 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
         + 'every transaction still running, so a reader following `next` never skips an event that commits later: '
         + 'the newest events appear once the transactions before them have finished (usually milliseconds). '
         + 'To follow the log, keep the position of the last event received and ask again with it as `after`. '
-        + 'An `after` that is not the position of an event is 400 validation_failed.',
+        + 'An `after` that is not (yet) the position of an event answers an empty page, as an `after` past the end '
+        + "of a product's events does.",
       tags: ['audit'],
       querystring: EventPageQuery,
-      response: { 200: EventPage, 400: problemResponses[400], 500: problemResponses[500], 503: problemResponses[503] },
+      response: { 200: jsonResponse(ref(EventPage), 'a page of events'), ...problemResponses() },
     },
   }, async (request) => {
-    const after = request.query.after === undefined || /^0+$/.test(request.query.after) ? null : request.query.after;
+    const after = request.query.after === undefined || request.query.after === 0 ? null : afterOf(request.query);
     const page = await eventLog.logEvents(after, limitOf(request.query));
-    if (page === null) throw new ApiError('validation_failed', `querystring/after ${after} is not the position of an event`);
+    // No event has that position: nothing follows it that this cursor could name.
+    if (page === null) return emptyPage;
     return pageJson(page, byPosition);
   });
 };

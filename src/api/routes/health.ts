@@ -1,23 +1,38 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type } from 'typebox';
 import type { ReadModel } from '../../engine/read-ports.ts';
 import { sendProblem } from '../errors.ts';
-import { problemResponses } from '../schemas.ts';
+import { jsonResponse, problemResponses } from '../responses.ts';
+import { Health, NoQuery, ref } from '../schemas.ts';
 
 export interface HealthRoutesOptions {
   readonly readModel: ReadModel;
   readonly expectedMigrations: readonly string[];
 }
 
-const Status = Type.Object({ status: Type.String() }, { additionalProperties: false });
-
 export const healthRoutes: FastifyPluginAsyncTypebox<HealthRoutesOptions> = async (app, { readModel, expectedMigrations }) => {
-  app.get('/health/live', { schema: { summary: 'The process runs', tags: ['operations'], response: { 200: Status } } }, async () => ({ status: 'live' }));
+  app.get('/health/live', {
+    schema: {
+      operationId: 'getLiveness',
+      summary: 'The process runs',
+      description: 'Answers 200 while the process runs and accepts requests; it asks nothing of the database.',
+      tags: ['operations'],
+      querystring: NoQuery,
+      response: { 200: jsonResponse(ref(Health), '{"status":"live"}'), ...problemResponses() },
+    },
+  }, async () => ({ status: 'live' as const }));
 
   app.get('/health/ready', {
-    schema: { summary: 'The database answers and every migration is applied', tags: ['operations'], response: { 200: Status, 503: problemResponses[503] } },
+    schema: {
+      operationId: 'getReadiness',
+      summary: 'The database answers and every migration is applied',
+      description: 'Answers 200 when the database answers and every migration of this build is applied, else 503 '
+        + 'storage_unavailable: take the instance out of rotation.',
+      tags: ['operations'],
+      querystring: NoQuery,
+      response: { 200: jsonResponse(ref(Health), '{"status":"ready"}'), ...problemResponses() },
+    },
   }, async (_request, reply) => {
-    if (await readModel.ready(expectedMigrations)) return { status: 'ready' };
+    if (await readModel.ready(expectedMigrations)) return { status: 'ready' as const };
     return sendProblem(reply, 'storage_unavailable', 'the database does not answer or is not migrated');
   });
 };

@@ -9,6 +9,8 @@ import { isoOf } from '../../engine/time.ts';
 import { ApiError } from '../errors.ts';
 import type { Metrics } from '../metrics.ts';
 import { Text } from '../text.ts';
+import { jsonResponse, problemResponses, textResponse } from '../responses.ts';
+import { NoQuery, ref } from '../schemas.ts';
 
 export interface OpsRoutesOptions {
   readonly metrics: Metrics;
@@ -19,7 +21,7 @@ const strict = { additionalProperties: false } as const;
 const Count = Type.Integer({ minimum: 0 });
 const Ms = Type.Number({ minimum: 0 });
 const Rate = Type.Number({ minimum: 0, maximum: 1 });
-const Timestamp = Type.String({ description: 'RFC 3339, UTC' });
+const Timestamp = Type.String({ format: 'date-time', description: 'RFC 3339, UTC, with milliseconds' });
 
 const WindowFigures = {
   operations: Count,
@@ -59,10 +61,10 @@ const Stats = Type.Object({
   queueDepthTotal: Count,
   queueDepthMax: Count,
   perSecond: Type.Array(Second, { maxItems: windowSeconds, description: `the last ${windowSeconds} complete seconds, oldest first` }),
-}, strict);
+}, { ...strict, $id: 'Stats' });
 
 const ActorsQuery = Type.Object({
-  limit: Type.Optional(Text({ pattern: '^[0-9]{1,4}$', description: `1..${actorsPageLimitMax}, default ${actorsPageLimitDefault}` })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: actorsPageLimitMax, default: actorsPageLimitDefault })),
 }, strict);
 
 const Actor = Type.Object({
@@ -78,7 +80,7 @@ const Actor = Type.Object({
 const Actors = Type.Object({
   liveActors: Count,
   actors: Type.Array(Actor, { maxItems: actorsPageLimitMax, description: 'busiest first: deepest queue, then most commands' }),
-}, strict);
+}, { ...strict, $id: 'ActorPage' });
 
 const share = (part: number, whole: number) => (whole === 0 ? 0 : part / whole);
 const largestBoundMs = latencyBucketBoundsMs[latencyBucketBoundsMs.length - 1]!;
@@ -96,15 +98,34 @@ const uplotJs = readFileSync(require.resolve('uplot/dist/uPlot.iife.min.js'), 'u
 const uplotCss = readFileSync(require.resolve('uplot/dist/uPlot.min.css'), 'utf8');
 
 export const opsRoutes: FastifyPluginAsyncTypebox<OpsRoutesOptions> = async (app, { metrics, registry }) => {
+  // Named here, where they are used; @fastify/swagger lists them with the others.
+  app.addSchema(Stats);
+  app.addSchema(Actors);
+
   app.get('/metrics', {
-    schema: { summary: 'Prometheus metrics (text exposition format)', tags: ['operations'] },
+    schema: {
+      operationId: 'getMetrics',
+      summary: 'Prometheus metrics (text exposition format)',
+      description: 'Counters, histograms and gauges of this instance, none with a per-SKU label '
+        + '(docs/API.md, Operations).',
+      tags: ['operations'],
+      querystring: NoQuery,
+      response: { 200: textResponse('text/plain', 'Prometheus text exposition format 0.0.4'), ...problemResponses() },
+    },
   }, async (_request, reply) => {
     const text = await metrics.text();
     return reply.type(metrics.contentType).send(text);
   });
 
   app.get('/stats', {
-    schema: { summary: 'A summary for people: latency, failure rate, active reservations, actors, queues', tags: ['operations'], response: { 200: Stats } },
+    schema: {
+      operationId: 'getStats',
+      summary: 'A summary for people: latency, failure rate, active reservations, actors, queues',
+      description: 'Since start and over the last minute, with per-second figures; what /dashboard draws.',
+      tags: ['operations'],
+      querystring: NoQuery,
+      response: { 200: jsonResponse(ref(Stats), 'the figures now'), ...problemResponses() },
+    },
   }, async () => {
     // Awaited first, so every engine figure below is read in one synchronous turn and they agree.
     const activeReservations = await metrics.activeReservations();
@@ -141,10 +162,16 @@ export const opsRoutes: FastifyPluginAsyncTypebox<OpsRoutesOptions> = async (app
   });
 
   app.get('/actors', {
-    schema: { summary: 'Per-actor figures, busiest first (a bounded page)', tags: ['operations'], querystring: ActorsQuery, response: { 200: Actors } },
+    schema: {
+      operationId: 'listActors',
+      summary: 'Per-actor figures, busiest first (a bounded page)',
+      description: "This instance's live actors, deepest queue first, then most commands.",
+      tags: ['operations'],
+      querystring: ActorsQuery,
+      response: { 200: jsonResponse(ref(Actors), 'the busiest actors'), ...problemResponses() },
+    },
   }, async (request) => {
-    const limit = request.query.limit === undefined ? actorsPageLimitDefault : Number(request.query.limit);
-    if (limit < 1 || limit > actorsPageLimitMax) throw new ApiError('validation_failed', `querystring/limit must be 1..${actorsPageLimitMax}`);
+    const limit = request.query.limit ?? actorsPageLimitDefault;
     return {
       liveActors: registry.liveActors,
       actors: registry.actorSummaries(limit).map((a) => ({
@@ -159,10 +186,19 @@ export const opsRoutes: FastifyPluginAsyncTypebox<OpsRoutesOptions> = async (app
     };
   });
 
-  app.get('/dashboard', { schema: { summary: 'A live dashboard page (HTML, refreshes every second)', tags: ['operations'] } }, async (_request, reply) =>
+  app.get('/dashboard', {
+    schema: {
+      operationId: 'getDashboard',
+      summary: 'A live dashboard page',
+      description: 'An HTML page over /stats and /actors that refreshes every second.',
+      tags: ['operations'],
+      querystring: NoQuery,
+      response: { 200: textResponse('text/html', 'the page'), ...problemResponses() },
+    },
+  }, async (_request, reply) =>
     reply.type('text/html; charset=utf-8').header('cache-control', 'no-cache').send(dashboardHtml));
-  app.get('/dashboard/uplot.js', { schema: { hide: true } }, async (_request, reply) =>
+  app.get('/dashboard/uplot.js', { schema: { hide: true, querystring: NoQuery } }, async (_request, reply) =>
     reply.type('text/javascript; charset=utf-8').header('cache-control', 'public, max-age=3600').send(uplotJs));
-  app.get('/dashboard/uplot.css', { schema: { hide: true } }, async (_request, reply) =>
+  app.get('/dashboard/uplot.css', { schema: { hide: true, querystring: NoQuery } }, async (_request, reply) =>
     reply.type('text/css; charset=utf-8').header('cache-control', 'public, max-age=3600').send(uplotCss));
 };

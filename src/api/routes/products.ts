@@ -5,8 +5,12 @@ import type { Registry } from '../../engine/registry.ts';
 import { isoOf } from '../../engine/time.ts';
 import { ApiError } from '../errors.ts';
 import { idempotencyKey } from '../idempotency-key.ts';
+import { jsonResponse, problemResponses } from '../responses.ts';
 import { sendResult } from '../results.ts';
-import { AdjustBody, CreateProductBody, IdempotencyHeaders, Inventory, Product, problemResponses, Reservation, ReserveBody, SkuParams } from '../schemas.ts';
+import {
+  Inventory, NewProduct, NoQuery, OptionalIdempotencyKey, Product, ref, RequiredIdempotencyKey, Reservation,
+  ReservationRequest, SkuParams, StockAdjustment,
+} from '../schemas.ts';
 
 export interface ProductRoutesOptions {
   readonly registry: Registry;
@@ -15,11 +19,21 @@ export interface ProductRoutesOptions {
 export const productRoutes: FastifyPluginAsyncTypebox<ProductRoutesOptions> = async (app, { registry }) => {
   app.post('/products', {
     schema: {
-      summary: 'Create a product (the same again answers 200; an Idempotency-Key replays the first answer)',
+      operationId: 'createProduct',
+      summary: 'Create a product',
+      description: 'Creates a product with its stock and its first audit event, product_created. The same sku '
+        + 'again with the same name and stock answers 200 with the product as it is now; with a different name or '
+        + 'stock, 409 product_exists. With an Idempotency-Key (optional, scoped to the sku), a repeat with the same '
+        + 'key and body replays the stored 201 with idempotent-replayed: true; the same key with another body is 422.',
       tags: ['products'],
-      headers: IdempotencyHeaders,
-      body: CreateProductBody,
-      response: { 200: Product, 201: Product, ...problemResponses },
+      querystring: NoQuery,
+      headers: OptionalIdempotencyKey,
+      body: ref(NewProduct),
+      response: {
+        200: jsonResponse(ref(Product), 'it existed with this name and stock: as it is now', { replayable: true }),
+        201: jsonResponse(ref(Product), 'created', { replayable: true }),
+        ...problemResponses(409, 413, 415, 422),
+      },
     },
   }, async (request, reply) => {
     const key = idempotencyKey(request, false);
@@ -29,7 +43,16 @@ export const productRoutes: FastifyPluginAsyncTypebox<ProductRoutesOptions> = as
   });
 
   app.get('/products/:sku', {
-    schema: { summary: 'A product and its inventory', tags: ['products'], params: SkuParams, response: { 200: Product, ...problemResponses } },
+    schema: {
+      operationId: 'getProduct',
+      summary: 'A product and its inventory',
+      description: "The product's name, creation time and real-time inventory; 404 product_not_found for an "
+        + 'unknown sku.',
+      tags: ['products'],
+      params: SkuParams,
+      querystring: NoQuery,
+      response: { 200: jsonResponse(ref(Product), 'the product'), ...problemResponses(404) },
+    },
   }, async (request) => {
     const product = await registry.product(request.params.sku);
     if (product === null) throw new ApiError('product_not_found', `no product ${request.params.sku}`);
@@ -37,7 +60,16 @@ export const productRoutes: FastifyPluginAsyncTypebox<ProductRoutesOptions> = as
   });
 
   app.get('/products/:sku/inventory', {
-    schema: { summary: "Real-time inventory, read through the product's actor", tags: ['products'], params: SkuParams, response: { 200: Inventory, ...problemResponses } },
+    schema: {
+      operationId: 'getInventory',
+      summary: "Real-time inventory, read through the product's actor",
+      description: "Read through the product's owner after its pending writes, also when another instance wrote last. "
+        + 'available = total - reserved - purchased, never below 0.',
+      tags: ['products'],
+      params: SkuParams,
+      querystring: NoQuery,
+      response: { 200: jsonResponse(ref(Inventory), 'the counters now'), ...problemResponses(404) },
+    },
   }, async (request) => {
     const product = await registry.product(request.params.sku);
     if (product === null) throw new ApiError('product_not_found', `no product ${request.params.sku}`);
@@ -46,12 +78,20 @@ export const productRoutes: FastifyPluginAsyncTypebox<ProductRoutesOptions> = as
 
   app.post('/products/:sku/stock-adjustments', {
     schema: {
+      operationId: 'adjustStock',
       summary: 'Add or remove stock (Idempotency-Key required)',
+      description: 'Changes total by a non-zero delta. A delta that would make total < reserved + purchased is 409 '
+        + 'insufficient_stock; one that would take total above 2,147,483,647 is 409 stock_limit_exceeded. Both '
+        + 'rejections change nothing but are audited, and are replayed for the same key.',
       tags: ['products'],
       params: SkuParams,
-      headers: IdempotencyHeaders,
-      body: AdjustBody,
-      response: { 200: Inventory, ...problemResponses },
+      querystring: NoQuery,
+      headers: RequiredIdempotencyKey,
+      body: ref(StockAdjustment),
+      response: {
+        200: jsonResponse(ref(Inventory), 'the counters after the change', { replayable: true }),
+        ...problemResponses(404, 409, 413, 415, 422),
+      },
     },
   }, async (request, reply) => {
     const key = idempotencyKey(request, true);
@@ -62,12 +102,20 @@ export const productRoutes: FastifyPluginAsyncTypebox<ProductRoutesOptions> = as
 
   app.post('/products/:sku/reservations', {
     schema: {
-      summary: 'Reserve stock (Idempotency-Key required); expires after ttlSeconds unless purchased',
+      operationId: 'reserve',
+      summary: 'Reserve stock (Idempotency-Key required)',
+      description: 'Takes quantity out of available at once, for ttlSeconds (default 600) unless purchased. 409 '
+        + 'insufficient_stock when available < quantity: nothing changes, the rejection is audited and replayed for '
+        + 'the same key.',
       tags: ['reservations'],
       params: SkuParams,
-      headers: IdempotencyHeaders,
-      body: ReserveBody,
-      response: { 201: Reservation, ...problemResponses },
+      querystring: NoQuery,
+      headers: RequiredIdempotencyKey,
+      body: ref(ReservationRequest),
+      response: {
+        201: jsonResponse(ref(Reservation), 'reserved: status active', { replayable: true }),
+        ...problemResponses(404, 409, 413, 415, 422),
+      },
     },
   }, async (request, reply) => {
     const key = idempotencyKey(request, true);

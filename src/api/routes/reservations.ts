@@ -1,39 +1,74 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { cartLinesMax, quantityMax, skuPattern, ttlSecondsDefault } from '../../engine/limits.ts';
+import { Type } from 'typebox';
+import { ttlSecondsDefault } from '../../engine/limits.ts';
 import type { ReadModel } from '../../engine/read-ports.ts';
 import type { Registry } from '../../engine/registry.ts';
 import { reservationView } from '../../engine/views.ts';
 import { ApiError } from '../errors.ts';
 import { idempotencyKey, refuseBody } from '../idempotency-key.ts';
+import { jsonResponse, problemResponses } from '../responses.ts';
 import { sendResult } from '../results.ts';
-import { CartBody, ExtendBody, IdempotencyHeaders, problemResponses, Reservation, ReservationParams } from '../schemas.ts';
+import {
+  CartRequest,
+  ExtendRequest,
+  NoQuery,
+  OptionalIdempotencyKey,
+  PurchaseRequest,
+  ref,
+  RequiredIdempotencyKey,
+  Reservation,
+  ReservationParams,
+} from '../schemas.ts';
 
 export interface ReservationRoutesOptions {
   readonly registry: Registry;
   readonly readModel: ReadModel;
 }
 
+interface Line {
+  readonly sku: string;
+  readonly quantity: number;
+}
+
+/** A purchase takes no body, an empty one or {} (buy everything), or `{ lines }` (buy what is named). */
+const PurchaseBody = Type.Union([Type.Null(), Type.Object({}, { additionalProperties: false }), ref(PurchaseRequest)]);
+
+const writeProblems = problemResponses(404, 409, 413, 415, 422);
+
 export const reservationRoutes: FastifyPluginAsyncTypebox<ReservationRoutesOptions> = async (app, { registry, readModel }) => {
   app.post('/reservations', {
     schema: {
-      summary: 'Reserve several products at once, all or nothing (Idempotency-Key required, scoped to this route)',
+      operationId: 'reserveCart',
+      summary: 'Reserve several products at once, all or nothing (Idempotency-Key required)',
+      description: 'Every line is taken out of available in one atomic step. 409 insufficient_stock when any line is '
+        + 'short: nothing is reserved, and `lines` lists every short line. 404 product_not_found names every unknown '
+        + 'SKU in `unknownSkus`. The key is scoped to this route.',
       tags: ['reservations'],
-      headers: IdempotencyHeaders,
-      body: CartBody,
-      response: { 201: Reservation, ...problemResponses },
+      querystring: NoQuery,
+      headers: RequiredIdempotencyKey,
+      body: ref(CartRequest),
+      response: { 201: jsonResponse(ref(Reservation), 'reserved: status active', { replayable: true }), ...writeProblems },
     },
   }, async (request, reply) => {
     const key = idempotencyKey(request, true);
     const { lines, ttlSeconds = ttlSecondsDefault } = request.body;
-    const skus = new Set(lines.map((l) => l.sku));
-    if (skus.size !== lines.length) throw new ApiError('validation_failed', 'body /lines names a SKU more than once');
+    refuseRepeatedSkus(lines);
     const result = await registry.executeCart({ type: 'reserve', reservationId: randomUUID(), lines, ttlSeconds, idempotencyKey: key, requestId: request.id });
     return sendResult(reply, result);
   });
 
   app.get('/reservations/:id', {
-    schema: { summary: 'A reservation', tags: ['reservations'], params: ReservationParams, response: { 200: Reservation, ...problemResponses } },
+    schema: {
+      operationId: 'getReservation',
+      summary: 'A reservation',
+      description: 'Read from the database: an active reservation whose expiresAt has passed is one the sweeper has '
+        + 'not reached yet (within about a second); it can no longer be purchased.',
+      tags: ['reservations'],
+      params: ReservationParams,
+      querystring: NoQuery,
+      response: { 200: jsonResponse(ref(Reservation), 'the reservation'), ...problemResponses(404) },
+    },
   }, async (request) => {
     const id = request.params.id.toLowerCase();
     const lines = await readModel.getReservationLines(id);
@@ -43,14 +78,23 @@ export const reservationRoutes: FastifyPluginAsyncTypebox<ReservationRoutesOptio
 
   app.post('/reservations/:id/purchase', {
     schema: {
-      summary: 'Purchase a reservation: all of it (no body) or the lines named (the rest returns to available); exactly once',
+      operationId: 'purchaseReservation',
+      summary: 'Purchase a reservation, whole or in part (exactly once)',
+      description: 'No body (or {}) buys every line whole. `{ lines }` buys up to each named line\'s quantity; what is '
+        + 'not bought returns to available in the same step. The same purchase again answers the same 200; another '
+        + 'purchase of a purchased reservation is 409 reservation_purchased; more than a line holds is 409 '
+        + 'quantity_exceeds_reservation; a SKU not in the reservation is 400.',
       tags: ['reservations'],
       params: ReservationParams,
-      headers: IdempotencyHeaders,
-      response: { 200: Reservation, ...problemResponses },
+      querystring: NoQuery,
+      headers: OptionalIdempotencyKey,
+      body: PurchaseBody,
+      response: { 200: jsonResponse(ref(Reservation), 'the reservation, purchased', { replayable: true }), ...writeProblems },
     },
   }, async (request, reply) => {
-    const lines = purchaseLines(request.body);
+    const body = request.body;
+    const lines = body !== null && 'lines' in body ? body.lines : null;
+    if (lines !== null) refuseRepeatedSkus(lines);
     const key = idempotencyKey(request, false);
     const id = request.params.id.toLowerCase();
     const result = await registry.executeReservationOp({ type: 'purchase', reservationId: id, lines, idempotencyKey: key, requestId: request.id });
@@ -59,11 +103,15 @@ export const reservationRoutes: FastifyPluginAsyncTypebox<ReservationRoutesOptio
 
   app.post('/reservations/:id/cancel', {
     schema: {
-      summary: 'Cancel a reservation and return its stock (cancelling it again answers the same 200)',
+      operationId: 'cancelReservation',
+      summary: 'Cancel a reservation and return its stock, on every line at once',
+      description: 'Cancelling it again answers the same 200. A purchased reservation is 409 reservation_purchased; '
+        + 'an expired one 409 reservation_expired. Takes no body: none, an empty one or {} (any other is 400).',
       tags: ['reservations'],
       params: ReservationParams,
-      headers: IdempotencyHeaders,
-      response: { 200: Reservation, ...problemResponses },
+      querystring: NoQuery,
+      headers: OptionalIdempotencyKey,
+      response: { 200: jsonResponse(ref(Reservation), 'the reservation, cancelled', { replayable: true }), ...writeProblems },
     },
   }, async (request, reply) => {
     refuseBody(request);
@@ -75,54 +123,29 @@ export const reservationRoutes: FastifyPluginAsyncTypebox<ReservationRoutesOptio
 
   app.post('/reservations/:id/extend', {
     schema: {
-      summary: 'Extend a reservation: expiresAt becomes now + ttlSeconds, never past its lifetime cap',
+      operationId: 'extendReservation',
+      summary: 'Extend a reservation: expiresAt becomes now + ttlSeconds, never past createdAt + 24 h',
+      description: 'A longer ask is shortened to the cap; a reservation already at it is 409 '
+        + 'reservation_lifetime_exceeded. Expired, cancelled or purchased: their 409 codes.',
       tags: ['reservations'],
       params: ReservationParams,
-      headers: IdempotencyHeaders,
-      body: ExtendBody,
-      response: { 200: Reservation, ...problemResponses },
+      querystring: NoQuery,
+      headers: OptionalIdempotencyKey,
+      body: ref(ExtendRequest),
+      response: { 200: jsonResponse(ref(Reservation), 'the reservation, with its new expiry', { replayable: true }), ...writeProblems },
     },
   }, async (request, reply) => {
     const key = idempotencyKey(request, false);
     const id = request.params.id.toLowerCase();
-    const result = await registry.executeReservationOp({ type: 'extend', reservationId: id, ttlSeconds: request.body.ttlSeconds, idempotencyKey: key, requestId: request.id });
+    const { ttlSeconds } = request.body;
+    const result = await registry.executeReservationOp({ type: 'extend', reservationId: id, ttlSeconds, idempotencyKey: key, requestId: request.id });
     return sendResult(reply, result);
   });
-
 };
 
-/**
- * The purchase's lines, or null for everything. The body is optional, so it is checked here rather
- * than by a route schema: `{ "lines": [{ "sku", "quantity" >= 1 }] }`, each SKU at most once.
- */
-export function purchaseLines(body: unknown): { sku: string; quantity: number }[] | null {
-  if (body === undefined || body === null) return null;
-  if (!isRecord(body)) throw invalid('the body must be an object');
-  const keys = Object.keys(body);
-  if (keys.length === 0) return null;
-  if (keys.some((k) => k !== 'lines')) throw invalid('body must NOT have additional properties');
-  const lines = body.lines;
-  if (!Array.isArray(lines) || lines.length < 1 || lines.length > cartLinesMax) throw invalid(`body /lines must hold 1..${cartLinesMax} lines`);
-  const seen = new Set<string>();
-  return lines.map((line: unknown, i) => {
-    if (!isRecord(line) || Object.keys(line).some((k) => k !== 'sku' && k !== 'quantity')) throw invalid(`body /lines/${i} must be { sku, quantity }`);
-    const { sku, quantity } = line;
-    if (typeof sku !== 'string' || !skuRegExp.test(sku)) throw invalid(`body /lines/${i}/sku must be 1-64 of [A-Za-z0-9._:-]`);
-    if (!Number.isSafeInteger(quantity) || (quantity as number) < 1 || (quantity as number) > quantityMax) {
-      throw invalid(`body /lines/${i}/quantity must be an integer 1..${quantityMax}`);
-    }
-    if (seen.has(sku)) throw invalid('body /lines names a SKU more than once');
-    seen.add(sku);
-    return { sku, quantity: quantity as number };
-  });
-}
-
-const skuRegExp = new RegExp(skuPattern);
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function invalid(detail: string): ApiError {
-  return new ApiError('validation_failed', detail);
+/** Each SKU at most once in a cart or a purchase: a schema cannot say it of objects. */
+function refuseRepeatedSkus(lines: readonly Line[]): void {
+  if (new Set(lines.map((l) => l.sku)).size !== lines.length) {
+    throw new ApiError('validation_failed', 'body /lines names a SKU more than once');
+  }
 }
