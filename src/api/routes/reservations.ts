@@ -93,7 +93,7 @@ export const reservationRoutes: FastifyPluginAsyncTypebox<ReservationRoutesOptio
     },
   }, async (request, reply) => {
     const body = request.body;
-    const lines = body !== null && 'lines' in body ? body.lines : null;
+    const lines = body !== null && body !== undefined && 'lines' in body ? body.lines : null;
     if (lines !== null) refuseRepeatedSkus(lines);
     const key = idempotencyKey(request, false);
     const id = request.params.id.toLowerCase();
