@@ -54,6 +54,20 @@ function liftRequiredHeaders<T extends Document>(document: T): T {
   return document;
 }
 
+/**
+ * A body whose schema admits null may be left out (a purchase without a body buys everything):
+ * @fastify/swagger marks every declared body required, so those are marked optional here.
+ */
+function optionalNullableBodies(doc: Document): Document {
+  for (const methods of Object.values(doc.paths ?? {})) {
+    for (const operation of Object.values(methods ?? {}) as { requestBody?: { required?: boolean; content?: Record<string, { schema?: { anyOf?: { type?: string }[] } }> } }[]) {
+      const schema = operation?.requestBody?.content?.['application/json']?.schema;
+      if (schema?.anyOf?.some((s) => s.type === 'null')) operation.requestBody!.required = false;
+    }
+  }
+  return doc;
+}
+
 /** Registers GET /openapi.json and /docs. Call before the routes, so that every route is in it. */
 export async function registerOpenApi(app: FastifyInstance): Promise<void> {
   await app.register(swagger, {
@@ -72,7 +86,7 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
     },
     transformObject: (documentObject) =>
       'openapiObject' in documentObject
-        ? (liftRequiredHeaders(documentObject.openapiObject as Document) as typeof documentObject.openapiObject)
+        ? (optionalNullableBodies(liftRequiredHeaders(documentObject.openapiObject as Document)) as typeof documentObject.openapiObject)
         : documentObject.swaggerObject,
   });
   // The page shows each operationId: the name a generated client gives the call.

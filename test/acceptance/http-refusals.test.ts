@@ -18,6 +18,8 @@ const acceptedRequests: Record<string, { body?: unknown; key?: string }> = {
   reserve: { body: { quantity: 1 }, key: 'hr-reserve' },
   purchaseReservation: {},
   cancelReservation: {},
+  reserveCart: { body: { lines: [{ sku: 'HR-1', quantity: 1 }] }, key: 'hr-cart' },
+  extendReservation: { body: { ttlSeconds: 60 } },
 };
 
 beforeAll(async () => {

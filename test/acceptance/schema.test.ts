@@ -1,3 +1,4 @@
+import { knownMigrations } from '../../src/app.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { migrate } from '../../src/persistence/migrate.ts';
@@ -65,9 +66,9 @@ describe('the database is the last line of defence', () => {
       await fresh.sql.query(`drop schema public cascade; create schema public;`);
       const quiet = { info: () => {}, warn: () => {}, error: () => {} };
       const results = await Promise.all([migrate(fresh.url, quiet), migrate(fresh.url, quiet), migrate(fresh.url, quiet)]);
-      expect(results.flat().sort()).toEqual(['0001_schema', '0002_commit_batches', '0003_commit_guarded_by_chain_head']);
+      expect(results.flat().sort()).toEqual(knownMigrations());
       const { rows } = await fresh.sql.query(`select count(*)::int as n from secventory_migrations`);
-      expect(rows[0].n).toBe(3);
+      expect(rows[0].n).toBe(knownMigrations().length);
     } finally {
       await fresh.drop();
     }
