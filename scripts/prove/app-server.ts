@@ -49,8 +49,8 @@ export class AppServer {
       await app.stop();
     });
     // Read continuously: pino writes synchronously, so a full pipe would stall the app's event loop.
-    createInterface({ input: child.stdout! }).on('line', (line) => logBook.add(name, line));
-    createInterface({ input: child.stderr! }).on('line', (line) => logBook.add(name, line));
+    createInterface({ input: child.stdout }).on('line', (line) => logBook.add(name, line));
+    createInterface({ input: child.stderr }).on('line', (line) => logBook.add(name, line));
     await waitUntil(async () => {
       if (!app.running) throw new Error(`${name} exited while starting (code ${child.exitCode}, signal ${child.signalCode})`);
       try {

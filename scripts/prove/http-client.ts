@@ -68,7 +68,7 @@ export class ProofClient {
       });
       const text = await res.body.text();
       const json = String(res.headers['content-type'] ?? '').includes('json');
-      const header = (name: string) => (typeof res.headers[name] === 'string' ? (res.headers[name] as string) : undefined);
+      const header = (name: string) => (typeof res.headers[name] === 'string' ? res.headers[name] : undefined);
       return {
         requestId,
         status: res.statusCode,

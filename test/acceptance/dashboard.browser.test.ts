@@ -24,7 +24,7 @@ const chromiumArgs = [
 ];
 
 /** Reserves in a few loops until stopped: mostly the hot SKU, some on another, some refused. */
-function startLoad(t: TestApp): { stop(): Promise<void> } {
+function startLoad(t: TestApp): { stop: () => Promise<void> } {
   let running = true;
   let seq = 0;
   const loop = async (worker: number) => {
