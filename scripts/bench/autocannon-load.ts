@@ -23,7 +23,7 @@ function reserveRequest(tally: Tally, nextKey: () => string, skuOf: () => string
     path: '/products/HOT/reservations',
     headers: json,
     body: '{"quantity":1}',
-    setupRequest: (req: any) => {
+    setupRequest: (req: autocannon.Request) => {
       req.path = `/products/${skuOf()}/reservations`;
       req.headers = { ...json, 'idempotency-key': nextKey() };
       return req;
@@ -32,14 +32,14 @@ function reserveRequest(tally: Tally, nextKey: () => string, skuOf: () => string
       if (changedStock(status, body)) tally.stockChanges++;
       if (status === 201 && onId !== undefined) onId(JSON.parse(body).id);
     },
-  } as autocannon.Request;
+  };
 }
 
 function finishRequest(tally: Tally, action: 'purchase' | 'cancel', takeId: () => string | undefined): autocannon.Request {
   return {
     method: 'POST',
     path: '/health/live',
-    setupRequest: (req: any) => {
+    setupRequest: (req: autocannon.Request) => {
       const id = takeId();
       // Nothing to finish yet: a cheap read keeps the connection busy instead.
       if (id === undefined) {
@@ -56,7 +56,7 @@ function finishRequest(tally: Tally, action: 'purchase' | 'cancel', takeId: () =
     onResponse: (status: number, body: string) => {
       if (changedStock(status, body)) tally.stockChanges++;
     },
-  } as autocannon.Request;
+  };
 }
 
 function run(url: string, options: ScenarioOptions, tally: Tally, requests: autocannon.Request[], extra: Partial<autocannon.Options> = {}): Promise<LoadResult> {
@@ -64,7 +64,7 @@ function run(url: string, options: ScenarioOptions, tally: Tally, requests: auto
     let seconds = 0;
     const instance = autocannon({ url, connections: options.connections, duration: options.durationS, requests, timeout: timeoutS, ...extra }, (error, r) => {
       clearInterval(ticker);
-      if (error) return reject(error);
+      if (error) return reject(error instanceof Error ? error : new Error(String(error)));
       const statusCounts: Record<string, number> = {};
       for (const [code, v] of Object.entries(r.statusCodeStats ?? {})) statusCounts[code] = Number((v as { count: number }).count);
       const durationS = r.duration;

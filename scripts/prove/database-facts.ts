@@ -57,7 +57,7 @@ export async function transactionsOf(sql: pg.Pool, sku: string): Promise<{ trans
 }
 
 /** The stored outcome of an Idempotency-Key (what a replay renders), or null when none is stored. */
-export async function storedOutcome(sql: pg.Pool, sku: string, key: string): Promise<any | null> {
+export async function storedOutcome(sql: pg.Pool, sku: string, key: string): Promise<any> {
   const { rows: [r] } = await sql.query(`select outcome from idempotency_records where sku = $1 and key = $2`, [sku, key]);
   return r === undefined ? null : r.outcome;
 }

@@ -37,7 +37,7 @@ export function nextStatus(status: ReservationStatus, event: LifecycleEvent): Re
   const snapshot = snapshotByStatus.get(status);
   if (snapshot === undefined || !snapshot.can(event)) return null;
   const [next] = transition(reservationLifecycle, snapshot, event);
-  return next.value as ReservationStatus;
+  return next.value;
 }
 
 export function isReservationStatus(value: string): value is ReservationStatus {

@@ -5,6 +5,7 @@
 
 // With the `u` flag a lone surrogate is one code point of category Cs, while a well-formed pair
 // is one code point of another category, so this one scan finds both kinds of unstorable text.
+// eslint-disable-next-line no-control-regex -- U+0000 is one of the two things this scan is for.
 const unstorable = /[\u0000\p{Cs}]/u;
 
 /** True when PostgreSQL would store exactly this string: well-formed Unicode without U+0000. */

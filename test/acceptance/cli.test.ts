@@ -48,7 +48,7 @@ describe('secventory serve on the embedded default', () => {
     });
     children.push(child);
     let out = '';
-    child.stdout!.on('data', (d) => (out += d));
+    child.stdout.on('data', (d) => (out += d));
     await waitUntil(() => out.includes('secventory is serving') || child.exitCode !== null, 30_000, 'the server started');
     expect(child.exitCode).toBeNull();
     expect(out).toMatch(/embedded PostgreSQL is running; its data lives in dataDir/);

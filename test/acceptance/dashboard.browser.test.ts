@@ -9,7 +9,7 @@ const screenshotPath = fileURLToPath(new URL('../../reports/dashboard.png', impo
 const hotSku = 'DASH-HOT';
 
 /** Reserves in a few loops until stopped: mostly the hot SKU, some on another, some refused. */
-function startLoad(t: TestApp): { stop(): Promise<void> } {
+function startLoad(t: TestApp): { stop: () => Promise<void> } {
   let running = true;
   let seq = 0;
   const loop = async (worker: number) => {

@@ -190,8 +190,8 @@ describe('decide', () => {
     const r = viewOf(scenario).reservation((command as { reservationId: string }).reservationId);
     const d = decide(viewOf(scenario), command, nowMs);
     const due = r !== undefined && r.status === 'active' && nowMs >= r.expiresAtMs;
-    expect(d.changed).toEqual(due ? [{ id: r!.id, from: 'active', to: 'expired', atMs: nowMs, purchasedQuantity: null, expiresAtMs: null }] : []);
-    if (due) expect(d.events).toMatchObject([{ type: 'expired', source: 'sweeper', lateMs: nowMs - r!.expiresAtMs }]);
+    expect(d.changed).toEqual(due ? [{ id: r.id, from: 'active', to: 'expired', atMs: nowMs, purchasedQuantity: null, expiresAtMs: null }] : []);
+    if (due) expect(d.events).toMatchObject([{ type: 'expired', source: 'sweeper', lateMs: nowMs - r.expiresAtMs }]);
     else expect(d.outcome).toEqual({ kind: 'noop' });
   });
 

@@ -283,7 +283,7 @@ describe('races', () => {
         ]);
         const results = await drive(s, race.gate, all);
         const answers = await Promise.all(results.slice(0, c.copies.length).map((r, i) =>
-          r.type === 'failed' && r.code === 'storage_unavailable' ? driveRetrying(s, race.gate, () => race.send(c.copies[i]!, copy())) : r));
+          r.type === 'failed' && r.code === 'storage_unavailable' ? driveRetrying(s, race.gate, () => race.send(c.copies[i]!, copy())) : Promise.resolve(r)));
         race.gate.enabled = false;
 
         const first = outcomeOf(answers[0]!);
@@ -330,7 +330,7 @@ describe('races', () => {
             .then(() => race.instances[v]!.registry.passivateIdle()))),
         ]));
         const results = await Promise.all(first.map((r, i) =>
-          r.type === 'failed' && r.code === 'storage_unavailable' ? driveRetrying(s, race.gate, () => race.send(sent[i]!.via, sent[i]!.command)) : r));
+          r.type === 'failed' && r.code === 'storage_unavailable' ? driveRetrying(s, race.gate, () => race.send(sent[i]!.via, sent[i]!.command)) : Promise.resolve(r)));
         race.gate.enabled = false;
         await expectEachOnce(race, existing, sent, results.map(outcomeOf));
         // A read is a committed state, never a batch's working copy: the counters of some event.
