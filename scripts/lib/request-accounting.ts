@@ -31,7 +31,12 @@ export type Operation =
     readonly key: string;
     readonly reservationId: string;
   }
-  | { readonly kind: 'cart-reserve'; readonly key: string; readonly lines: readonly CartLine[]; readonly ttlSeconds: number }
+  | {
+    readonly kind: 'cart-reserve';
+    readonly key: string;
+    readonly lines: readonly CartLine[];
+    readonly ttlSeconds: number;
+  }
   | {
     readonly kind: 'cart-purchase';
     readonly key: string;
@@ -127,7 +132,10 @@ export class OperationLog {
       case 'cancel':
         return this.client.send('POST', `/reservations/${op.reservationId}/${op.kind}`, { key: op.key });
       case 'cart-reserve':
-        return this.client.send('POST', '/reservations', { key: op.key, body: { lines: op.lines, ttlSeconds: op.ttlSeconds } });
+        return this.client.send('POST', '/reservations', {
+          key: op.key,
+          body: { lines: op.lines, ttlSeconds: op.ttlSeconds },
+        });
       case 'cart-purchase':
         return this.client.send('POST', `/reservations/${op.reservationId}/purchase`, {
           key: op.key,
@@ -136,7 +144,10 @@ export class OperationLog {
       case 'cart-cancel':
         return this.client.send('POST', `/reservations/${op.reservationId}/cancel`, { key: op.key });
       case 'cart-extend':
-        return this.client.send('POST', `/reservations/${op.reservationId}/extend`, { key: op.key, body: { ttlSeconds: op.ttlSeconds } });
+        return this.client.send('POST', `/reservations/${op.reservationId}/extend`, {
+          key: op.key,
+          body: { ttlSeconds: op.ttlSeconds },
+        });
       default: {
         const unreachable: never = op;
         throw new Error(`unknown operation ${JSON.stringify(unreachable)}`);

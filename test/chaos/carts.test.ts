@@ -4,7 +4,15 @@ import { cartDurability, cartExactlyOnce, partialReservations } from '../../scri
 import { committedUnacknowledged, type CartLine } from '../../scripts/lib/request-accounting.ts';
 import { sleep, waitUntil } from '../../scripts/lib/wait.ts';
 import { startCartLoad } from '../support/cart-load.ts';
-import { chaosRigFor, chaosRounds, expectDatabaseConsistent, report, retryWithinMs, shortTimeouts, type ChaosRig } from '../support/chaos.ts';
+import {
+  chaosRigFor,
+  chaosRounds,
+  expectDatabaseConsistent,
+  report,
+  retryWithinMs,
+  shortTimeouts,
+  type ChaosRig,
+} from '../support/chaos.ts';
 
 // Carts (reservations of several products) in flight - reserved, extended, bought in part or in
 // whole, cancelled - when the app is SIGKILLed, then when PostgreSQL is. A cart's products commit
@@ -38,8 +46,20 @@ function linesOf(w: number, i: number): CartLine[] {
 
 /** Retries one cart reserve on the ample products until it is answered 201; returns how long that took. */
 async function recovered(r: ChaosRig, key: string): Promise<number> {
-  const probe = r.log.start({ kind: 'cart-reserve', key, lines: [{ sku: ample[0]!, quantity: 1 }, { sku: ample[1]!, quantity: 1 }], ttlSeconds: 600 });
-  return waitUntil(async () => (await r.log.send(probe)).status === 201, recoverWithinMs, 'the app reserved a cart again');
+  const probe = r.log.start({
+    kind: 'cart-reserve',
+    key,
+    lines: [
+      { sku: ample[0]!, quantity: 1 },
+      { sku: ample[1]!, quantity: 1 },
+    ],
+    ttlSeconds: 600,
+  });
+  return waitUntil(
+    async () => (await r.log.send(probe)).status === 201,
+    recoverWithinMs,
+    'the app reserved a cart again',
+  );
 }
 
 /**
@@ -47,15 +67,27 @@ async function recovered(r: ChaosRig, key: string): Promise<number> {
  * stops the load when its clients should stop coming; then retries every operation left in doubt
  * with its key, and returns how many there were.
  */
-async function cartsThrough(r: ChaosRig, tag: string, failure: (stopLoad: () => Promise<void>) => Promise<void>): Promise<number> {
+async function cartsThrough(
+  r: ChaosRig,
+  tag: string,
+  failure: (stopLoad: () => Promise<void>) => Promise<void>,
+): Promise<number> {
   const load = startCartLoad(r.log, { workers, tag, linesOf });
   const answeredBefore = r.log.finalCount();
-  await waitUntil(() => r.log.finalCount() >= answeredBefore + answeredBeforeKill, 30_000, `${answeredBeforeKill} cart answers before the kill`);
+  await waitUntil(
+    () => r.log.finalCount() >= answeredBefore + answeredBeforeKill,
+    30_000,
+    `${answeredBeforeKill} cart answers before the kill`,
+  );
   await failure(() => load.stop());
   await load.stop();
   const inDoubt = r.log.open().length;
   const retried = await r.log.retryOpen(retryWithinMs);
-  report(`carts: ${tag}`, { inDoubt, committedButUnanswered: committedUnacknowledged(retried), requestsSoFar: r.log.answers().length });
+  report(`carts: ${tag}`, {
+    inDoubt,
+    committedButUnanswered: committedUnacknowledged(retried),
+    requestsSoFar: r.log.answers().length,
+  });
   return inDoubt;
 }
 
@@ -65,7 +97,10 @@ function itKeepsCartsWhole(retriedAfter: () => number, failure: string): void {
     const { sql } = rig();
     expect(await partialReservations(sql)).toEqual([]);
     const { rows } = await sql.query(`select distinct status from reservations where lines > 1 order by status`);
-    expect(rows.map((x) => x.status), 'carts reached each status the load drives them to').toEqual(['active', 'cancelled', 'purchased']);
+    expect(
+      rows.map((x) => x.status),
+      'carts reached each status the load drives them to',
+    ).toEqual(['active', 'cancelled', 'purchased']);
   });
 
   it(`G5: every acknowledged cart reserve, extension, purchase (whole or in part) and cancel survives ${failure}`, async () => {
@@ -79,7 +114,9 @@ function itKeepsCartsWhole(retriedAfter: () => number, failure: string): void {
     const { operations, ...findings } = await cartExactlyOnce(rig().sql, rig().log.attempted, skus);
     expect(findings).toEqual({ unanswered: [], disagreeing: [], notOnce: [], unexplainedReservations: [] });
     expect(operations).toBeGreaterThan(answeredBeforeKill);
-    const refused = rig().log.attempted.filter((e) => e.op.kind === 'cart-reserve' && e.answers.find(isFinal)?.status === 409);
+    const refused = rig().log.attempted.filter(
+      (e) => e.op.kind === 'cart-reserve' && e.answers.find(isFinal)?.status === 409,
+    );
     expect(refused.length, 'carts refused whole for want of the scarce product').toBeGreaterThan(0);
   });
 

@@ -1,6 +1,11 @@
 import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cartDurability, cartExactlyOnce, cartsAllOrNothing, partialReservations } from '../../scripts/lib/cart-acknowledged.ts';
+import {
+  cartDurability,
+  cartExactlyOnce,
+  cartsAllOrNothing,
+  partialReservations,
+} from '../../scripts/lib/cart-acknowledged.ts';
 import { ApiClient, isFinal } from '../../scripts/lib/api-client.ts';
 import { databaseViolations } from '../../scripts/lib/oracle.ts';
 import { OperationLog, type CartLine } from '../../scripts/lib/request-accounting.ts';
@@ -60,25 +65,33 @@ let agent: Agent;
 let log: OperationLog;
 let stormMs = 0;
 
-beforeAll(async () => {
-  t = await startTestApp();
-  agent = new Agent({ connections: clients, keepAliveTimeout: 10_000 });
-  log = new OperationLog(new ApiClient(t.baseUrl, agent, 'storm'));
-  for (const sku of skus) await log.acknowledged({ kind: 'create', sku, stock: stockEach });
-  const startedMs = performance.now();
-  let next = 0;
-  await Promise.all(Array.from({ length: clients }, async () => {
-    for (let i = next++; i < carts.length; i = next++) {
-      await log.send(log.start({ kind: 'cart-reserve', key: `storm-${i}`, lines: carts[i]!, ttlSeconds: 600 }));
-    }
-  }));
-  await log.retryOpen(retryWithinMs);
-  stormMs = performance.now() - startedMs;
-  const answers = log.attempted.filter((e) => e.op.kind === 'cart-reserve').map((e) => e.answers.find(isFinal));
-  console.info(`cart storm: ${cartCount} carts from ${clients} clients in ${Math.round(stormMs)} ms: `
-    + `${answers.filter((a) => a?.status === 201).length} reserved, ${answers.filter((a) => a?.status === 409).length} refused, `
-    + `${log.answers().filter((a) => a.status === 503).length} answers 503 retried`);
-}, stormMsMax + retryWithinMs + 60_000);
+beforeAll(
+  async () => {
+    t = await startTestApp();
+    agent = new Agent({ connections: clients, keepAliveTimeout: 10_000 });
+    log = new OperationLog(new ApiClient(t.baseUrl, agent, 'storm'));
+    for (const sku of skus) await log.acknowledged({ kind: 'create', sku, stock: stockEach });
+    const startedMs = performance.now();
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: clients }, async () => {
+        for (let i = next++; i < carts.length; i = next++) {
+          await log.send(log.start({ kind: 'cart-reserve', key: `storm-${i}`, lines: carts[i]!, ttlSeconds: 600 }));
+        }
+      }),
+    );
+    await log.retryOpen(retryWithinMs);
+    stormMs = performance.now() - startedMs;
+    const finals = log.attempted.filter((e) => e.op.kind === 'cart-reserve').map((e) => e.answers.find(isFinal));
+    const count = (status: number) => finals.filter((a) => a?.status === status).length;
+    console.info(
+      `cart storm: ${cartCount} carts from ${clients} clients in ${Math.round(stormMs)} ms: ` +
+        `${count(201)} reserved, ${count(409)} refused, ` +
+        `${log.answers().filter((a) => a.status === 503).length} answers 503 retried`,
+    );
+  },
+  stormMsMax + retryWithinMs + 60_000,
+);
 
 afterAll(async () => {
   await agent?.close();
@@ -88,9 +101,14 @@ afterAll(async () => {
 describe(`a storm of ${cartCount} carts from ${clients} clients over ${productCount} products of ${stockEach} units`, () => {
   it('no deadlock or livelock: carts naming shared products in opposite orders are all answered, in bounded time', () => {
     const hot = new Set(skus.slice(0, hotProducts));
-    const descendingOverHot = carts.filter((c) => c.filter((l) => hot.has(l.sku)).length >= 2 && c[0]!.sku > c.at(-1)!.sku);
+    const descendingOverHot = carts.filter(
+      (c) => c.filter((l) => hot.has(l.sku)).length >= 2 && c[0]!.sku > c.at(-1)!.sku,
+    );
     expect(descendingOverHot.length, 'carts listing two hot products in descending order').toBeGreaterThan(100);
-    expect(log.answers().filter((a) => a.status === null), 'requests without an answer').toEqual([]);
+    expect(
+      log.answers().filter((a) => a.status === null),
+      'requests without an answer',
+    ).toEqual([]);
     expect(log.open().length).toBe(0);
     expect(stormMs).toBeLessThan(stormMsMax);
   });
@@ -109,7 +127,10 @@ describe(`a storm of ${cartCount} carts from ${clients} clients over ${productCo
       if (e.op.kind !== 'cart-reserve' || e.answers.find(isFinal)?.status !== 201) continue;
       for (const l of e.op.lines) held.set(l.sku, held.get(l.sku)! + l.quantity);
     }
-    const { rows } = await t.db.sql.query(`select sku, total::int, reserved::int, purchased::int from products where sku = any($1::text[]) order by sku`, [skus]);
+    const { rows } = await t.db.sql.query(
+      `select sku, total::int, reserved::int, purchased::int from products where sku = any($1::text[]) order by sku`,
+      [skus],
+    );
     expect(rows).toEqual(skus.map((sku) => ({ sku, total: stockEach, reserved: held.get(sku), purchased: 0 })));
     expect(Math.max(...held.values())).toBeLessThanOrEqual(stockEach);
     // The storm asked for far more than there is: most products must have sold out to mean anything.

@@ -33,7 +33,7 @@ async function step(log: OperationLog, op: Operation): Promise<Answer | null> {
   return null;
 }
 
-/** How journey `i` ends: a third buy part (one unit of the first line, none of the rest), a third buy all, a third cancel. */
+/** How journey `i` ends: a third buy part (1 unit of the first line, none of the rest), a third all, a third cancel. */
 function finishOf(i: number, id: string, lines: readonly CartLine[], key: string): Operation {
   switch (i % 3) {
     case 0:
@@ -45,14 +45,25 @@ function finishOf(i: number, id: string, lines: readonly CartLine[], key: string
   }
 }
 
-async function journey(log: OperationLog, options: CartLoadOptions, w: number, i: number, stopped: () => boolean): Promise<void> {
+async function journey(
+  log: OperationLog,
+  options: CartLoadOptions,
+  w: number,
+  i: number,
+  stopped: () => boolean,
+): Promise<void> {
   const lines = options.linesOf(w, i);
   const name = `${options.tag}-${w}-${i}`;
   const reserved = await step(log, { kind: 'cart-reserve', key: `${name}-reserve`, lines, ttlSeconds: 600 });
   if (reserved?.status !== 201 || stopped()) return;
   const id = String(reserved.body.id);
   if (i % 2 === 0) {
-    const extended = await step(log, { kind: 'cart-extend', key: `${name}-extend`, reservationId: id, ttlSeconds: extendTtlSeconds });
+    const extended = await step(log, {
+      kind: 'cart-extend',
+      key: `${name}-extend`,
+      reservationId: id,
+      ttlSeconds: extendTtlSeconds,
+    });
     if (extended === null || stopped()) return;
   }
   await step(log, finishOf(i, id, lines, `${name}-finish`));
