@@ -1,6 +1,6 @@
 // npm run prove
-// Runs the seed's six acceptance criteria as named scenarios against a real server process
-// (`node bin/secventory.js serve`) on its own embedded PostgreSQL (fsync on, a fresh directory
+// Runs the seed's six acceptance criteria, and carts (criterion 7), as named scenarios against a
+// real server process (`node bin/secventory.js serve`) on its own embedded PostgreSQL (fsync on, a fresh directory
 // under the OS's temp dir), loopback only, and writes reports/proof.md and reports/proof.json.
 // Exits 1 when any criterion fails. Everything it starts is stopped by pid, and its directory
 // removed, also when it fails or is interrupted.
@@ -17,6 +17,7 @@ import { duplicatePurchases } from './prove/criterion-3-duplicate-purchases.ts';
 import { databaseKilled } from './prove/criterion-4-database-killed.ts';
 import { expiry } from './prove/criterion-5-expiry.ts';
 import { auditability } from './prove/criterion-6-audit.ts';
+import { carts } from './prove/criterion-7-carts.ts';
 import { postgresVersion } from './prove/database-facts.ts';
 import { writeReports, type RunInfo } from './prove/report.ts';
 import { excerptOf, LogBook } from './prove/server-log.ts';
@@ -33,6 +34,7 @@ const titles = [
   'PostgreSQL killed mid-purchase: 503s, recovery, retries exactly once',
   'Expired reservations restore stock, also after downtime',
   'Failures are auditable: log + audit trail account for every request',
+  '2,000 concurrent carts over 20 products: all or nothing, no oversell',
 ] as const;
 
 async function runCriterion<T>(ctx: ProofContext, number: number, scenario: (ctx: ProofContext, c: Criterion) => Promise<T>): Promise<{ result: CriterionResult; evidence: T | undefined }> {
@@ -85,13 +87,15 @@ async function prove(cleanup: Cleanup, results: CriterionResult[], setting: (inf
     return evidence;
   };
   // In this order: criterion 5 restarts the app, so it comes after the crash of criterion 4 (which
-  // must be survived by one app process), and criterion 6 audits what 1 to 5 left behind.
+  // must be survived by one app process), criterion 6 audits what 1 to 5 left behind, and criterion 7
+  // (carts, on products of its own) starts the app that criterion 6 stopped.
   const flash = await run(1, flashSale);
   await run(2, duplicateReservations);
   const purchases = await run(3, duplicatePurchases);
   const killed = await run(4, databaseKilled);
   const expired = await run(5, expiry);
   await run(6, (context, c) => auditability(context, c, { flash, purchases, killed, expiry: expired }));
+  await run(7, carts);
 }
 
 async function main(): Promise<number> {

@@ -1,7 +1,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { isFinal, type Answer } from './api-client.ts';
 import type { Queryable } from './oracle.ts';
-import type { Attempted, KeyedOperation } from './request-accounting.ts';
+import { isKeyedProductOperation, type Attempted, type KeyedOperation } from './request-accounting.ts';
 
 // What the clients were told, checked against the tables in plain SQL: the other half of the
 // oracle (scripts/lib/oracle.ts checks the tables alone). Findings are values, so that a test can
@@ -27,8 +27,9 @@ interface KeyedAttempt {
   readonly answers: readonly Answer[];
 }
 
+/** The keyed operations on one product each (operations on carts are checked in cart-acknowledged.ts). */
 function keyed(attempted: readonly Attempted[]): KeyedAttempt[] {
-  return attempted.flatMap(({ op, answers }) => (op.kind === 'create' ? [] : [{ op, answers }]));
+  return attempted.flatMap(({ op, answers }) => (isKeyedProductOperation(op) ? [{ op, answers }] : []));
 }
 
 const recordKey = (sku: string, key: string) => `${sku}\n${key}`;

@@ -5,7 +5,17 @@ import { sleep } from './wait.ts';
 // which of them were acknowledged or are still in doubt. The database (scripts/lib/acknowledged.ts)
 // and the server's log must match it. Shared by the chaos tests, the proof and the bench.
 
-/** A request a client meant to make. Each but `create` carries its Idempotency-Key, so it can be retried safely. */
+/** One line of a cart: a product and how many of it. */
+export interface CartLine {
+  readonly sku: string;
+  readonly quantity: number;
+}
+
+/**
+ * A request a client meant to make. Each but `create` carries its Idempotency-Key, so it can be
+ * retried safely. The `cart-` operations act on reservations of several products: a new cart's key
+ * is scoped to its route, a cart operation's key to its reservation (docs/API.md).
+ */
 export type Operation =
   | { readonly kind: 'create'; readonly sku: string; readonly stock: number }
   | {
@@ -20,9 +30,32 @@ export type Operation =
     readonly sku: string;
     readonly key: string;
     readonly reservationId: string;
-  };
+  }
+  | {
+    readonly kind: 'cart-reserve';
+    readonly key: string;
+    readonly lines: readonly CartLine[];
+    readonly ttlSeconds: number;
+  }
+  | {
+    readonly kind: 'cart-purchase';
+    readonly key: string;
+    readonly reservationId: string;
+    /** What to buy of each line; null (no body) buys every line whole. */
+    readonly lines: readonly CartLine[] | null;
+  }
+  | { readonly kind: 'cart-cancel'; readonly key: string; readonly reservationId: string }
+  | { readonly kind: 'cart-extend'; readonly key: string; readonly reservationId: string; readonly ttlSeconds: number };
 
-export type KeyedOperation = Exclude<Operation, { kind: 'create' }>;
+/** A keyed operation on one product: its key is scoped to that product. */
+export type KeyedOperation = Extract<Operation, { kind: 'reserve' | 'purchase' | 'cancel' }>;
+/** An operation on a reservation of several products. */
+export type CartOperation = Extract<Operation, { kind: `cart-${string}` }>;
+
+export const isKeyedProductOperation = (op: Operation): op is KeyedOperation =>
+  op.kind === 'reserve' || op.kind === 'purchase' || op.kind === 'cancel';
+
+export const isCartOperation = (op: Operation): op is CartOperation => op.kind.startsWith('cart-');
 
 /** One operation and every answer it got, retries included, in order. */
 export interface Attempted {
@@ -31,6 +64,27 @@ export interface Attempted {
 }
 
 export const keyOf = (op: Operation): string | null => (op.kind === 'create' ? null : op.key);
+
+/** Where the server keeps an operation's key (idempotency_records.sku): a product, a route or a reservation. */
+export function scopeOf(op: Operation): string {
+  switch (op.kind) {
+    case 'create':
+    case 'reserve':
+    case 'purchase':
+    case 'cancel':
+      return op.sku;
+    case 'cart-reserve':
+      return '/reservations';
+    case 'cart-purchase':
+    case 'cart-cancel':
+    case 'cart-extend':
+      return `/reservations/${op.reservationId}`;
+    default: {
+      const unreachable: never = op;
+      throw new Error(`unknown operation ${JSON.stringify(unreachable)}`);
+    }
+  }
+}
 
 /** Sent again after this pause while an operation has no final answer: the server is away. */
 const retryPauseMs = 100;
@@ -77,6 +131,23 @@ export class OperationLog {
       case 'purchase':
       case 'cancel':
         return this.client.send('POST', `/reservations/${op.reservationId}/${op.kind}`, { key: op.key });
+      case 'cart-reserve':
+        return this.client.send('POST', '/reservations', {
+          key: op.key,
+          body: { lines: op.lines, ttlSeconds: op.ttlSeconds },
+        });
+      case 'cart-purchase':
+        return this.client.send('POST', `/reservations/${op.reservationId}/purchase`, {
+          key: op.key,
+          body: op.lines === null ? undefined : { lines: op.lines },
+        });
+      case 'cart-cancel':
+        return this.client.send('POST', `/reservations/${op.reservationId}/cancel`, { key: op.key });
+      case 'cart-extend':
+        return this.client.send('POST', `/reservations/${op.reservationId}/extend`, {
+          key: op.key,
+          body: { ttlSeconds: op.ttlSeconds },
+        });
       default: {
         const unreachable: never = op;
         throw new Error(`unknown operation ${JSON.stringify(unreachable)}`);
@@ -88,7 +159,7 @@ export class OperationLog {
   async acknowledged(op: Operation): Promise<Answer> {
     const answer = await this.send(this.start(op));
     if (answer.status === null || answer.status >= 300) {
-      throw new Error(`${op.kind} ${op.sku}: answered ${answer.status} ${JSON.stringify(answer.body)}`);
+      throw new Error(`${op.kind} ${scopeOf(op)}: answered ${answer.status} ${JSON.stringify(answer.body)}`);
     }
     return answer;
   }

@@ -1,6 +1,6 @@
 import type { AuditEvent } from './audit-trail.ts';
 import type { Answer } from '../lib/api-client.ts';
-import { keyOf, type Attempted } from '../lib/request-accounting.ts';
+import { keyOf, scopeOf, type Attempted } from '../lib/request-accounting.ts';
 import type { LogLine } from './server-log.ts';
 
 /** Where the trace of one request is: a log line, an audit event, or nowhere. */
@@ -53,7 +53,7 @@ export function accountFor(attempted: readonly Attempted[], events: readonly Aud
       const matches = line !== undefined && line.fields.code === answer.body?.code && (key === null || line.fields.idempotencyKey === key || line.fields.reqId !== undefined);
       account = matches ? { by: 'log', line, alsoCommitted: byRequestId.get(answer.requestId) } : { by: 'none', why: `no failure log line for request ${answer.requestId}` };
     } else if (answer.replayed) {
-      const first = key === null ? undefined : effectByKey.get(`${entry.op.sku} ${key}`);
+      const first = key === null ? undefined : effectByKey.get(`${scopeOf(entry.op)} ${key}`);
       const ofThisOperation = first !== undefined && entry.answers.some((a) => a.requestId === first.requestId);
       account = ofThisOperation ? { by: 'replay', event: first } : { by: 'none', why: `replayed, but no effect event of key ${key} from this operation's requests` };
     } else {

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { answeredAtMs, isFinal, type Answer } from '../../scripts/lib/api-client.ts';
-import { committedUnacknowledged, startLoad } from '../../scripts/lib/request-accounting.ts';
+import { committedUnacknowledged, scopeOf, startLoad } from '../../scripts/lib/request-accounting.ts';
 import { sleep, waitUntil } from '../../scripts/lib/wait.ts';
 import {
   chaosRigFor, chaosRounds, expectAcknowledgedDurable, expectDatabaseConsistent, itKeepsTheGuarantees, report,
@@ -91,7 +91,7 @@ describe('PostgreSQL SIGKILLed mid-purchase, then restarted on the same data dir
   it('G2: every purchase, retried or not, ends purchased: none was lost to the crash', () => {
     const purchases = rig().log.attempted.filter((e) => e.op.kind === 'purchase');
     expect(purchases.length).toBeGreaterThan(0);
-    for (const e of purchases) expect(e.answers.find(isFinal)?.body.status, `${e.op.kind} ${e.op.sku}`).toBe('purchased');
+    for (const e of purchases) expect(e.answers.find(isFinal)?.body.status, `${e.op.kind} ${scopeOf(e.op)}`).toBe('purchased');
   });
 });
 
