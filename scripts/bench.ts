@@ -16,7 +16,8 @@ import type { GeneratorName } from './bench/load-result.ts';
 import { wrkThreadsDefault } from './bench/wrk-load.ts';
 import { startNodeServer, startServerProcess } from './lib/server-process.ts';
 import {
-  cartLines, cartSkuCount, createProducts, lowConnections, productsFor, runBurst, runScenario, scenarioNames, type LoadResult, type ScenarioName,
+  cartLines, cartSkuCount, createProducts, lowConnections, productsFor, runBurst, runScenario, scenarioNames,
+  type LoadResult, type ScenarioName,
 } from './bench/scenarios.ts';
 
 interface Row {
@@ -137,7 +138,8 @@ async function runOne(adminUrl: string, database: string, scenario: ScenarioName
     const correctness = await checkCorrectness(databaseUrl);
     return {
       scenario, generator: load.generator, batchSizeMax, connections: scenario === 'low' ? lowConnections : opts.connections,
-      linesPerRequest: scenario === 'carts' ? cartLines : 1, load, correctness, commitMsMean: commitMs, rssMaxMb, serverCpuPercent,
+      linesPerRequest: scenario === 'carts' ? cartLines : 1,
+      load, correctness, commitMsMean: commitMs, rssMaxMb, serverCpuPercent,
     };
   } finally {
     await server.stop();
@@ -161,7 +163,8 @@ function table(rows: Row[]): string {
 function cartLine(r: Row): string {
   const n = (x: number) => Math.round(x).toLocaleString('en-US');
   const cartsPerSecond = r.load.succeededPerSecond;
-  return `carts (${r.linesPerRequest} lines of 1 unit over ${n(cartSkuCount)} SKUs, ${n(r.connections)} connections, batchSizeMax ${r.batchSizeMax}): `
+  return `carts (${r.linesPerRequest} lines of 1 unit over ${n(cartSkuCount)} SKUs, ${n(r.connections)} connections, `
+    + `batchSizeMax ${r.batchSizeMax}): `
     + `${n(cartsPerSecond)} carts/s = ${n(cartsPerSecond * r.linesPerRequest)} lines/s, `
     + `p50 ${r.load.latencyMsP50.toFixed(1)} ms, p99 ${r.load.latencyMsP99.toFixed(1)} ms`;
 }
@@ -198,7 +201,8 @@ async function report(rows: Row[], ceiling: Ceiling | null, generator: TimedGene
     }
     const created = r.load.statusCounts['201'] ?? 0;
     if (r.correctness.reservations < created) {
-      console.error(`${r.scenario}: ${created} answers 201 but ${r.correctness.reservations} reservations: requests shared an Idempotency-Key`);
+      const found = `${r.correctness.reservations} reservations`;
+      console.error(`${r.scenario}: ${created} answers 201 but ${found}: requests shared an Idempotency-Key`);
     }
   }
   if (bad.length > 0) {

@@ -3,7 +3,10 @@
 import autocannon from 'autocannon';
 import { keySequence, runKeyPrefix } from './keys.ts';
 import { changedStock, type LoadResult } from './load-result.ts';
-import { cartSkus, lowConnections, lowRequestsPerSecond, mixedSkuCount, spreadSkuCount, type ScenarioOptions, type TimedScenarioName } from './workload.ts';
+import {
+  cartSkus, lowConnections, lowRequestsPerSecond, mixedSkuCount, spreadSkuCount,
+  type ScenarioOptions, type TimedScenarioName,
+} from './workload.ts';
 
 /** Ids of reservations made earlier in mixed, waiting for a purchase or cancel. */
 const idsMax = 100_000;

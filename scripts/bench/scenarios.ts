@@ -6,11 +6,16 @@ import { runAutocannon } from './autocannon-load.ts';
 import type { TimedGeneratorName } from './generator.ts';
 import type { LoadResult } from './load-result.ts';
 import { runWrk, wrkThreadsDefault } from './wrk-load.ts';
-import { cartSkuCount, lowAchievedShareMin, lowRequestsPerSecond, mixedSkuCount, spreadSkuCount, type ScenarioName, type ScenarioOptions, type TimedScenarioName } from './workload.ts';
+import {
+  cartSkuCount, lowAchievedShareMin, lowRequestsPerSecond, mixedSkuCount, spreadSkuCount,
+  type ScenarioName, type ScenarioOptions, type TimedScenarioName,
+} from './workload.ts';
 
 export type { LoadResult } from './load-result.ts';
 export { runBurst } from './burst.ts';
-export { cartLines, cartSkuCount, lowConnections, scenarioNames, type ScenarioName, type TimedScenarioName } from './workload.ts';
+export {
+  cartLines, cartSkuCount, lowConnections, scenarioNames, type ScenarioName, type TimedScenarioName,
+} from './workload.ts';
 
 /** Products are created this many at a time before the clock starts. */
 const createConcurrencyMax = 500;

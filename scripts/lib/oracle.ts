@@ -232,8 +232,9 @@ const checks = {
   'cart-lines': {
     guarantee: 'G4',
     sql: `
-      select min(r.sku) as sku, format('reservation %s has rows of lines %s, but says it has %s lines', r.id,
-                                       array_agg(r.line order by r.line), string_agg(distinct r.lines::text, ' or ')) as message
+      select min(r.sku) as sku, format('reservation %s has rows of lines %s, but says it has %s lines',
+                                       r.id, array_agg(r.line order by r.line),
+                                       string_agg(distinct r.lines::text, ' or ')) as message
         from reservations r
        group by r.id
       having bool_or(${forSkus('r.sku')})
@@ -245,8 +246,8 @@ const checks = {
   'line-purchase': {
     guarantee: 'G1',
     sql: `
-      select r.sku, format('reservation %s bought %s of the %s its line reserved', r.id, r.purchased_quantity, r.quantity)
-             as message
+      select r.sku, format('reservation %s bought %s of the %s its line reserved',
+                           r.id, r.purchased_quantity, r.quantity) as message
         from reservations r
        where ${forSkus('r.sku')} and not (r.purchased_quantity between 0 and r.quantity)`,
   },
@@ -255,8 +256,8 @@ const checks = {
   'cart-transaction': {
     guarantee: 'G4',
     sql: `
-      select e.sku, format('event %s (%s) of reservation %s was written by another transaction than the rest of its operation',
-                           e.seq, e.type, e.reservation_id) as message
+      select e.sku, format('event %s (%s) of reservation %s was written by another transaction '
+                           'than the rest of its operation', e.seq, e.type, e.reservation_id) as message
         from inventory_events e
        where ${forSkus('e.sku')} and e.reservation_id is not null
          and exists (select 1 from reservations r where r.id = e.reservation_id and r.lines > 1)

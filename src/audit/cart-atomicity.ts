@@ -18,7 +18,9 @@ function firstSku(skus: readonly string[]): string | null {
  */
 export function checkReservationLines(r: ReservationLines): Violation[] {
   const found: Violation[] = [];
-  const violation = (message: string) => found.push({ guarantee: 'G4', sku: firstSku(r.skus), reservationId: r.id, message });
+  const violation = (message: string) => {
+    found.push({ guarantee: 'G4', sku: firstSku(r.skus), reservationId: r.id, message });
+  };
   const rows = r.skus.length;
   if (new Set(r.statuses).size > 1) {
     const each = r.skus.map((sku, i) => `${sku} ${r.statuses[i]}`).join(', ');
@@ -30,7 +32,8 @@ export function checkReservationLines(r: ReservationLines): Violation[] {
     return found;
   }
   const lines = counts[0] ?? 0;
-  if (rows !== lines) violation(`it has ${rows} row${rows === 1 ? '' : 's'}, but ${lines} line${lines === 1 ? '' : 's'}`);
+  const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
+  if (rows !== lines) violation(`it has ${plural(rows, 'row')}, but ${plural(lines, 'line')}`);
   const expected = Array.from({ length: rows }, (_, i) => i);
   if (r.lineNumbers.some((n, i) => n !== expected[i])) {
     violation(`its line numbers are ${r.lineNumbers.join(', ')}; ${rows} rows are lines 0..${rows - 1}, each once`);
@@ -57,7 +60,8 @@ export function splitCartOperationViolations(found: readonly SplitCartOperation[
     guarantee: 'G4',
     sku: firstSku(o.skus),
     reservationId: o.reservationId,
-    message: `its ${o.type} events at ${new Date(o.atMs).toISOString()} (${o.skus.map((sku, i) => `${sku} seq ${o.seqs[i]}`).join(', ')}) `
-      + `were written by ${o.transactions} transactions: one operation on a reservation is one transaction`,
+    message: `its ${o.type} events at ${new Date(o.atMs).toISOString()} `
+      + `(${o.skus.map((sku, i) => `${sku} seq ${o.seqs[i]}`).join(', ')}) were written by ${o.transactions} `
+      + 'transactions: one operation on a reservation is one transaction',
   }));
 }

@@ -17,8 +17,9 @@ export interface VerifyOptions {
  * reservations and its replayed events (seq, counters, hash chain), every reservation's history
  * against the lifecycle machine, every row against the existence of its product, each
  * reservation's lines against each other (one status, lines 0..n-1, none bought beyond its
- * quantity, each operation one transaction), and G2 on the idempotency keys of effects. Reads everything in bounded pieces, so memory is what a piece and
- * the listed violations take. Throws when the database cannot be read; a finding is never an exception.
+ * quantity, each operation one transaction), and G2 on the idempotency keys of effects. Reads
+ * everything in bounded pieces, so memory is what a piece and the listed violations take. Throws
+ * when the database cannot be read; a finding is never an exception.
  */
 export async function verifyDatabase(databaseUrl: string, options: VerifyOptions = {}): Promise<VerifyReport> {
   const startedMs = performance.now();

@@ -205,7 +205,9 @@ export class AuditSnapshot {
   /** Reservations whose rows disagree on status or are not lines 0..lines-1 (at most `reservationsMax`). */
   async irregularReservationLines(reservationsMax: number): Promise<ReservationLines[]> {
     const { rows } = await this.client.query(sql.selectIrregularReservationLines, [reservationsMax]);
-    return rows.map((r) => ({ id: r.id, skus: r.skus, statuses: r.statuses, lineNumbers: r.line_numbers, lines: r.lines }));
+    return rows.map((r) => ({
+      id: r.id, skus: r.skus, statuses: r.statuses, lineNumbers: r.line_numbers, lines: r.lines,
+    }));
   }
 
   async overboughtLines(linesMax: number): Promise<OverboughtLine[]> {

@@ -30,18 +30,22 @@ describe('secventory verify on carts', () => {
              (select array_agg(distinct status order by status) from reservations where lines > 1) as statuses,
              (select count(*) from inventory_events e join reservations r on r.id = e.reservation_id and r.sku = e.sku
                where r.lines > 1)::int as cart_events`);
-    expect(facts).toEqual({ carts: 6, statuses: ['active', 'cancelled', 'expired', 'purchased'], cart_events: expect.any(Number) });
+    expect(facts).toEqual({
+      carts: 6, statuses: ['active', 'cancelled', 'expired', 'purchased'], cart_events: expect.any(Number),
+    });
     expect(facts.cart_events).toBeGreaterThan(20);
   });
 
   it('G4: a line whose status changed behind the engine disagrees with the other lines of its cart', async () => {
     const { db, carts } = await loaded();
-    await db.sql.query(`update reservations set status = 'cancelled', finished_at = now() where id = $1 and sku = 'C-B'`, [carts.active]);
+    await db.sql.query(`update reservations set status = 'cancelled', finished_at = now()
+                         where id = $1 and sku = 'C-B'`, [carts.active]);
     const report = await verifyDatabase(db.url);
     expect(report.ok).toBe(false);
     expect(report.violations).toContainEqual({
       guarantee: 'G4', sku: 'C-A', reservationId: carts.active,
-      message: 'its lines disagree on its status (C-A active, C-B cancelled, C-C active): all lines of a reservation share one status',
+      message: 'its lines disagree on its status (C-A active, C-B cancelled, C-C active): '
+        + 'all lines of a reservation share one status',
     });
   });
 
@@ -53,7 +57,8 @@ describe('secventory verify on carts', () => {
     const lineFindings = report.violations.filter((v) => v.reservationId !== undefined && v.guarantee === 'G4');
     expect(lineFindings).toEqual(expect.arrayContaining([
       { guarantee: 'G4', sku: 'C-A', reservationId: carts.active, message: 'it has 2 rows, but 3 lines' },
-      { guarantee: 'G4', sku: 'C-C', reservationId: carts.extended, message: 'its line numbers are 0, 0; 2 rows are lines 0..1, each once' },
+      { guarantee: 'G4', sku: 'C-C', reservationId: carts.extended,
+        message: 'its line numbers are 0, 0; 2 rows are lines 0..1, each once' },
     ]));
     expect(lineFindings).toHaveLength(2);
   });
@@ -61,21 +66,23 @@ describe('secventory verify on carts', () => {
   it('G1: a line that bought more than it reserved fails verify, though a CHECK forbids it', async () => {
     const { db, carts } = await loaded();
     await db.sql.query('alter table reservations drop constraint reservations_purchased_within_line');
-    await db.sql.query(`update reservations set purchased_quantity = quantity + 1 where id = $1 and sku = 'C-B'`, [carts.purchased]);
+    await db.sql.query(`update reservations set purchased_quantity = quantity + 1 where id = $1 and sku = 'C-B'`,
+      [carts.purchased]);
     const report = await verifyDatabase(db.url);
     expect(report.violations).toContainEqual({
       guarantee: 'G1', sku: 'C-B', reservationId: carts.purchased, message: 'its line bought 2 of the 1 it reserved',
     });
   });
 
-  it('G4: a cart operation whose events two transactions wrote fails verify, though every chain and counter holds', async () => {
+  it('G4: a cart operation whose events two transactions wrote fails verify, chains and counters intact', async () => {
     const { db, carts } = await loaded();
     await tamper(db, `update inventory_events set tx_id = (tx_id::text::bigint + 1)::text::xid8
                        where reservation_id = $1 and sku = 'C-C' and type = 'purchased'`, [carts.partlyPurchased]);
     const report = await verifyDatabase(db.url);
     expect(report.violations).toEqual([{
       guarantee: 'G4', sku: 'C-B', reservationId: carts.partlyPurchased,
-      message: expect.stringMatching(/^its purchased events at \S+Z \(C-B seq \d+, C-C seq \d+\) were written by 2 transactions: /),
+      message: expect.stringMatching(
+        /^its purchased events at \S+Z \(C-B seq \d+, C-C seq \d+\) were written by 2 transactions: /),
     }]);
   });
 });

@@ -23,7 +23,10 @@ afterAll(async () => {
 });
 
 /** Faults one store call, once, then behaves; `faulted` tells whether it fired. */
-function faultOnce<K extends 'loadProduct' | 'commitBatch' | 'commitAllOrNothing'>(method: K, fault: (real: Store) => Store[K]) {
+function faultOnce<K extends 'loadProduct' | 'commitBatch' | 'commitAllOrNothing'>(
+  method: K,
+  fault: (real: Store) => Store[K],
+) {
   const state = { armed: false, faulted: false };
   const wrap = (real: Store): Store => {
     const faulty = fault(real);
@@ -100,13 +103,18 @@ describe('a broken invariant', () => {
 });
 
 describe('a broken invariant in a cart', () => {
-  it('after its commit: the cart answers internal_error, the observer hears of it, and the next cart decides on what was committed', async () => {
+  it('after its commit: the cart answers internal_error, the observer hears of it, and the next cart decides '
+    + 'on what was committed', async () => {
     const fault = faultOnce('commitAllOrNothing', (real) => async (writes) => {
       await real.commitAllOrNothing(writes);
       throw new TypeError('a bug after the cart commit');
     });
     const cart = (a: number, b: number) => ({
-      type: 'reserve' as const, reservationId: randomUUID(), ttlSeconds: 600, idempotencyKey: randomUUID(), requestId: 'req',
+      type: 'reserve' as const,
+      reservationId: randomUUID(),
+      ttlSeconds: 600,
+      idempotencyKey: randomUUID(),
+      requestId: 'req',
       lines: [{ sku: 'INV-CART-A', quantity: a }, { sku: 'INV-CART-B', quantity: b }],
     });
     await withEngine(fault.wrap, async (engine) => {

@@ -31,7 +31,8 @@ export async function cartLoad(db: TestDatabase): Promise<CartIds> {
   let seq = 0;
   const key = () => `cart-load-${++seq}`;
   const cart = async (lines: [string, number][], ttlSeconds = 600): Promise<string> => {
-    const r = await t.http('POST', '/reservations', { key: key(), body: { lines: lines.map(([sku, quantity]) => ({ sku, quantity })), ttlSeconds } });
+    const body = { lines: lines.map(([sku, quantity]) => ({ sku, quantity })), ttlSeconds };
+    const r = await t.http('POST', '/reservations', { key: key(), body });
     expect(r.status).toBe(201);
     return r.body.id;
   };
@@ -39,7 +40,9 @@ export async function cartLoad(db: TestDatabase): Promise<CartIds> {
     expect((await t.http('POST', path, { key: key(), body })).status).toBe(status);
   };
   try {
-    for (const sku of cartSkus) expect((await t.http('POST', '/products', { body: { sku, name: sku, stock: 20 } })).status).toBe(201);
+    for (const sku of cartSkus) {
+      expect((await t.http('POST', '/products', { body: { sku, name: sku, stock: 20 } })).status).toBe(201);
+    }
     const carts: CartIds = {
       active: await cart([['C-A', 2], ['C-B', 3], ['C-C', 1]]),
       purchased: await cart([['C-A', 1], ['C-B', 1]]),
@@ -49,17 +52,20 @@ export async function cartLoad(db: TestDatabase): Promise<CartIds> {
       expired: await cart([['C-A', 1], ['C-B', 1]], 1),
     };
     await post(`/reservations/${carts.purchased}/purchase`, 200);
-    await post(`/reservations/${carts.partlyPurchased}/purchase`, 200, { lines: [{ sku: 'C-B', quantity: 1 }, { sku: 'C-C', quantity: 2 }] });
+    const part = { lines: [{ sku: 'C-B', quantity: 1 }, { sku: 'C-C', quantity: 2 }] };
+    await post(`/reservations/${carts.partlyPurchased}/purchase`, 200, part);
     await post(`/reservations/${carts.cancelled}/cancel`, 200);
     await post(`/reservations/${carts.cancelled}/cancel`, 200);
     await post(`/reservations/${carts.cancelled}/purchase`, 409);
     await post(`/reservations/${carts.extended}/extend`, 200, { ttlSeconds: 3600 });
     // One short line refuses the whole cart, audited on both products.
-    expect((await t.http('POST', '/reservations', { key: key(), body: { lines: [{ sku: 'C-A', quantity: 1 }, { sku: 'C-D', quantity: 1000 }] } })).status).toBe(409);
+    const short = { lines: [{ sku: 'C-A', quantity: 1 }, { sku: 'C-D', quantity: 1000 }] };
+    expect((await t.http('POST', '/reservations', { key: key(), body: short })).status).toBe(409);
     const single = await t.http('POST', '/products/C-A/reservations', { key: key(), body: { quantity: 1 } });
     expect(single.status).toBe(201);
     await post(`/reservations/${single.body.id}/purchase`, 200);
-    await waitUntil(async () => (await t.http('GET', `/reservations/${carts.expired}`)).body.status === 'expired', 5000, 'the sweeper expired the cart');
+    const status = async () => (await t.http('GET', `/reservations/${carts.expired}`)).body.status;
+    await waitUntil(async () => (await status()) === 'expired', 5000, 'the sweeper expired the cart');
     await post(`/reservations/${carts.expired}/purchase`, 409);
     return carts;
   } finally {
