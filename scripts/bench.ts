@@ -1,4 +1,4 @@
-// npm run bench -- --scenario hot|spread|mixed|burst|low|all --connections N --duration S
+// npm run bench -- --scenario hot|spread|mixed|burst|low|carts|all (or a list: hot,carts) --connections N --duration S
 //                   [--generator wrk|autocannon] [--wrk-threads N] [--compare-batch1] [--ceiling]
 // Starts the server as its own process on its own embedded PostgreSQL (fsync on) or DATABASE_URL,
 // drives it with a real HTTP load generator (wrk when it is on PATH, else autocannon; burst always
@@ -15,13 +15,18 @@ import { chooseGenerator, type TimedGeneratorName } from './bench/generator.ts';
 import type { GeneratorName } from './bench/load-result.ts';
 import { wrkThreadsDefault } from './bench/wrk-load.ts';
 import { startNodeServer, startServerProcess } from './lib/server-process.ts';
-import { createProducts, lowConnections, productsFor, runBurst, runScenario, scenarioNames, type LoadResult, type ScenarioName } from './bench/scenarios.ts';
+import {
+  cartLines, cartSkuCount, createProducts, lowConnections, productsFor, runBurst, runScenario, scenarioNames,
+  type LoadResult, type ScenarioName,
+} from './bench/scenarios.ts';
 
 interface Row {
   scenario: string;
   generator: GeneratorName;
   batchSizeMax: number;
   connections: number;
+  /** Reservation lines per successful request: the lines of a cart, 1 otherwise. */
+  linesPerRequest: number;
   load: LoadResult;
   correctness: Correctness;
   commitMsMean: number | null;
@@ -31,7 +36,7 @@ interface Row {
 }
 
 const program = new Command('bench')
-  .option('--scenario <name>', `one of ${scenarioNames.join(', ')}, or all`, 'hot')
+  .option('--scenario <names>', `one of ${scenarioNames.join(', ')}, a comma-separated list of them, or all`, 'hot')
   .option('--connections <n>', 'concurrent connections', (v) => Number(v), 1000)
   .option('--duration <s>', 'seconds per scenario', (v) => Number(v), 10)
   .option('--batch-size <n>', 'SECVENTORY_BATCH_SIZE_MAX for the server', (v) => Number(v))
@@ -49,7 +54,7 @@ interface Ceiling {
 }
 
 async function main() {
-  const scenarios: ScenarioName[] = opts.scenario === 'all' ? [...scenarioNames] : [opts.scenario as ScenarioName];
+  const scenarios = (opts.scenario === 'all' ? [...scenarioNames] : opts.scenario.split(',')) as ScenarioName[];
   for (const s of scenarios) if (!scenarioNames.includes(s)) throw new Error(`unknown scenario ${s}`);
   const generator = scenarios.every((s) => s === 'burst') ? 'autocannon' : chooseGenerator(opts.generator);
 
@@ -133,6 +138,7 @@ async function runOne(adminUrl: string, database: string, scenario: ScenarioName
     const correctness = await checkCorrectness(databaseUrl);
     return {
       scenario, generator: load.generator, batchSizeMax, connections: scenario === 'low' ? lowConnections : opts.connections,
+      linesPerRequest: scenario === 'carts' ? cartLines : 1,
       load, correctness, commitMsMean: commitMs, rssMaxMb, serverCpuPercent,
     };
   } finally {
@@ -153,6 +159,16 @@ function table(rows: Row[]): string {
   return lines.join('\n');
 }
 
+/** Carts and their lines per second: the figures a cart load is read by. */
+function cartLine(r: Row): string {
+  const n = (x: number) => Math.round(x).toLocaleString('en-US');
+  const cartsPerSecond = r.load.succeededPerSecond;
+  return `carts (${r.linesPerRequest} lines of 1 unit over ${n(cartSkuCount)} SKUs, ${n(r.connections)} connections, `
+    + `batchSizeMax ${r.batchSizeMax}): `
+    + `${n(cartsPerSecond)} carts/s = ${n(cartsPerSecond * r.linesPerRequest)} lines/s, `
+    + `p50 ${r.load.latencyMsP50.toFixed(1)} ms, p99 ${r.load.latencyMsP99.toFixed(1)} ms`;
+}
+
 async function report(rows: Row[], ceiling: Ceiling | null, generator: TimedGeneratorName) {
   const md = [table(rows)];
   if (ceiling !== null) {
@@ -169,6 +185,7 @@ async function report(rows: Row[], ceiling: Ceiling | null, generator: TimedGene
       md.push(`\n${scenario}: batched / batchSizeMax=1 = ${(batched.load.succeededPerSecond / single.load.succeededPerSecond).toFixed(1)}x successful reservations per second`);
     }
   }
+  for (const r of rows.filter((row) => row.scenario === 'carts')) md.push('', cartLine(r));
   const text = md.join('\n');
   console.log(`\n${text}\n`);
   await mkdir('reports', { recursive: true });
@@ -177,13 +194,16 @@ async function report(rows: Row[], ceiling: Ceiling | null, generator: TimedGene
   await writeFile(`reports/bench-${stamp}.json`, JSON.stringify({ at: new Date().toISOString(), node: process.version, wrk, ceiling, rows }, null, 2));
   await writeFile(`reports/bench-${stamp}.md`, `${text}\n`);
   const bad = rows.filter((r) => r.correctness.oracleViolations.length > 0 || r.correctness.verifyOk === false
-    || r.correctness.reservationRows < (r.load.statusCounts['201'] ?? 0));
+    || r.correctness.reservations < (r.load.statusCounts['201'] ?? 0));
   for (const r of rows) {
     for (const v of r.correctness.oracleViolations.slice(0, 5)) {
       console.error(`${r.scenario}: ${v.guarantee} ${v.sku}: ${v.message}`);
     }
     const created = r.load.statusCounts['201'] ?? 0;
-    if (r.correctness.reservationRows < created) console.error(`${r.scenario}: ${created} answers 201 but ${r.correctness.reservationRows} reservation rows: requests shared an Idempotency-Key`);
+    if (r.correctness.reservations < created) {
+      const found = `${r.correctness.reservations} reservations`;
+      console.error(`${r.scenario}: ${created} answers 201 but ${found}: requests shared an Idempotency-Key`);
+    }
   }
   if (bad.length > 0) {
     console.error(`CORRECTNESS FAILED in ${bad.map((r) => r.scenario).join(', ')}`);

@@ -68,12 +68,15 @@ export async function startEmbeddedDatabase(dataDir: string, logger: Logger): Pr
   return { server, url: server.socketUrlFor(databaseName) };
 }
 
+/** Failures that answer 5xx: the request was not acknowledged and left no event. */
+const notAcknowledged: ReadonlySet<string> = new Set(['storage_unavailable', 'overloaded', 'internal_error']);
+
 /** Logs every failure that left no trace in the database, so log + audit trail cover every request. */
 function failureLogger(logger: Logger): EngineObserver {
   return {
     commandCompleted(sku, command, result) {
       // Failures were not acknowledged and are not audit events: the log is their record.
-      if (result.type !== 'failed' || !['storage_unavailable', 'overloaded', 'internal_error'].includes(result.code)) return;
+      if (result.type !== 'failed' || !notAcknowledged.has(result.code)) return;
       const { code, reason } = result;
       const ids = command.type === 'expire'
         ? { reservationId: command.reservationId, source: 'sweeper' }
@@ -82,6 +85,17 @@ function failureLogger(logger: Logger): EngineObserver {
       // nothing was acknowledged, and a retry with the same key replays it or executes it once.
       const inDoubt = code === 'storage_unavailable';
       logger.warn({ sku, command: command.type, code, reason, inDoubt, ...ids }, 'command not acknowledged');
+    },
+    cartCompleted(op, result) {
+      // As for commands: a cart operation that failed left no event; the log is its record.
+      if (result.type !== 'failed' || !notAcknowledged.has(result.code)) return;
+      const { code, reason } = result;
+      const ids = op.type === 'expire'
+        ? { reservationId: op.reservationId, source: 'sweeper' }
+        : { requestId: op.requestId, idempotencyKey: op.idempotencyKey ?? undefined, reservationId: op.reservationId };
+      const skus = op.type === 'reserve' ? op.lines.map((l) => l.sku) : undefined;
+      const inDoubt = code === 'storage_unavailable';
+      logger.warn({ cart: op.type, skus, code, reason, inDoubt, ...ids }, 'cart operation not acknowledged');
     },
     invariantViolated(sku, error) {
       logger.error({ sku, err: error }, 'invariant violated: the commands involved answered internal_error; the actor reloads from the database');
@@ -103,6 +117,7 @@ export function composeObservers(observers: readonly EngineObserver[]): EngineOb
     commandCompleted: (sku, command, result, latencyMs) => {
       for (const f of completed) f(sku, command, result, latencyMs);
     },
+    cartCompleted: each('cartCompleted'),
     batchCommitted: each('batchCommitted'),
     versionConflict: each('versionConflict'),
     storageError: each('storageError'),

@@ -3,7 +3,10 @@
 import autocannon from 'autocannon';
 import { keySequence, runKeyPrefix } from './keys.ts';
 import { changedStock, type LoadResult } from './load-result.ts';
-import { lowConnections, lowRequestsPerSecond, mixedSkuCount, spreadSkuCount, type ScenarioOptions, type TimedScenarioName } from './workload.ts';
+import {
+  cartSkus, lowConnections, lowRequestsPerSecond, mixedSkuCount, spreadSkuCount,
+  type ScenarioOptions, type TimedScenarioName,
+} from './workload.ts';
 
 /** Ids of reservations made earlier in mixed, waiting for a purchase or cancel. */
 const idsMax = 100_000;
@@ -33,6 +36,23 @@ function reserveRequest(tally: Tally, nextKey: () => string, skuOf: () => string
       if (status === 201 && onId !== undefined) onId(JSON.parse(body).id);
     },
   };
+}
+
+/** POST /reservations: a cart of one unit of each SKU `skusOf` names. */
+function cartRequest(tally: Tally, nextKey: () => string, skusOf: () => string[]): autocannon.Request {
+  return {
+    method: 'POST',
+    path: '/reservations',
+    headers: json,
+    setupRequest: (req: any) => {
+      req.headers = { ...json, 'idempotency-key': nextKey() };
+      req.body = JSON.stringify({ lines: skusOf().map((sku) => ({ sku, quantity: 1 })) });
+      return req;
+    },
+    onResponse: (status: number, body: string) => {
+      if (changedStock(status, body)) tally.stockChanges++;
+    },
+  } as autocannon.Request;
 }
 
 function finishRequest(tally: Tally, action: 'purchase' | 'cancel', takeId: () => string | undefined): autocannon.Request {
@@ -105,6 +125,10 @@ export async function runAutocannon(scenario: TimedScenarioName, url: string, op
     case 'spread': {
       let n = 0;
       return run(url, options, tally, [reserveRequest(tally, nextKey, () => `S-${n++ % spreadSkuCount}`)]);
+    }
+    case 'carts': {
+      let n = 0;
+      return run(url, options, tally, [cartRequest(tally, nextKey, () => cartSkus(n++))]);
     }
     case 'mixed': {
       // Per 10 operations: 7 reserves, 2 purchases and 1 cancel of reservations made earlier.

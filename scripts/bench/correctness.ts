@@ -17,6 +17,8 @@ export interface Correctness {
    * is a new reservation unless two requests shared an Idempotency-Key (a replay answers 201 too).
    */
   readonly reservationRows: number;
+  /** Reservations (distinct ids): a cart is one reservation of several rows. */
+  readonly reservations: number;
 }
 
 /** After a load: the oracle's checks in plain SQL (G1-G4, G7), then `verify`. */
@@ -31,7 +33,8 @@ export async function checkCorrectness(databaseUrl: string): Promise<Correctness
     const { rows: [b] } = await client.query(`
       select count(*)::float8 / nullif(count(distinct tx_id), 0) as mean, count(distinct tx_id)::int as batches
         from inventory_events where type <> 'product_created'`);
-    const { rows: [r] } = await client.query(`select count(*)::int as n from reservations`);
+    const { rows: [r] } = await client.query(`
+      select count(*)::int as n, count(distinct id)::int as ids from reservations`);
     let verifyOk: boolean | null = null;
     let verifyViolations = 0;
     try {
@@ -52,6 +55,7 @@ export async function checkCorrectness(databaseUrl: string): Promise<Correctness
       verifyOk,
       verifyViolations,
       reservationRows: r.n,
+      reservations: r.ids,
     };
   } finally {
     await client.end();

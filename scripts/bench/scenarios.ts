@@ -6,11 +6,16 @@ import { runAutocannon } from './autocannon-load.ts';
 import type { TimedGeneratorName } from './generator.ts';
 import type { LoadResult } from './load-result.ts';
 import { runWrk, wrkThreadsDefault } from './wrk-load.ts';
-import { lowAchievedShareMin, lowRequestsPerSecond, mixedSkuCount, spreadSkuCount, type ScenarioName, type ScenarioOptions, type TimedScenarioName } from './workload.ts';
+import {
+  cartSkuCount, lowAchievedShareMin, lowRequestsPerSecond, mixedSkuCount, spreadSkuCount,
+  type ScenarioName, type ScenarioOptions, type TimedScenarioName,
+} from './workload.ts';
 
 export type { LoadResult } from './load-result.ts';
 export { runBurst } from './burst.ts';
-export { lowConnections, scenarioNames, type ScenarioName, type TimedScenarioName } from './workload.ts';
+export {
+  cartLines, cartSkuCount, lowConnections, scenarioNames, type ScenarioName, type TimedScenarioName,
+} from './workload.ts';
 
 /** Products are created this many at a time before the clock starts. */
 const createConcurrencyMax = 500;
@@ -27,6 +32,8 @@ export function productsFor(scenario: ScenarioName): { sku: string; stock: numbe
       return Array.from({ length: spreadSkuCount }, (_, i) => ({ sku: `S-${i}`, stock: 1_000_000 }));
     case 'mixed':
       return Array.from({ length: mixedSkuCount }, (_, i) => ({ sku: `M-${i}`, stock: ample }));
+    case 'carts':
+      return Array.from({ length: cartSkuCount }, (_, i) => ({ sku: `C-${i}`, stock: ample }));
   }
 }
 

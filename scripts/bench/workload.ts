@@ -1,7 +1,7 @@
 // What each scenario asks of the service, shared by both load generators and the wrk scripts.
 
-export type ScenarioName = 'hot' | 'spread' | 'mixed' | 'burst' | 'low';
-export const scenarioNames: readonly ScenarioName[] = ['hot', 'spread', 'mixed', 'burst', 'low'];
+export type ScenarioName = 'hot' | 'spread' | 'mixed' | 'burst' | 'low' | 'carts';
+export const scenarioNames: readonly ScenarioName[] = ['hot', 'spread', 'mixed', 'burst', 'low', 'carts'];
 /** The scenarios that run for a duration under a load generator (burst fires a fixed count). */
 export type TimedScenarioName = Exclude<ScenarioName, 'burst'>;
 
@@ -13,6 +13,10 @@ export interface ScenarioOptions {
 
 /** spread cycles reservations over S-0 .. S-9999 (passed to scripts/bench/wrk/spread.lua). */
 export const spreadSkuCount = 10_000;
+/** carts reserves carts over C-0 .. C-999 (passed to scripts/bench/wrk/carts.lua). */
+export const cartSkuCount = 1_000;
+/** Lines per cart in the carts scenario, one unit each. */
+export const cartLines = 3;
 /** mixed reserves over M-0 .. M-99 (passed to scripts/bench/wrk/mixed.lua). */
 export const mixedSkuCount = 100;
 /**
@@ -24,3 +28,14 @@ export const lowConnections = 50;
 export const lowRequestsPerSecond = 500;
 /** Below this share of the offered rate, the low figure is not latency at 500/s: bench warns. */
 export const lowAchievedShareMin = 0.95;
+
+/**
+ * The SKUs of cart `n` (0-based) in the carts scenario: n, n + count/lines, n + 2 count/lines, ...
+ * (mod count). They are distinct (a cart names a SKU once), spread over the range, and each is
+ * shared with the carts that start near it, so carts contend for products as a shop's do.
+ * scripts/bench/wrk/carts.lua computes the same.
+ */
+export function cartSkus(n: number, count = cartSkuCount, lines = cartLines): string[] {
+  const stride = Math.floor(count / lines);
+  return Array.from({ length: lines }, (_, k) => `C-${(n + k * stride) % count}`);
+}

@@ -5,7 +5,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runKeyPrefix } from './keys.ts';
 import type { LoadResult } from './load-result.ts';
-import { lowConnections, lowRequestsPerSecond, mixedSkuCount, spreadSkuCount, type ScenarioOptions, type TimedScenarioName } from './workload.ts';
+import {
+  cartLines, cartSkuCount, lowConnections, lowRequestsPerSecond, mixedSkuCount, spreadSkuCount,
+  type ScenarioOptions, type TimedScenarioName,
+} from './workload.ts';
 
 const scriptDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'wrk');
 const timeoutS = 30;
@@ -49,6 +52,13 @@ function plan(scenario: TimedScenarioName, options: WrkOptions): { script: strin
       return { script: 'spread.lua', args: [String(spreadSkuCount)], connections: options.connections, threads: options.threads };
     case 'mixed':
       return { script: 'mixed.lua', args: [String(mixedSkuCount)], connections: options.connections, threads: options.threads };
+    case 'carts':
+      return {
+        script: 'carts.lua',
+        args: [String(cartSkuCount), String(cartLines)],
+        connections: options.connections,
+        threads: options.threads,
+      };
     case 'low':
       // A few connections at a steady offered rate; one thread paces them all.
       return { script: 'low.lua', args: [String(lowRequestsPerSecond)], connections: lowConnections, threads: 1 };

@@ -217,6 +217,54 @@ const checks = {
                             and (k.outcome -> 'reservation' ->> 'quantity' is null
                                  or r.quantity = (k.outcome -> 'reservation' ->> 'quantity')::integer))`,
   },
+  // A reservation is one row per line (migrations/0004_reservation_lines.sql); a cart's lines are
+  // one thing on several products. Its lines share one status...
+  'cart-status': {
+    guarantee: 'G4',
+    sql: `
+      select min(r.sku) as sku, format('reservation %s has lines in different statuses: %s', r.id,
+                                       string_agg(r.sku || ' ' || r.status, ', ' order by r.line, r.sku)) as message
+        from reservations r
+       group by r.id
+      having count(distinct r.status) > 1 and bool_or(${forSkus('r.sku')})`,
+  },
+  // ...its rows are its lines: one `lines` for all, and the line numbers exactly 0..lines-1.
+  'cart-lines': {
+    guarantee: 'G4',
+    sql: `
+      select min(r.sku) as sku, format('reservation %s has rows of lines %s, but says it has %s lines',
+                                       r.id, array_agg(r.line order by r.line),
+                                       string_agg(distinct r.lines::text, ' or ')) as message
+        from reservations r
+       group by r.id
+      having bool_or(${forSkus('r.sku')})
+         and (min(r.lines) <> max(r.lines)
+              or array_agg(r.line::integer order by r.line)
+                 <> (select array_agg(g order by g) from generate_series(0, max(r.lines) - 1) g))`,
+  },
+  // ...no line buys more than it holds (a CHECK says so too; the oracle does not take its word)...
+  'line-purchase': {
+    guarantee: 'G1',
+    sql: `
+      select r.sku, format('reservation %s bought %s of the %s its line reserved',
+                           r.id, r.purchased_quantity, r.quantity) as message
+        from reservations r
+       where ${forSkus('r.sku')} and not (r.purchased_quantity between 0 and r.quantity)`,
+  },
+  // ...and each operation on it is one transaction: the events of one operation (its reservation,
+  // type, instant and request) were all written by the same one.
+  'cart-transaction': {
+    guarantee: 'G4',
+    sql: `
+      select e.sku, format('event %s (%s) of reservation %s was written by another transaction '
+                           'than the rest of its operation', e.seq, e.type, e.reservation_id) as message
+        from inventory_events e
+       where ${forSkus('e.sku')} and e.reservation_id is not null
+         and exists (select 1 from reservations r where r.id = e.reservation_id and r.lines > 1)
+         and exists (select 1 from inventory_events o
+                      where o.reservation_id = e.reservation_id and o.type = e.type and o.at = e.at
+                        and o.request_id is not distinct from e.request_id and o.tx_id <> e.tx_id)`,
+  },
 } as const satisfies Record<string, { guarantee: string; sql: string }>;
 
 export type CheckName = keyof typeof checks;
@@ -233,8 +281,9 @@ const oracleSql = checkNames.map((name) => `
   limit $2::integer)`).join('\nunion all');
 
 /**
- * Every violation of G1, G2 (remembered reservations), G3, G4 (counters equal the sums over the
- * reservation rows, version = number of events) and G7 (events replay to the row step by step, the
+ * Every violation of G1 (also per reservation line), G2 (remembered reservations), G3, G4 (counters
+ * equal the sums over the reservation rows, version = number of events, each reservation's lines
+ * in one status and one transaction per operation) and G7 (events replay to the row step by step, the
  * hash chain holds, each reservation's history is a path of its lifecycle), for the given products,
  * or for the whole database when `skus` is omitted. At most violationsPerCheckMax per check.
  */

@@ -2,6 +2,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry as Prometheu
 import { StorageError } from '../engine/errors.ts';
 import { latencyBucketBoundsMs, LatencyHistogram } from '../engine/latency-histogram.ts';
 import { activeReservationsCacheMs } from '../engine/limits.ts';
+import type { CartOp } from '../engine/decide-cart.ts';
 import type { BatchCommittedEvent, EngineObserver } from '../engine/observer.ts';
 import type { ReadModel } from '../engine/read-ports.ts';
 import type { Command, CommandResult, CommandType, FailureCode } from '../engine/types.ts';
@@ -12,6 +13,9 @@ import { bucketQuantileMs, outcomeError, outcomeOk, outcomeRejected, RecentWindo
 // product would make one time series per product, and a busy shop has millions of products.
 
 export const operationNames = ['reserve', 'purchase', 'cancel', 'expire', 'adjust', 'extend'] as const satisfies readonly CommandType[];
+/** Operations of the cart coordinator: a reservation of several products, and any operation on one. */
+export const cartOperationNames = ['reserve', 'purchase', 'cancel', 'extend', 'expire'] as const satisfies
+  readonly CartOp['type'][];
 export const outcomeNames = ['ok', 'rejected', 'error'] as const;
 const outcomeCount = outcomeNames.length;
 
@@ -38,6 +42,25 @@ function operationIndex(type: CommandType): number {
     // A cart's refusal recorded on one of its products: counted with the reservations.
     case 'refuse':
       return 0;
+    default: {
+      const unreachable: never = type;
+      return unreachable;
+    }
+  }
+}
+
+function cartOperationIndex(type: CartOp['type']): number {
+  switch (type) {
+    case 'reserve':
+      return 0;
+    case 'purchase':
+      return 1;
+    case 'cancel':
+      return 2;
+    case 'extend':
+      return 3;
+    case 'expire':
+      return 4;
     default: {
       const unreachable: never = type;
       return unreachable;
@@ -102,10 +125,15 @@ export class Metrics implements EngineObserver {
   /** operation x outcome; exported to the counter on each scrape (see flushOperationCounts). */
   private readonly operationCounts = new Float64Array(operationNames.length * outcomeCount);
   private readonly exportedCounts = new Float64Array(operationNames.length * outcomeCount);
+  /** cart operation x outcome, exported the same way. */
+  private readonly cartCounts = new Float64Array(cartOperationNames.length * outcomeCount);
+  private readonly exportedCartCounts = new Float64Array(cartOperationNames.length * outcomeCount);
   private readonly reservationLatency = new LatencyHistogram();
 
   private readonly operationsTotal: Counter<'operation' | 'outcome'>;
   private readonly operationDuration: ReturnType<Histogram<'operation'>['labels']>[];
+  private readonly cartOperationsTotal: Counter<'operation' | 'outcome'>;
+  private readonly cartOperationDuration: ReturnType<Histogram<'operation'>['labels']>[];
   private readonly reservationDuration: Histogram;
   private readonly batchSize: Histogram;
   private readonly batchCommitDuration: Histogram;
@@ -125,11 +153,34 @@ export class Metrics implements EngineObserver {
       help: 'Commands answered, by operation and outcome (ok; rejected: a business rule or a 4xx; error: a 5xx)',
       labelNames: ['operation', 'outcome'],
       registers,
-      collect: () => this.flushOperationCounts(),
+      collect: () => flushCounts(this.operationsTotal, operationNames, this.operationCounts, this.exportedCounts),
     });
     for (const operation of operationNames) {
       for (const outcome of outcomeNames) this.operationsTotal.labels(operation, outcome).inc(0);
     }
+    this.cartOperationsTotal = new Counter({
+      name: 'secventory_cart_operations_total',
+      help: 'Operations on reservations of several products (carts) answered, by operation and outcome, one per cart '
+        + 'however many lines it has (ok; rejected: a business rule or a 4xx; error: a 5xx)',
+      labelNames: ['operation', 'outcome'],
+      registers,
+      collect: () => {
+        flushCounts(this.cartOperationsTotal, cartOperationNames, this.cartCounts, this.exportedCartCounts);
+      },
+    });
+    for (const operation of cartOperationNames) {
+      for (const outcome of outcomeNames) this.cartOperationsTotal.labels(operation, outcome).inc(0);
+    }
+    const cartOperationDuration = new Histogram({
+      name: 'secventory_cart_operation_duration_seconds',
+      help: 'Time from a cart operation\'s arrival to its answer, the wait for all its products\' actors '
+        + 'included, by operation',
+      labelNames: ['operation'],
+      buckets: latencyBucketsSeconds,
+      registers,
+    });
+    for (const operation of cartOperationNames) cartOperationDuration.zero({ operation });
+    this.cartOperationDuration = cartOperationNames.map((operation) => cartOperationDuration.labels(operation));
     const operationDuration = new Histogram({
       name: 'secventory_operation_duration_seconds',
       help: 'Time from a command entering its product\'s mailbox to its answer, by operation',
@@ -202,6 +253,17 @@ export class Metrics implements EngineObserver {
     }
   };
 
+  /** Counted apart from the commands (secventory_cart_operations_total), and with them in /stats. */
+  readonly cartCompleted = (op: CartOp, result: CommandResult, latencyMs: number): void => {
+    const operation = cartOperationIndex(op.type);
+    const outcome = resultOutcome(result);
+    this.cartCounts[operation * outcomeCount + outcome]!++;
+    this.recent.recordOperation(Date.now(), outcome);
+    // A refusal before any work took no time; counting it would make the latency look better.
+    if (result.type === 'failed' && result.code === 'overloaded') return;
+    this.cartOperationDuration[operation]!.observe(latencyMs / 1000);
+  };
+
   readonly batchCommitted = (event: BatchCommittedEvent): void => {
     this.batchSize.observe(event.commands);
     this.batchCommitDuration.observe(event.commitMs / 1000);
@@ -228,11 +290,13 @@ export class Metrics implements EngineObserver {
     let operations = 0;
     let rejected = 0;
     let errors = 0;
-    for (let i = 0; i < this.operationCounts.length; i++) {
-      const n = this.operationCounts[i]!;
-      operations += n;
-      if (i % outcomeCount === outcomeRejected) rejected += n;
-      else if (i % outcomeCount === outcomeError) errors += n;
+    for (const counts of [this.operationCounts, this.cartCounts]) {
+      for (let i = 0; i < counts.length; i++) {
+        const n = counts[i]!;
+        operations += n;
+        if (i % outcomeCount === outcomeRejected) rejected += n;
+        else if (i % outcomeCount === outcomeError) errors += n;
+      }
     }
     const latency = this.reservationLatency;
     return {
@@ -302,21 +366,26 @@ export class Metrics implements EngineObserver {
       },
     });
   }
+}
 
-  /**
-   * The hot path counts into a plain array, which costs an increment; prom-client's labelled
-   * inc() would build a label hash per command. A scrape moves what was counted since the last
-   * one into the counter.
-   */
-  private flushOperationCounts(): void {
-    for (let o = 0; o < operationNames.length; o++) {
-      for (let r = 0; r < outcomeCount; r++) {
-        const i = o * outcomeCount + r;
-        const delta = this.operationCounts[i]! - this.exportedCounts[i]!;
-        if (delta === 0) continue;
-        this.operationsTotal.labels(operationNames[o]!, outcomeNames[r]!).inc(delta);
-        this.exportedCounts[i] = this.operationCounts[i]!;
-      }
+/**
+ * The hot path counts into a plain array, which costs an increment; prom-client's labelled inc()
+ * would build a label hash per command. A scrape moves what was counted since the last one
+ * (operation x outcome, in `counts`; `exported` is what earlier scrapes moved) into the counter.
+ */
+function flushCounts(
+  counter: Counter<'operation' | 'outcome'>,
+  operations: readonly string[],
+  counts: Float64Array,
+  exported: Float64Array,
+): void {
+  for (let o = 0; o < operations.length; o++) {
+    for (let r = 0; r < outcomeCount; r++) {
+      const i = o * outcomeCount + r;
+      const delta = counts[i]! - exported[i]!;
+      if (delta === 0) continue;
+      counter.labels(operations[o]!, outcomeNames[r]!).inc(delta);
+      exported[i] = counts[i]!;
     }
   }
 }

@@ -24,7 +24,8 @@ export function formatVerifyReport(report: VerifyReport): string {
   const seconds = (report.durationMs / 1000).toFixed(1);
   const lines = [`checked ${report.products} products, ${report.events} events and ${report.reservations} reservations in ${seconds} s`];
   if (report.ok) {
-    lines.push('OK: G1, G2, G3, G4 and G7 hold: counters, reservations, event replay, hash chains and lifecycles agree');
+    lines.push('OK: G1, G2, G3, G4 and G7 hold: counters, reservations, event replay, hash chains, lifecycles '
+      + 'and the lines of every reservation agree');
     return lines.join('\n');
   }
   const more = report.violations.length >= violationsListedMax ? ` (only the first ${violationsListedMax} are listed)` : '';

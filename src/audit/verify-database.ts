@@ -2,6 +2,7 @@ import { idempotencyRetentionMs, violationsListedMax } from '../engine/limits.ts
 import { readAuditSnapshot, type AuditSnapshot } from '../persistence/audit-snapshot.ts';
 import { ProductReplay } from './product-replay.ts';
 import { percent, Progress } from './progress.ts';
+import { checkReservationLines, overboughtLineViolations, splitCartOperationViolations } from './cart-atomicity.ts';
 import { orphanEventViolations, repeatedEffectViolations, rowsWithoutProductViolations } from './query-findings.ts';
 import { checkReservationHistory } from './reservation-history.ts';
 import type { VerifyReport, Violation } from './verify-report.ts';
@@ -14,9 +15,11 @@ export interface VerifyOptions {
 /**
  * Checks G1-G4 and G7 on a live database, as of one snapshot: every product row against its
  * reservations and its replayed events (seq, counters, hash chain), every reservation's history
- * against the lifecycle machine, every row against the existence of its product, and G2 on the
- * idempotency keys of effects. Reads everything in bounded pieces, so memory is what a piece and
- * the listed violations take. Throws when the database cannot be read; a finding is never an exception.
+ * against the lifecycle machine, every row against the existence of its product, each
+ * reservation's lines against each other (one status, lines 0..n-1, none bought beyond its
+ * quantity, each operation one transaction), and G2 on the idempotency keys of effects. Reads
+ * everything in bounded pieces, so memory is what a piece and the listed violations take. Throws
+ * when the database cannot be read; a finding is never an exception.
  */
 export async function verifyDatabase(databaseUrl: string, options: VerifyOptions = {}): Promise<VerifyReport> {
   const startedMs = performance.now();
@@ -39,6 +42,7 @@ export async function verifyDatabase(databaseUrl: string, options: VerifyOptions
     const reservations = await checkReservations(snapshot, report, progress, sizes.reservations);
     rowsWithoutProductViolations(await snapshot.rowsWithoutProduct(violationsListedMax)).forEach(report);
     orphanEventViolations(await snapshot.orphanEvents(violationsListedMax)).forEach(report);
+    await checkCarts(snapshot, report);
     const repeated = await snapshot.repeatedEffects(idempotencyRetentionMs, violationsListedMax);
     repeatedEffectViolations(repeated, idempotencyRetentionMs).forEach(report);
     return { products, events, reservations };
@@ -46,6 +50,15 @@ export async function verifyDatabase(databaseUrl: string, options: VerifyOptions
   if (unlisted > 0) say(`${unlisted} further violations are not listed (only the first ${violationsListedMax} are)`);
   const durationMs = Math.round(performance.now() - startedMs);
   return { ok: violations.length === 0, ...checked, durationMs, violations };
+}
+
+/** G1, G4: the lines of each reservation, and the transactions of each operation on a cart. */
+async function checkCarts(snapshot: AuditSnapshot, report: (v: Violation) => void): Promise<void> {
+  for (const lines of await snapshot.irregularReservationLines(violationsListedMax)) {
+    checkReservationLines(lines).forEach(report);
+  }
+  overboughtLineViolations(await snapshot.overboughtLines(violationsListedMax)).forEach(report);
+  splitCartOperationViolations(await snapshot.splitCartOperations(violationsListedMax)).forEach(report);
 }
 
 /** Products in pieces; each piece's events in pages, replayed per product. */

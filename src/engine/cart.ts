@@ -23,7 +23,9 @@ type Failed = Extract<CommandResult, { type: 'failed' }>;
  * each other), each only once its own batches in flight have settled. It decides every line with
  * decideCart, commits every product's write in one transaction (each guarded by its version and
  * chain head), applies them to the actors and answers, then lets the actors go. A conflict reloads
- * and decides again; a storage error answers 503 and drops the held actors' memory.
+ * and decides again; a storage error answers 503 and drops the held actors' memory, and so does a
+ * programming error, answered 500 (internal_error) and reported as a broken invariant. Every
+ * operation is reported once to the observer (cartCompleted).
  */
 export class Carts {
   /** Keyed operations in flight, by scope and key: a duplicate waits for the first, then replays. */
@@ -31,7 +33,29 @@ export class Carts {
 
   constructor(private readonly deps: CartDeps) {}
 
+  /** Runs a cart operation and reports it to the observer once, whatever its end. */
   async execute(op: CartOp): Promise<CommandResult> {
+    const startedMs = performance.now();
+    let result: CommandResult;
+    try {
+      result = await this.run(op);
+    } catch (error) {
+      // A programming error outside the held actors (inside, decideAndCommit answers it): the
+      // observer is told, as the actors tell it, and the caller gets internal_error.
+      this.deps.observer.invariantViolated?.('', error instanceof Error ? error : new Error(String(error)));
+      result = { type: 'failed', code: 'internal_error', reason: 'the engine failed' };
+    }
+    this.deps.observer.cartCompleted?.(op, result, performance.now() - startedMs);
+    return result;
+  }
+
+  /** Ends an operation refused before it reached the coordinator (latency 0), reported like any other. */
+  refused(op: CartOp, failed: Failed): CommandResult {
+    this.deps.observer.cartCompleted?.(op, failed, 0);
+    return failed;
+  }
+
+  private async run(op: CartOp): Promise<CommandResult> {
     const key = 'idempotencyKey' in op ? op.idempotencyKey : null;
     if (key === null) {
       const result = await this.unkeyed(op);
@@ -112,9 +136,12 @@ export class Carts {
         }
         const writes = record === undefined ? decision.writes : withRecord(decision.writes, { ...record, outcome: decision.outcome });
         if (writes.length === 0) return { type: 'done', outcome: decision.outcome, replayed: false };
+        const commitStartedMs = performance.now();
         const committed = await this.deps.store.commitAllOrNothing(writes);
         if (committed.type === 'committed') {
-          for (const write of writes) held.find((h) => h.sku === write.sku)!.committed(loaded.states.get(write.sku)!, write);
+          for (const write of writes) {
+            held.find((h) => h.sku === write.sku)!.committed(loaded.states.get(write.sku)!, write, commitStartedMs);
+          }
           return { type: 'done', outcome: decision.outcome, replayed: false };
         }
         for (const h of held) h.drop();
@@ -122,9 +149,16 @@ export class Carts {
         // Another instance may have used the same key meanwhile: look it up before deciding again.
         if (record !== undefined) return 'key used meanwhile';
       } catch (error) {
-        if (!(error instanceof StorageError)) throw error;
-        // In doubt: the commit may have happened. Memory is dropped; a keyed retry replays or runs once.
+        // Either way the commit may have happened and memory is no longer trusted: every held
+        // actor reloads from the database before its next decision.
         for (const h of held) h.drop();
+        if (!(error instanceof StorageError)) {
+          // A broken invariant or another programming error, answered as the actors answer theirs.
+          const broken = error instanceof Error ? error : new Error(String(error));
+          this.deps.observer.invariantViolated?.(held[0]!.sku, broken);
+          return { type: 'failed', code: 'internal_error', reason: 'the engine failed' };
+        }
+        // In doubt: a keyed retry replays or runs once.
         this.deps.observer.storageError?.(held[0]!.sku, error);
         return { type: 'failed', code: 'storage_unavailable', reason: error.message };
       }

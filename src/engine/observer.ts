@@ -1,3 +1,4 @@
+import type { CartOp } from './decide-cart.ts';
 import type { Command, CommandResult } from './types.ts';
 
 export interface BatchCommittedEvent {
@@ -17,6 +18,14 @@ export interface EngineObserver {
    * when it was refused before reaching an actor (latency 0) or its reservation was unknown.
    */
   commandCompleted?(sku: string, command: Command, result: CommandResult, latencyMs: number): void;
+  /**
+   * Every operation of the cart coordinator (src/engine/cart.ts: a reservation of several
+   * products, and any operation on one) ends here exactly once with its result, also when it was
+   * refused before holding an actor. Its lines' products record no commandCompleted for it:
+   * a cart operation is one operation, however many products it holds. `latencyMs` runs from its
+   * arrival to its answer, the wait for its products' actors included.
+   */
+  cartCompleted?(op: CartOp, result: CommandResult, latencyMs: number): void;
   batchCommitted?(event: BatchCommittedEvent): void;
   versionConflict?(sku: string): void;
   storageError?(sku: string, error: Error): void;

@@ -38,8 +38,11 @@ export interface HeldProduct {
   /** Drops memory and loads the product again (after another writer was found). */
   reload(): Promise<ProductState | null>;
   base(state: ProductState): Base;
-  /** After COMMIT only: the write becomes the actor's state. */
-  committed(state: ProductState, write: BatchWrite): void;
+  /**
+   * After COMMIT only: the write becomes the actor's state. `commitStartedMs` (performance.now()
+   * when the commit was sent) times the commit for the observer, as the actor's own batches are.
+   */
+  committed(state: ProductState, write: BatchWrite, commitStartedMs: number): void;
   /** After a commit in doubt: memory is no longer trusted. */
   drop(): void;
 }
@@ -193,9 +196,9 @@ export class ProductActor {
           return this.loadedState();
         },
         base: (state) => this.base(state),
-        committed: (state, write) => {
+        committed: (state, write, commitStartedMs) => {
           this.apply(state, write);
-          this.committedBatch(1, write, performance.now());
+          this.committedBatch(1, write, commitStartedMs);
         },
         drop: () => this.dropState(),
       };

@@ -141,7 +141,8 @@ export class Registry {
     if (skus.length > 1) {
       // A quantity without a SKU can only mean the line of a one-line reservation.
       if (asCommand?.type === 'purchase' && asCommand.quantity !== undefined) {
-        return { type: 'failed', code: 'validation_failed', reason: 'a reservation of several lines is bought by naming its lines' };
+        const reason = 'a reservation of several lines is bought by naming its lines';
+        return this.carts.refused(op, { type: 'failed', code: 'validation_failed', reason });
       }
       return this.carts.execute(op);
     }

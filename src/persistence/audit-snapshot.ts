@@ -63,6 +63,36 @@ export interface RepeatedEffect {
   readonly previousSeq: number;
 }
 
+/** The rows of one reservation that are not one set of lines in one status, in line order. */
+export interface ReservationLines {
+  readonly id: string;
+  readonly skus: readonly string[];
+  readonly statuses: readonly string[];
+  /** Each row's `line`. */
+  readonly lineNumbers: readonly number[];
+  /** Each row's `lines`: how many lines the row says its reservation has. */
+  readonly lines: readonly number[];
+}
+
+/** A line that bought more than it reserved (or a negative amount). */
+export interface OverboughtLine {
+  readonly id: string;
+  readonly sku: string;
+  readonly quantity: number;
+  readonly purchasedQuantity: number;
+}
+
+/** One operation on a reservation of several lines whose events more than one transaction wrote. */
+export interface SplitCartOperation {
+  readonly reservationId: string;
+  readonly type: string;
+  readonly atMs: number;
+  /** The products of its events, with each event's seq. */
+  readonly skus: readonly string[];
+  readonly seqs: readonly number[];
+  readonly transactions: number;
+}
+
 interface ProductDbRow {
   sku: string;
   initial_stock: number;
@@ -170,6 +200,32 @@ export class AuditSnapshot {
   async orphanEvents(eventsMax: number): Promise<OrphanEvent[]> {
     const { rows } = await this.client.query(sql.selectOrphanEvents, [eventsMax]);
     return rows.map((r) => ({ sku: r.sku, seq: r.seq, type: r.type, reservationId: r.reservation_id }));
+  }
+
+  /** Reservations whose rows disagree on status or are not lines 0..lines-1 (at most `reservationsMax`). */
+  async irregularReservationLines(reservationsMax: number): Promise<ReservationLines[]> {
+    const { rows } = await this.client.query(sql.selectIrregularReservationLines, [reservationsMax]);
+    return rows.map((r) => ({
+      id: r.id, skus: r.skus, statuses: r.statuses, lineNumbers: r.line_numbers, lines: r.lines,
+    }));
+  }
+
+  async overboughtLines(linesMax: number): Promise<OverboughtLine[]> {
+    const { rows } = await this.client.query(sql.selectOverboughtLines, [linesMax]);
+    return rows.map((r) => ({ id: r.id, sku: r.sku, quantity: r.quantity, purchasedQuantity: r.purchased_quantity }));
+  }
+
+  async splitCartOperations(operationsMax: number): Promise<SplitCartOperation[]> {
+    const { rows } = await this.client.query(sql.selectSplitCartOperations, [operationsMax]);
+    return rows.map((r) => ({
+      reservationId: r.reservation_id,
+      type: r.type,
+      atMs: Number(r.at_ms),
+      skus: r.skus,
+      // bigint[] arrives as strings.
+      seqs: (r.seqs as string[]).map(Number),
+      transactions: r.transactions,
+    }));
   }
 
   /** Repeated effects within `retentionMs` of the previous one under the same key. */

@@ -23,7 +23,10 @@ afterAll(async () => {
 });
 
 /** Faults one store call, once, then behaves; `faulted` tells whether it fired. */
-function faultOnce<K extends 'loadProduct' | 'commitBatch'>(method: K, fault: (real: Store) => Store[K]) {
+function faultOnce<K extends 'loadProduct' | 'commitBatch' | 'commitAllOrNothing'>(
+  method: K,
+  fault: (real: Store) => Store[K],
+) {
   const state = { armed: false, faulted: false };
   const wrap = (real: Store): Store => {
     const faulty = fault(real);
@@ -95,6 +98,39 @@ describe('a broken invariant', () => {
       // The first reservation did commit: memory that skipped it would let this one oversell.
       const second = await engine.registry.execute('INV-COMMIT', reserve(2));
       expect(second).toMatchObject({ type: 'done', outcome: { kind: 'rejected', code: 'insufficient_stock' } });
+    });
+  });
+});
+
+describe('a broken invariant in a cart', () => {
+  it('after its commit: the cart answers internal_error, the observer hears of it, and the next cart decides '
+    + 'on what was committed', async () => {
+    const fault = faultOnce('commitAllOrNothing', (real) => async (writes) => {
+      await real.commitAllOrNothing(writes);
+      throw new TypeError('a bug after the cart commit');
+    });
+    const cart = (a: number, b: number) => ({
+      type: 'reserve' as const,
+      reservationId: randomUUID(),
+      ttlSeconds: 600,
+      idempotencyKey: randomUUID(),
+      requestId: 'req',
+      lines: [{ sku: 'INV-CART-A', quantity: a }, { sku: 'INV-CART-B', quantity: b }],
+    });
+    await withEngine(fault.wrap, async (engine) => {
+      await engine.registry.createProduct('INV-CART-A', 'x', 5, 'req');
+      await engine.registry.createProduct('INV-CART-B', 'x', 5, 'req');
+      fault.state.armed = true;
+      const first = await engine.registry.executeCart(cart(4, 4));
+      expect(fault.state.faulted).toBe(true);
+      expect(first).toMatchObject({ type: 'failed', code: 'internal_error' });
+      expect(engine.watch.violations.map((v) => v.error.message)).toEqual(['a bug after the cart commit']);
+      // The first cart did commit: 1 is left of each product.
+      const second = await engine.registry.executeCart(cart(2, 1));
+      expect(second).toMatchObject({ type: 'done', outcome: { kind: 'rejected', code: 'insufficient_stock' } });
+      const third = await engine.registry.executeCart(cart(1, 1));
+      expect(third).toMatchObject({ type: 'done', outcome: { kind: 'reservation', created: true } });
+      expect((await engine.registry.product('INV-CART-A'))?.inventory).toMatchObject({ reserved: 5, available: 0 });
     });
   });
 });

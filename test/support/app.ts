@@ -1,4 +1,4 @@
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { Agent, request } from 'undici';
 import { startApp, type App } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
@@ -54,6 +54,8 @@ export interface TestAppOptions {
   clock?: Clock;
   observers?: EngineObserver[];
   db?: TestDatabase;
+  /** The service's logger (by default one at TEST_LOG_LEVEL, or silent). */
+  logger?: Logger;
 }
 
 /**
@@ -76,7 +78,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
   const observers = [...(options.observers ?? []), watch];
   const app = await startApp({
     config,
-    logger: pino({ level: process.env.TEST_LOG_LEVEL ?? config.logLevel }),
+    logger: options.logger ?? pino({ level: process.env.TEST_LOG_LEVEL ?? config.logLevel }),
     clock: options.clock,
     observers,
     configureServer: (server) => contract.install(server),

@@ -95,6 +95,20 @@ function M.reserve(sku)
   return wrk.format("POST", "/products/" .. sku .. "/reservations", json_headers, reserve_body)
 end
 
+-- The lines of the cart being sent, reused from request to request.
+local cart_lines = {}
+
+--- POST /reservations {"lines":[{"sku":...,"quantity":1}, ...]} with a unique Idempotency-Key:
+--- a cart of one unit of each SKU given.
+function M.cart(skus)
+  local key = M.next_key()
+  json_headers["Idempotency-Key"] = key
+  json_headers["X-Request-Id"] = key
+  for i, sku in ipairs(skus) do cart_lines[i] = '{"sku":"' .. sku .. '","quantity":1}' end
+  local body = '{"lines":[' .. table.concat(cart_lines, ",", 1, #skus) .. ']}'
+  return wrk.format("POST", "/reservations", json_headers, body)
+end
+
 local bare_headers = {}
 
 --- POST /reservations/<id>/<action> (purchase or cancel), no body, like the autocannon path.

@@ -129,3 +129,60 @@ select k.sku, k.idempotency_key, k.seq, k.previous_seq
    and k.at - k.previous_at < $1::bigint * interval '1 millisecond'
  order by k.sku, k.seq
  limit $2::integer`;
+
+/**
+ * G4: reservations whose rows are not one set of lines in one status: lines that disagree on the
+ * status, rows that disagree on `lines`, a row count other than `lines`, or line numbers other
+ * than 0..lines-1 (at most $1 reservations, each with all of its rows in line order). The CHECK
+ * constraints of migrations/0004_reservation_lines.sql hold each row in range; only a grouped read
+ * sees the rows of one reservation together. Reservations of one line are grouped as well: a cart
+ * whose other rows were lost looks like one.
+ */
+export const selectIrregularReservationLines = `
+select r.id::text as id,
+       array_agg(r.sku order by r.line, r.sku) as skus,
+       array_agg(r.status order by r.line, r.sku) as statuses,
+       array_agg(r.line order by r.line, r.sku) as line_numbers,
+       array_agg(r.lines order by r.line, r.sku) as lines
+  from reservations r
+ group by r.id
+having count(distinct r.status) > 1
+    or count(distinct r.lines) > 1
+    or count(*) <> max(r.lines)
+    or count(distinct r.line) <> count(*)
+    or min(r.line) <> 0
+    or max(r.line) <> count(*) - 1
+ order by r.id
+ limit $1::integer`;
+
+/**
+ * G1: lines that bought more than they reserved, or a negative amount (at most $1). The CHECK
+ * reservations_purchased_within_line refuses such a row; verify still says it, so a database
+ * whose constraint was dropped or never applied is not trusted on the constraint's word.
+ */
+export const selectOverboughtLines = `
+select r.id::text as id, r.sku, r.quantity, r.purchased_quantity
+  from reservations r
+ where r.purchased_quantity < 0 or r.purchased_quantity > r.quantity
+ order by r.sku, r.id
+ limit $1::integer`;
+
+/**
+ * G4: operations on a reservation of several lines whose events were written by more than one
+ * transaction (at most $1). One operation's events share its reservation, type, time (decided
+ * at one instant) and request id; the request id keeps apart two requests that came within the
+ * same millisecond, each in its own transaction (two refused purchases, say). Events of the
+ * sweeper have none, and a reservation expires once.
+ */
+export const selectSplitCartOperations = `
+select e.reservation_id::text as reservation_id, e.type,
+       (extract(epoch from e.at) * 1000)::bigint::text as at_ms,
+       array_agg(e.sku order by e.sku) as skus,
+       array_agg(e.seq order by e.sku) as seqs,
+       count(distinct e.tx_id)::integer as transactions
+  from inventory_events e
+ where e.reservation_id in (select r.id from reservations r where r.lines > 1)
+ group by e.reservation_id, e.type, e.at, e.request_id
+having count(distinct e.tx_id) > 1
+ order by e.reservation_id, e.at, e.type
+ limit $1::integer`;
