@@ -26,7 +26,7 @@ function numericEntries(): string[] {
 export function processTree(roots: readonly number[]): number[] {
   const children = new Map<number, number[]>();
   const zombies = new Set<number>();
-  let entries: string[] = [];
+  let entries: string[];
   try {
     entries = numericEntries();
   } catch {

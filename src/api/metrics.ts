@@ -338,13 +338,15 @@ export class Metrics implements EngineObserver {
   }
 
   private registerGauges(registers: PrometheusRegistry[]): void {
-    const metrics = this;
+    // prom-client calls collect() with the gauge as `this`: these read this object's state.
+    const activeReservations = () => this.activeReservations();
+    const engine = () => this.engine;
     new Gauge({
       name: 'secventory_active_reservations',
       help: 'Active reservations in the database (all instances), at most 1 s old; absent while the database does not answer',
       registers,
       async collect() {
-        const count = await metrics.activeReservations();
+        const count = await activeReservations();
         if (count === null) this.reset();
         else this.set(count);
       },
@@ -354,7 +356,7 @@ export class Metrics implements EngineObserver {
       help: 'Products whose actor is in memory on this instance',
       registers,
       collect() {
-        this.set(metrics.engine?.liveActors ?? 0);
+        this.set(engine()?.liveActors ?? 0);
       },
     });
     new Gauge({
@@ -362,7 +364,7 @@ export class Metrics implements EngineObserver {
       help: 'Commands waiting in the mailboxes of all actors of this instance',
       registers,
       collect() {
-        this.set(metrics.engine?.queueDepthTotal() ?? 0);
+        this.set(engine()?.queueDepthTotal() ?? 0);
       },
     });
   }

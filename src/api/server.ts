@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { bodyBytesMax, eventLoopDelayMsMax, heapUsedBytesMax, keepAliveTimeoutMs, requestIdPattern, requestTimeoutMs } from '../engine/limits.ts';
 import type { EventLog, ReadModel } from '../engine/read-ports.ts';
@@ -45,15 +45,17 @@ export const ajvOptions = { customOptions: { coerceTypes: false, removeAdditiona
 
 /** Builds the HTTP API over an engine and its read ports; it knows nothing of SQL. */
 export async function buildServer(deps: ServerDeps) {
+  // Typed as Fastify's logger, not pino's, so the server is a plain FastifyInstance to its helpers.
+  const logger: FastifyBaseLogger = deps.logger;
   const app = Fastify({
-    loggerInstance: deps.logger as FastifyBaseLogger,
+    loggerInstance: logger,
     // Per-request log lines would cost more than the requests; failures are logged where they happen.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: bodyBytesMax,
     requestTimeout: requestTimeoutMs,
     keepAliveTimeout: keepAliveTimeoutMs,
-    // Requests that arrive while the server closes are answered by the hook below instead, as
-    // problem+json like every other 503.
+    // Requests that arrive while the server closes are answered by refuseWhileClosing's hook
+    // instead, as problem+json like every other 503.
     return503OnClosing: false,
     // What Node's HTTP parser refuses (a NUL in a header, oversized headers) is problem+json too.
     clientErrorHandler: answerClientError,
@@ -63,9 +65,10 @@ export async function buildServer(deps: ServerDeps) {
     // are answered like every other refusal: problem+json with a stable code.
     frameworkErrors: (error, request, reply) => {
       reply.header('x-request-id', request.id);
-      return sendProblem(reply, 'validation_failed', error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+      const detail = error.code === 'FST_ERR_MAX_PARAM_LENGTH'
         ? 'a path parameter is longer than any valid SKU or id'
-        : 'the URL is malformed');
+        : 'the URL is malformed';
+      void sendProblem(reply, 'validation_failed', detail);
     },
     ajv: ajvOptions,
   }).withTypeProvider<TypeBoxTypeProvider>();
@@ -78,33 +81,8 @@ export async function buildServer(deps: ServerDeps) {
     done();
   });
 
-  // From the moment the server starts closing, new requests on open connections are refused at
-  // once (nothing was done; the client retries, on another instance if there is one), and the
-  // connection is closed after the answer.
-  let closing = false;
-  app.addHook('preClose', (done) => {
-    closing = true;
-    done();
-  });
-  app.addHook('onRequest', (_request, reply, done) => {
-    if (!closing) return done();
-    const detail = 'the server is shutting down; nothing was done';
-    void sendProblem(reply.header('connection', 'close'), 'overloaded', detail);
-  });
-
-  // JSON bodies: Fastify's parser (refuses __proto__ and constructor.prototype), but an empty
-  // body is no body, so a bare POST to /purchase with a JSON content type is fine.
-  const parseJson = app.getDefaultJsonParser('error', 'error');
-  // Only JSON is accepted; anything else is 415 unsupported_media_type.
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: bodyBytesMax }, (request, body, done) => {
-    if (body === '' || (typeof body === 'string' && body.trim() === '')) return done(null, undefined);
-    parseJson(request, body as string, (error, value) => {
-      if (error) return done(new ApiError('validation_failed', 'the body is not valid JSON'), undefined);
-      done(null, value);
-    });
-  });
-
+  refuseWhileClosing(app);
+  acceptJsonBodiesOnly(app);
   installErrorHandlers(app);
 
   // Process-level load shedding: when the event loop lags or the heap fills, refuse new work
@@ -128,4 +106,50 @@ export async function buildServer(deps: ServerDeps) {
   await app.register(reservationRoutes, { registry: deps.registry, readModel: deps.readModel });
   await app.register(eventRoutes, { eventLog: deps.eventLog });
   return app;
+}
+
+/**
+ * From the moment the server starts closing, new requests on open connections are refused at
+ * once (nothing was done; the client retries, on another instance if there is one), and the
+ * connection is closed after the answer.
+ */
+function refuseWhileClosing(app: FastifyInstance): void {
+  let closing = false;
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
+  app.addHook('onRequest', (_request, reply, done) => {
+    if (!closing) return done();
+    const detail = 'the server is shutting down; nothing was done';
+    void sendProblem(reply.header('connection', 'close'), 'overloaded', detail);
+  });
+}
+
+/** Fastify's JSON parser answers through its callback; its declared type also admits a promise. */
+type CallbackParser = (
+  request: FastifyRequest,
+  body: string,
+  done: (error: Error | null, value?: unknown) => void,
+) => void;
+
+/**
+ * Only JSON is accepted; anything else is 415 unsupported_media_type. JSON bodies go through
+ * Fastify's parser (it refuses __proto__ and constructor.prototype), but an empty body is no body,
+ * so a bare POST to /purchase with a JSON content type is fine.
+ */
+function acceptJsonBodiesOnly(app: FastifyInstance): void {
+  const parseJson = app.getDefaultJsonParser('error', 'error') as CallbackParser;
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(
+    'application/json',
+    { parseAs: 'string', bodyLimit: bodyBytesMax },
+    (request, body, done) => {
+      if (body === '' || (typeof body === 'string' && body.trim() === '')) return done(null, undefined);
+      parseJson(request, body as string, (error, value) => {
+        if (error) return done(new ApiError('validation_failed', 'the body is not valid JSON'), undefined);
+        done(null, value);
+      });
+    },
+  );
 }

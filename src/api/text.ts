@@ -14,9 +14,10 @@ const textRule = 'well-formed Unicode without U+0000';
 
 /**
  * A request string: `options` plus well-formed Unicode without U+0000. A string with a pattern is
- * documented by its pattern (every pattern here is narrower); one without says the rule.
+ * documented by its pattern (every pattern here is narrower); one without says the rule. The
+ * format is Text()'s own, so `options` cannot name one.
  */
-export function Text(options: Omit<TStringOptions, 'format'> = {}) {
+export function Text(options: TStringOptions & { format?: never } = {}) {
   if (options.pattern !== undefined) return Type.String({ ...options, format: textFormat });
   const description = options.description === undefined ? textRule : `${options.description}; ${textRule}`;
   return Type.String({ ...options, description, format: textFormat });

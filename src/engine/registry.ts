@@ -71,7 +71,10 @@ function snapshotOf(state: ProductState): ProductSnapshot {
  * actor refuses new products with `overloaded`.
  */
 export class Registry {
-  private readonly shards: Map<string, ProductActor>[] = Array.from({ length: shardCount }, () => new Map());
+  private readonly shards: Map<string, ProductActor>[] = Array.from(
+    { length: shardCount },
+    () => new Map<string, ProductActor>(),
+  );
   /**
    * Which product owns an active reservation, for routing purchase and cancel by id without a
    * query. A reservation's SKU never changes, so an entry is never wrong, only possibly absent.

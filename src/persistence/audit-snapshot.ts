@@ -93,6 +93,20 @@ export interface SplitCartOperation {
   readonly transactions: number;
 }
 
+interface OrphanEventDbRow {
+  sku: string;
+  seq: number;
+  type: string;
+  reservation_id: string;
+}
+
+interface RepeatedEffectDbRow {
+  sku: string;
+  idempotency_key: string;
+  seq: number;
+  previous_seq: number;
+}
+
 interface ProductDbRow {
   sku: string;
   initial_stock: number;
@@ -198,7 +212,7 @@ export class AuditSnapshot {
   }
 
   async orphanEvents(eventsMax: number): Promise<OrphanEvent[]> {
-    const { rows } = await this.client.query(sql.selectOrphanEvents, [eventsMax]);
+    const { rows } = await this.client.query<OrphanEventDbRow>(sql.selectOrphanEvents, [eventsMax]);
     return rows.map((r) => ({ sku: r.sku, seq: r.seq, type: r.type, reservationId: r.reservation_id }));
   }
 
@@ -230,7 +244,7 @@ export class AuditSnapshot {
 
   /** Repeated effects within `retentionMs` of the previous one under the same key. */
   async repeatedEffects(retentionMs: number, effectsMax: number): Promise<RepeatedEffect[]> {
-    const { rows } = await this.client.query(sql.selectRepeatedEffects, [retentionMs, effectsMax]);
+    const { rows } = await this.client.query<RepeatedEffectDbRow>(sql.selectRepeatedEffects, [retentionMs, effectsMax]);
     return rows.map((r) => ({
       sku: r.sku,
       idempotencyKey: r.idempotency_key,

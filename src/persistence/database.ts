@@ -40,8 +40,11 @@ export function createPool(settings: PoolSettings, onIdleError: (error: Error) =
 
 // Every bigint this service reads (counters, versions, epoch milliseconds) fits in a double.
 const int8Oid = 20;
-const typeParser = ((oid: number, format?: 'text' | 'binary') =>
-  oid === int8Oid ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format ?? 'text')) as typeof pg.types.getTypeParser;
+function typeParser(oid: number, format?: 'text' | 'binary'): (value: string) => unknown {
+  if (oid === int8Oid) return (value: string) => Number(value);
+  // pg declares its parsers' results as any: what a column holds is said by each query's row type.
+  return pg.types.getTypeParser(oid, format ?? 'text') as (value: string) => unknown;
+}
 
 /** SQLSTATE raised by secventory_commit_batches when a reservation changed behind the version. */
 export const statusConflictSqlState = 'SV409';

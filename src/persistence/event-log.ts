@@ -96,8 +96,8 @@ export class PgEventLog implements EventLog {
       }
       const { rows } = await this.pool.query<EventRow>({ name: 'select_log_after', text: events.selectLogAfter, values: [afterPosition, limit + 1] });
       if (rows.length > 0) return pageOf(rows, limit);
-      const cursor = await this.pool.query(events.selectEventExists, [afterPosition]);
-      return cursor.rows[0].found === true ? pageOf(rows, limit) : null;
+      const cursor = await this.pool.query<{ found: boolean }>(events.selectEventExists, [afterPosition]);
+      return cursor.rows[0]?.found === true ? pageOf(rows, limit) : null;
     });
   }
 }

@@ -14,6 +14,11 @@ interface Waiting {
 
 type Refusal = null | { conflict?: true; known?: IdempotencyRecord[] };
 
+/** secventory_commit_batches answers one row whose `results` (jsonb) resultsOf reads. */
+interface CommitRow {
+  results: unknown;
+}
+
 /** One result per batch, in the group's order: anything else is a broken contract with the SQL function. */
 export function resultsOf(refusals: unknown, batches: number): CommitResult[] {
   assert(Array.isArray(refusals), 'the commit function answers an array');
@@ -55,8 +60,12 @@ export class GroupCommitter {
   async commitAllOrNothing(writes: readonly BatchWrite[]): Promise<CommitResult> {
     const sorted = [...writes].sort((a, b) => (a.sku < b.sku ? -1 : a.sku > b.sku ? 1 : 0));
     try {
-      const { rows } = await this.pool.query({ name: 'commit_batches_all_or_nothing', text: commitBatchesSql, values: commitValues(sorted, true) });
-      const results = resultsOf(rows[0].results, sorted.length);
+      const { rows } = await this.pool.query<CommitRow>({
+        name: 'commit_batches_all_or_nothing',
+        text: commitBatchesSql,
+        values: commitValues(sorted, true),
+      });
+      const results = resultsOf(rows[0]?.results, sorted.length);
       assert(results.every((r) => r.type === 'committed'), 'an all-or-nothing group commits every product or raises');
       return { type: 'committed' };
     } catch (error) {
@@ -130,8 +139,8 @@ export class GroupCommitter {
     const values = commitValues(group.map((g) => g.write), false);
     let results: unknown;
     try {
-      const { rows } = await this.pool.query({ name: 'commit_batches', text: commitBatchesSql, values });
-      results = rows[0].results;
+      const { rows } = await this.pool.query<CommitRow>({ name: 'commit_batches', text: commitBatchesSql, values });
+      results = rows[0]?.results;
     } catch (error) {
       // Someone wrote behind a version (see the migration): every product of the group reloads.
       const code = (error as { code?: string }).code;

@@ -10,7 +10,7 @@ import * as products from './sql/products.ts';
 import * as reservations from './sql/reservations.ts';
 import * as idempotency from './sql/idempotency.ts';
 
-interface ReservationRow {
+export interface ReservationRow {
   id: string;
   sku: string;
   quantity: number;
@@ -39,6 +39,61 @@ export function reservationFromRow(row: ReservationRow): Reservation {
   };
 }
 
+/** products.selectProductWithActiveReservations: a product, the head of its chain, its active reservations. */
+interface ProductRow {
+  sku: string;
+  name: string;
+  initial_stock: number;
+  total: number;
+  reserved: number;
+  purchased: number;
+  version: number;
+  created_at_ms: number;
+  /** Null only if the product's newest event is missing, which the assert below refuses. */
+  last_hash: string | null;
+  /** One [id, quantity, created_at_ms, expires_at_ms, line, lines] per active reservation. */
+  active: [string, number, number, number, number, number][];
+}
+
+/** idempotency.selectIdempotencyRecord: outcome is jsonb, the Outcome the record was stored with. */
+interface IdempotencyRow {
+  key: string;
+  fingerprint: string;
+  outcome: IdempotencyRecord['outcome'];
+}
+
+function productFromRow(row: ProductRow): ProductState {
+  const { sku, last_hash: lastHash } = row;
+  assert(lastHash !== null, `product ${sku}: its newest event exists`);
+  const active = new Map<string, Reservation>();
+  for (const [id, quantity, createdAtMs, expiresAtMs, line, lines] of row.active) {
+    active.set(id, {
+      id,
+      sku,
+      quantity,
+      line,
+      lines,
+      purchasedQuantity: null,
+      status: 'active',
+      createdAtMs,
+      expiresAtMs,
+      finishedAtMs: null,
+    });
+  }
+  let reservedSum = 0;
+  for (const r of active.values()) reservedSum += r.quantity;
+  assert(reservedSum === row.reserved, `product ${sku}: reserved equals the sum of its active reservations`);
+  return {
+    sku,
+    name: row.name,
+    initialStock: row.initial_stock,
+    createdAtMs: row.created_at_ms,
+    counters: { total: row.total, reserved: row.reserved, purchased: row.purchased, version: row.version },
+    lastHash,
+    active,
+  };
+}
+
 /** The engine's Store over PostgreSQL. */
 export class PgStore implements Store {
   private readonly committer: GroupCommitter;
@@ -49,27 +104,13 @@ export class PgStore implements Store {
 
   loadProduct(sku: string): Promise<ProductState | null> {
     return guarded('load product', async () => {
-      const { rows } = await this.pool.query({ name: 'select_product_with_active', text: products.selectProductWithActiveReservations, values: [sku] });
+      const { rows } = await this.pool.query<ProductRow>({
+        name: 'select_product_with_active',
+        text: products.selectProductWithActiveReservations,
+        values: [sku],
+      });
       const row = rows[0];
-      if (row === undefined) return null;
-      const active = new Map<string, Reservation>();
-      for (const [id, quantity, createdAtMs, expiresAtMs, line, lines] of row.active as [string, number, number, number, number, number][]) {
-        active.set(id, { id, sku, quantity, line, lines, purchasedQuantity: null, status: 'active', createdAtMs, expiresAtMs, finishedAtMs: null });
-      }
-      const state: ProductState = {
-        sku: row.sku,
-        name: row.name,
-        initialStock: row.initial_stock,
-        createdAtMs: row.created_at_ms,
-        counters: { total: row.total, reserved: row.reserved, purchased: row.purchased, version: row.version },
-        lastHash: row.last_hash,
-        active,
-      };
-      let reservedSum = 0;
-      for (const r of active.values()) reservedSum += r.quantity;
-      assert(reservedSum === state.counters.reserved, `product ${sku}: reserved equals the sum of its active reservations`);
-      assert(typeof row.last_hash === 'string', `product ${sku}: its newest event exists`);
-      return state;
+      return row === undefined ? null : productFromRow(row);
     });
   }
 
@@ -84,15 +125,23 @@ export class PgStore implements Store {
       idempotency?.fingerprint ?? null,
       idempotency === null ? null : JSON.stringify(idempotency.outcome),
     ];
-    const created = await guarded('create product', () => this.pool.query(products.insertProduct, values));
+    const { rows } = await guarded('create product', () =>
+      this.pool.query<{ created: number }>(products.insertProduct, values),
+    );
+    const created = rows[0]?.created;
+    assert(created === 0 || created === 1, `product ${sku}: its insert says whether it created the row`);
     const product = await this.loadProduct(sku);
     assert(product !== null, `product ${sku} exists after its insert`);
-    return { type: created.rows[0].created === 1 ? 'created' : 'exists', product };
+    return { type: created === 1 ? 'created' : 'exists', product };
   }
 
   productVersion(sku: string): Promise<number | null> {
     return guarded('product version', async () => {
-      const { rows } = await this.pool.query({ name: 'select_product_version', text: products.selectProductVersion, values: [sku] });
+      const { rows } = await this.pool.query<{ version: number }>({
+        name: 'select_product_version',
+        text: products.selectProductVersion,
+        values: [sku],
+      });
       return rows[0]?.version ?? null;
     });
   }
@@ -106,8 +155,12 @@ export class PgStore implements Store {
 
   findReservationSkus(id: string): Promise<string[]> {
     return guarded('find reservation skus', async () => {
-      const { rows } = await this.pool.query({ name: 'select_reservation_skus', text: reservations.selectReservationSkus, values: [id] });
-      return rows.map((row: { sku: string }) => row.sku);
+      const { rows } = await this.pool.query<{ sku: string }>({
+        name: 'select_reservation_skus',
+        text: reservations.selectReservationSkus,
+        values: [id],
+      });
+      return rows.map((row) => row.sku);
     });
   }
 
@@ -120,7 +173,11 @@ export class PgStore implements Store {
 
   findRecord(scope: string, key: string): Promise<IdempotencyRecord | null> {
     return guarded('find idempotency record', async () => {
-      const { rows } = await this.pool.query({ name: 'select_idempotency_record', text: idempotency.selectIdempotencyRecord, values: [scope, key] });
+      const { rows } = await this.pool.query<IdempotencyRow>({
+        name: 'select_idempotency_record',
+        text: idempotency.selectIdempotencyRecord,
+        values: [scope, key],
+      });
       const row = rows[0];
       return row === undefined ? null : { scope, key: row.key, fingerprint: row.fingerprint, outcome: row.outcome };
     });
@@ -136,8 +193,12 @@ export class PgStore implements Store {
 
   findDueReservations(nowMs: number, limit: number): Promise<DueReservation[]> {
     return guarded('find due reservations', async () => {
-      const { rows } = await this.pool.query({ name: 'select_due_reservations', text: reservations.selectDueReservations, values: [isoOf(nowMs), limit] });
-      return rows as DueReservation[];
+      const { rows } = await this.pool.query<DueReservation>({
+        name: 'select_due_reservations',
+        text: reservations.selectDueReservations,
+        values: [isoOf(nowMs), limit],
+      });
+      return rows;
     });
   }
 

@@ -3,7 +3,7 @@ import type { ReadModel } from '../engine/read-ports.ts';
 import type { Reservation } from '../engine/types.ts';
 import { guarded } from './database.ts';
 import { appliedMigrations } from './migrate.ts';
-import { reservationFromRow } from './pg-store.ts';
+import { reservationFromRow, type ReservationRow } from './pg-store.ts';
 import * as reservations from './sql/reservations.ts';
 import * as stats from './sql/stats.ts';
 
@@ -14,7 +14,11 @@ export class PgReadModel implements ReadModel {
   /** Every line of a reservation, in the order the client sent them (empty: no such reservation). */
   getReservationLines(id: string): Promise<Reservation[]> {
     return guarded('get reservation', async () => {
-      const { rows } = await this.pool.query({ name: 'select_reservation', text: reservations.selectReservation, values: [id] });
+      const { rows } = await this.pool.query<ReservationRow>({
+        name: 'select_reservation',
+        text: reservations.selectReservation,
+        values: [id],
+      });
       return rows.map(reservationFromRow);
     });
   }
@@ -28,7 +32,7 @@ export class PgReadModel implements ReadModel {
 
   async ready(expectedMigrations: readonly string[]): Promise<boolean> {
     try {
-      const applied = await appliedMigrations((sql) => this.pool.query(sql));
+      const applied = await appliedMigrations((sql) => this.pool.query<{ name: string }>(sql));
       return applied !== null && expectedMigrations.every((m) => applied.includes(m));
     } catch {
       return false;

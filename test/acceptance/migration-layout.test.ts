@@ -18,7 +18,6 @@ const quiet = { info: () => {}, warn: () => {}, error: () => {} };
  * secventory_commit_batches in full. Databases in service were migrated with these files.
  */
 const oldLayoutDir = fileURLToPath(new URL('../fixtures/migrations-d49035b', import.meta.url));
-const oldLayout = ['0001_schema', '0002_commit_batches', '0003_commit_guarded_by_chain_head'];
 /** Every numbered migration of this build: the old layout's and those written since. */
 const currentLayout = readdirSync(migrationsDir).filter((f) => /^\d{4}_.*\.sql$/.test(f)).map((f) => f.replace(/\.sql$/, '')).sort();
 

@@ -33,7 +33,7 @@ export function requireChromium(skip: (note: string) => void): void {
 export async function launchChromium(viewport: {
   width: number;
   height: number;
-}): Promise<{ browser: BrowserContext; close(): Promise<void> }> {
+}): Promise<{ browser: BrowserContext; close: () => Promise<void> }> {
   const userDataDir = await mkdtemp(path.join(os.tmpdir(), 'secventory-chromium-'));
   const browser = await chromium.launchPersistentContext(userDataDir, {
     executablePath: chromiumPath,

@@ -22,13 +22,16 @@ interface OpenApiDocument {
   readonly paths: Record<string, Record<string, { readonly responses: Record<string, ResponseObject> }>>;
 }
 
+/** A header as Fastify's reply holds it. */
+type HeaderValue = number | string | string[] | undefined;
+
 /** One answer as the server sent it. `route` is Fastify's route pattern; undefined when nothing matched. */
 export interface ObservedResponse {
   readonly method: string;
   readonly route: string | undefined;
   readonly url: string;
   readonly status: number;
-  readonly headers: Record<string, unknown>;
+  readonly headers: Record<string, HeaderValue>;
   readonly body: string | undefined;
 }
 
@@ -39,7 +42,7 @@ const documentId = 'openapi.json';
 const escapePointer = (token: string) => token.replaceAll('~', '~0').replaceAll('/', '~1');
 /** `/products/:sku` as the document writes it: `/products/{sku}`. */
 const documentPath = (route: string) => route.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
-const mediaTypeOf = (contentType: unknown) =>
+const mediaTypeOf = (contentType: HeaderValue) =>
   String(contentType ?? '')
     .split(';')[0]!
     .trim()
@@ -53,7 +56,7 @@ export class OpenApiContract {
     this.ajv = new Ajv2020({ strict: false, allErrors: true });
     addFormats.default(this.ajv);
     for (const [name, format] of Object.entries(ajvFormats)) this.ajv.addFormat(name, format);
-    this.ajv.addSchema(structuredClone(document) as object, documentId);
+    this.ajv.addSchema(structuredClone(document), documentId);
   }
 
   /** What is wrong with `response`, one line each; empty when it keeps the contract. */

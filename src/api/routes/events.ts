@@ -1,11 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Static } from 'typebox';
-import { eventPageLimitDefault, eventPageLimitMax } from '../../engine/limits.ts';
+import { eventPageLimitDefault } from '../../engine/limits.ts';
 import type { EventLog, EventPage as StoredPage, LoggedEvent } from '../../engine/read-ports.ts';
 import { isoOf } from '../../engine/time.ts';
 import { ApiError } from '../errors.ts';
 import { jsonResponse, problemResponses } from '../responses.ts';
 import { Event, EventPage, EventPageQuery, ref, ReservationParams, SkuParams } from '../schemas.ts';
+import type { RouteApp } from './route-app.ts';
 
 export interface EventRoutesOptions {
   readonly eventLog: EventLog;
@@ -53,7 +54,14 @@ const byPosition = (e: LoggedEvent) => e.position;
 
 const emptyPage = { events: [], next: null };
 
-export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async (app, { eventLog }) => {
+// One function per route; the order here is the order /openapi.json lists them in.
+export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async (app, options) => {
+  registerProductEvents(app, options);
+  registerReservationEvents(app, options);
+  registerLogEvents(app, options);
+};
+
+function registerProductEvents(app: RouteApp, { eventLog }: EventRoutesOptions): void {
   app.get('/products/:sku/events', {
     schema: {
       operationId: 'listProductEvents',
@@ -72,7 +80,9 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
     if (page === null) throw new ApiError('product_not_found', `no product ${sku}`);
     return pageJson(page, bySeq);
   });
+}
 
+function registerReservationEvents(app: RouteApp, { eventLog }: EventRoutesOptions): void {
   app.get('/reservations/:id/events', {
     schema: {
       operationId: 'listReservationEvents',
@@ -90,7 +100,9 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
     if (page === null) throw new ApiError('reservation_not_found', `no reservation ${id}`);
     return pageJson(page, byPosition);
   });
+}
 
+function registerLogEvents(app: RouteApp, { eventLog }: EventRoutesOptions): void {
   app.get('/events', {
     schema: {
       operationId: 'listEvents',
@@ -114,4 +126,4 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
     if (page === null) return emptyPage;
     return pageJson(page, byPosition);
   });
-};
+}

@@ -6,11 +6,10 @@ import { latencyBucketBoundsMs } from '../../engine/latency-histogram.ts';
 import { actorsPageLimitDefault, actorsPageLimitMax, windowSeconds } from '../../engine/limits.ts';
 import type { Registry } from '../../engine/registry.ts';
 import { isoOf } from '../../engine/time.ts';
-import { ApiError } from '../errors.ts';
 import type { Metrics } from '../metrics.ts';
-import { Text } from '../text.ts';
 import { jsonResponse, problemResponses, textResponse } from '../responses.ts';
 import { NoQuery, ref } from '../schemas.ts';
+import type { RouteApp } from './route-app.ts';
 
 export interface OpsRoutesOptions {
   readonly metrics: Metrics;
@@ -97,11 +96,18 @@ const dashboardHtml = readFileSync(new URL('../dashboard.html', import.meta.url)
 const uplotJs = readFileSync(require.resolve('uplot/dist/uPlot.iife.min.js'), 'utf8');
 const uplotCss = readFileSync(require.resolve('uplot/dist/uPlot.min.css'), 'utf8');
 
-export const opsRoutes: FastifyPluginAsyncTypebox<OpsRoutesOptions> = async (app, { metrics, registry }) => {
+// One function per route; the order here is the order /openapi.json lists them in.
+export const opsRoutes: FastifyPluginAsyncTypebox<OpsRoutesOptions> = async (app, options) => {
   // Named here, where they are used; @fastify/swagger lists them with the others.
   app.addSchema(Stats);
   app.addSchema(Actors);
+  registerMetrics(app, options);
+  registerStats(app, options);
+  registerActors(app, options);
+  registerDashboard(app);
+};
 
+function registerMetrics(app: RouteApp, { metrics }: OpsRoutesOptions): void {
   app.get('/metrics', {
     schema: {
       operationId: 'getMetrics',
@@ -116,7 +122,9 @@ export const opsRoutes: FastifyPluginAsyncTypebox<OpsRoutesOptions> = async (app
     const text = await metrics.text();
     return reply.type(metrics.contentType).send(text);
   });
+}
 
+function registerStats(app: RouteApp, { metrics, registry }: OpsRoutesOptions): void {
   app.get('/stats', {
     schema: {
       operationId: 'getStats',
@@ -160,7 +168,9 @@ export const opsRoutes: FastifyPluginAsyncTypebox<OpsRoutesOptions> = async (app
       perSecond: metrics.recent.perSecond(nowMs).map(({ atMs, ...figures }) => ({ at: isoOf(atMs), ...figures })),
     };
   });
+}
 
+function registerActors(app: RouteApp, { registry }: OpsRoutesOptions): void {
   app.get('/actors', {
     schema: {
       operationId: 'listActors',
@@ -185,7 +195,10 @@ export const opsRoutes: FastifyPluginAsyncTypebox<OpsRoutesOptions> = async (app
       })),
     };
   });
+}
 
+/** The page and the uPlot files it loads; only the page is in /openapi.json. */
+function registerDashboard(app: RouteApp): void {
   app.get('/dashboard', {
     schema: {
       operationId: 'getDashboard',
@@ -201,4 +214,4 @@ export const opsRoutes: FastifyPluginAsyncTypebox<OpsRoutesOptions> = async (app
     reply.type('text/javascript; charset=utf-8').header('cache-control', 'public, max-age=3600').send(uplotJs));
   app.get('/dashboard/uplot.css', { schema: { hide: true, querystring: NoQuery } }, async (_request, reply) =>
     reply.type('text/css; charset=utf-8').header('cache-control', 'public, max-age=3600').send(uplotCss));
-};
+}

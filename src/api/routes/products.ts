@@ -11,12 +11,22 @@ import {
   Inventory, NewProduct, NoQuery, OptionalIdempotencyKey, Product, ref, RequiredIdempotencyKey, Reservation,
   ReservationRequest, SkuParams, StockAdjustment,
 } from '../schemas.ts';
+import type { RouteApp } from './route-app.ts';
 
 export interface ProductRoutesOptions {
   readonly registry: Registry;
 }
 
-export const productRoutes: FastifyPluginAsyncTypebox<ProductRoutesOptions> = async (app, { registry }) => {
+// One function per route; the order here is the order /openapi.json lists them in.
+export const productRoutes: FastifyPluginAsyncTypebox<ProductRoutesOptions> = async (app, options) => {
+  registerCreateProduct(app, options);
+  registerGetProduct(app, options);
+  registerGetInventory(app, options);
+  registerAdjustStock(app, options);
+  registerReserve(app, options);
+};
+
+function registerCreateProduct(app: RouteApp, { registry }: ProductRoutesOptions): void {
   app.post('/products', {
     schema: {
       operationId: 'createProduct',
@@ -41,7 +51,9 @@ export const productRoutes: FastifyPluginAsyncTypebox<ProductRoutesOptions> = as
     const creation = await registry.createProduct(sku, name, stock, request.id, key);
     return sendResult(reply, creation.result);
   });
+}
 
+function registerGetProduct(app: RouteApp, { registry }: ProductRoutesOptions): void {
   app.get('/products/:sku', {
     schema: {
       operationId: 'getProduct',
@@ -58,7 +70,9 @@ export const productRoutes: FastifyPluginAsyncTypebox<ProductRoutesOptions> = as
     if (product === null) throw new ApiError('product_not_found', `no product ${request.params.sku}`);
     return { sku: product.sku, name: product.name, createdAt: isoOf(product.createdAtMs), inventory: product.inventory };
   });
+}
 
+function registerGetInventory(app: RouteApp, { registry }: ProductRoutesOptions): void {
   app.get('/products/:sku/inventory', {
     schema: {
       operationId: 'getInventory',
@@ -75,7 +89,9 @@ export const productRoutes: FastifyPluginAsyncTypebox<ProductRoutesOptions> = as
     if (product === null) throw new ApiError('product_not_found', `no product ${request.params.sku}`);
     return product.inventory;
   });
+}
 
+function registerAdjustStock(app: RouteApp, { registry }: ProductRoutesOptions): void {
   app.post('/products/:sku/stock-adjustments', {
     schema: {
       operationId: 'adjustStock',
@@ -99,7 +115,9 @@ export const productRoutes: FastifyPluginAsyncTypebox<ProductRoutesOptions> = as
     const result = await registry.execute(request.params.sku, { type: 'adjust', delta, reason, idempotencyKey: key, requestId: request.id });
     return sendResult(reply, result);
   });
+}
 
+function registerReserve(app: RouteApp, { registry }: ProductRoutesOptions): void {
   app.post('/products/:sku/reservations', {
     schema: {
       operationId: 'reserve',
@@ -130,4 +148,4 @@ export const productRoutes: FastifyPluginAsyncTypebox<ProductRoutesOptions> = as
     });
     return sendResult(reply, result);
   });
-};
+}

@@ -20,6 +20,7 @@ import {
   Reservation,
   ReservationParams,
 } from '../schemas.ts';
+import type { RouteApp } from './route-app.ts';
 
 export interface ReservationRoutesOptions {
   readonly registry: Registry;
@@ -36,7 +37,16 @@ const PurchaseBody = Type.Union([Type.Null(), Type.Object({}, { additionalProper
 
 const writeProblems = problemResponses(404, 409, 413, 415, 422);
 
-export const reservationRoutes: FastifyPluginAsyncTypebox<ReservationRoutesOptions> = async (app, { registry, readModel }) => {
+// One function per route; the order here is the order /openapi.json lists them in.
+export const reservationRoutes: FastifyPluginAsyncTypebox<ReservationRoutesOptions> = async (app, options) => {
+  registerReserveCart(app, options);
+  registerGetReservation(app, options);
+  registerPurchase(app, options);
+  registerCancel(app, options);
+  registerExtend(app, options);
+};
+
+function registerReserveCart(app: RouteApp, { registry }: ReservationRoutesOptions): void {
   app.post('/reservations', {
     schema: {
       operationId: 'reserveCart',
@@ -57,7 +67,9 @@ export const reservationRoutes: FastifyPluginAsyncTypebox<ReservationRoutesOptio
     const result = await registry.executeCart({ type: 'reserve', reservationId: randomUUID(), lines, ttlSeconds, idempotencyKey: key, requestId: request.id });
     return sendResult(reply, result);
   });
+}
 
+function registerGetReservation(app: RouteApp, { readModel }: ReservationRoutesOptions): void {
   app.get('/reservations/:id', {
     schema: {
       operationId: 'getReservation',
@@ -75,7 +87,9 @@ export const reservationRoutes: FastifyPluginAsyncTypebox<ReservationRoutesOptio
     if (lines.length === 0) throw new ApiError('reservation_not_found', `no reservation ${id}`);
     return reservationView(...lines);
   });
+}
 
+function registerPurchase(app: RouteApp, { registry }: ReservationRoutesOptions): void {
   app.post('/reservations/:id/purchase', {
     schema: {
       operationId: 'purchaseReservation',
@@ -100,7 +114,9 @@ export const reservationRoutes: FastifyPluginAsyncTypebox<ReservationRoutesOptio
     const result = await registry.executeReservationOp({ type: 'purchase', reservationId: id, lines, idempotencyKey: key, requestId: request.id });
     return sendResult(reply, result);
   });
+}
 
+function registerCancel(app: RouteApp, { registry }: ReservationRoutesOptions): void {
   app.post('/reservations/:id/cancel', {
     schema: {
       operationId: 'cancelReservation',
@@ -120,7 +136,9 @@ export const reservationRoutes: FastifyPluginAsyncTypebox<ReservationRoutesOptio
     const result = await registry.executeReservationOp({ type: 'cancel', reservationId: id, idempotencyKey: key, requestId: request.id });
     return sendResult(reply, result);
   });
+}
 
+function registerExtend(app: RouteApp, { registry }: ReservationRoutesOptions): void {
   app.post('/reservations/:id/extend', {
     schema: {
       operationId: 'extendReservation',
@@ -141,7 +159,7 @@ export const reservationRoutes: FastifyPluginAsyncTypebox<ReservationRoutesOptio
     const result = await registry.executeReservationOp({ type: 'extend', reservationId: id, ttlSeconds, idempotencyKey: key, requestId: request.id });
     return sendResult(reply, result);
   });
-};
+}
 
 /** Each SKU at most once in a cart or a purchase: a schema cannot say it of objects. */
 function refuseRepeatedSkus(lines: readonly Line[]): void {
