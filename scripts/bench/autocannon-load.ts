@@ -52,7 +52,7 @@ function cartRequest(tally: Tally, nextKey: () => string, skusOf: () => string[]
     onResponse: (status: number, body: string) => {
       if (changedStock(status, body)) tally.stockChanges++;
     },
-  } as autocannon.Request;
+  };
 }
 
 function finishRequest(tally: Tally, action: 'purchase' | 'cancel', takeId: () => string | undefined): autocannon.Request {

@@ -158,29 +158,9 @@ export class Metrics implements EngineObserver {
     for (const operation of operationNames) {
       for (const outcome of outcomeNames) this.operationsTotal.labels(operation, outcome).inc(0);
     }
-    this.cartOperationsTotal = new Counter({
-      name: 'secventory_cart_operations_total',
-      help: 'Operations on reservations of several products (carts) answered, by operation and outcome, one per cart '
-        + 'however many lines it has (ok; rejected: a business rule or a 4xx; error: a 5xx)',
-      labelNames: ['operation', 'outcome'],
-      registers,
-      collect: () => {
-        flushCounts(this.cartOperationsTotal, cartOperationNames, this.cartCounts, this.exportedCartCounts);
-      },
-    });
-    for (const operation of cartOperationNames) {
-      for (const outcome of outcomeNames) this.cartOperationsTotal.labels(operation, outcome).inc(0);
-    }
-    const cartOperationDuration = new Histogram({
-      name: 'secventory_cart_operation_duration_seconds',
-      help: 'Time from a cart operation\'s arrival to its answer, the wait for all its products\' actors '
-        + 'included, by operation',
-      labelNames: ['operation'],
-      buckets: latencyBucketsSeconds,
-      registers,
-    });
-    for (const operation of cartOperationNames) cartOperationDuration.zero({ operation });
-    this.cartOperationDuration = cartOperationNames.map((operation) => cartOperationDuration.labels(operation));
+    const cart = this.cartMetrics(registers);
+    this.cartOperationsTotal = cart.total;
+    this.cartOperationDuration = cart.duration;
     const operationDuration = new Histogram({
       name: 'secventory_operation_duration_seconds',
       help: 'Time from a command entering its product\'s mailbox to its answer, by operation',
@@ -218,6 +198,33 @@ export class Metrics implements EngineObserver {
     this.expiries = new Counter({ name: 'secventory_expiries_total', help: 'Reservations expired by the sweeper', registers });
     this.registerGauges(registers);
     collectDefaultMetrics({ register: this.prometheus });
+  }
+
+  /** Cart operations: one count and one duration per operation on a cart, whatever its lines. */
+  private cartMetrics(registers: PrometheusRegistry[]) {
+      const total: Counter = new Counter({
+        name: 'secventory_cart_operations_total',
+        help: 'Operations on reservations of several products (carts) answered, by operation and outcome, one per cart '
+          + 'however many lines it has (ok; rejected: a business rule or a 4xx; error: a 5xx)',
+        labelNames: ['operation', 'outcome'],
+        registers,
+        collect: () => {
+          flushCounts(total, cartOperationNames, this.cartCounts, this.exportedCartCounts);
+        },
+      });
+      for (const operation of cartOperationNames) {
+        for (const outcome of outcomeNames) total.labels(operation, outcome).inc(0);
+      }
+      const cartOperationDuration = new Histogram({
+        name: 'secventory_cart_operation_duration_seconds',
+        help: 'Time from a cart operation\'s arrival to its answer, the wait for all its products\' actors '
+          + 'included, by operation',
+        labelNames: ['operation'],
+        buckets: latencyBucketsSeconds,
+        registers,
+      });
+      for (const operation of cartOperationNames) cartOperationDuration.zero({ operation });
+      return { total, duration: cartOperationNames.map((operation) => cartOperationDuration.labels(operation)) };
   }
 
   /** The registry takes this observer in its constructor, so it is handed over afterwards. */

@@ -93,6 +93,32 @@ export interface SplitCartOperation {
   readonly transactions: number;
 }
 
+interface IrregularLinesDbRow {
+  id: string;
+  skus: string[];
+  statuses: string[];
+  line_numbers: number[];
+  lines: number[];
+}
+
+interface OverboughtLineDbRow {
+  id: string;
+  sku: string;
+  quantity: number;
+  purchased_quantity: number;
+}
+
+interface SplitCartOperationDbRow {
+  reservation_id: string;
+  type: string;
+  /** bigint arrives as a string. */
+  at_ms: string;
+  skus: string[];
+  /** bigint[] arrives as strings. */
+  seqs: string[];
+  transactions: number;
+}
+
 interface OrphanEventDbRow {
   sku: string;
   seq: number;
@@ -218,26 +244,26 @@ export class AuditSnapshot {
 
   /** Reservations whose rows disagree on status or are not lines 0..lines-1 (at most `reservationsMax`). */
   async irregularReservationLines(reservationsMax: number): Promise<ReservationLines[]> {
-    const { rows } = await this.client.query(sql.selectIrregularReservationLines, [reservationsMax]);
+    const { rows } = await this.client.query<IrregularLinesDbRow>(sql.selectIrregularReservationLines, [reservationsMax]);
     return rows.map((r) => ({
       id: r.id, skus: r.skus, statuses: r.statuses, lineNumbers: r.line_numbers, lines: r.lines,
     }));
   }
 
   async overboughtLines(linesMax: number): Promise<OverboughtLine[]> {
-    const { rows } = await this.client.query(sql.selectOverboughtLines, [linesMax]);
+    const { rows } = await this.client.query<OverboughtLineDbRow>(sql.selectOverboughtLines, [linesMax]);
     return rows.map((r) => ({ id: r.id, sku: r.sku, quantity: r.quantity, purchasedQuantity: r.purchased_quantity }));
   }
 
   async splitCartOperations(operationsMax: number): Promise<SplitCartOperation[]> {
-    const { rows } = await this.client.query(sql.selectSplitCartOperations, [operationsMax]);
+    const { rows } = await this.client.query<SplitCartOperationDbRow>(sql.selectSplitCartOperations, [operationsMax]);
     return rows.map((r) => ({
       reservationId: r.reservation_id,
       type: r.type,
       atMs: Number(r.at_ms),
       skus: r.skus,
       // bigint[] arrives as strings.
-      seqs: (r.seqs as string[]).map(Number),
+      seqs: r.seqs.map(Number),
       transactions: r.transactions,
     }));
   }
