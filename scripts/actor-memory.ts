@@ -40,10 +40,15 @@ const rssGoalBytesMax = 300 * 1024 * 1024;
 
 const opts = new Command('actor-memory')
   .option('--products <n>', 'products to activate', (v) => Number(v), 100_000)
-  .option('--bound <mode>', 'all: every actor live at once; default: the service\'s live-actor bound and idle time', 'all')
+  .option(
+    '--bound <mode>',
+    "all: every actor live at once; default: the service's live-actor bound and idle time",
+    'all',
+  )
   .parse()
   .opts<{ products: number; bound: string }>();
-if (opts.bound !== 'all' && opts.bound !== 'default') throw new Error(`--bound must be all or default, not ${opts.bound}`);
+if (opts.bound !== 'all' && opts.bound !== 'default')
+  throw new Error(`--bound must be all or default, not ${opts.bound}`);
 const n = opts.products;
 const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 const gc = () => (globalThis as { gc?: () => void }).gc?.();
@@ -74,15 +79,20 @@ async function writeProducts(pool: pg.Pool): Promise<void> {
   for (let i = 0; i < n; i += writeChunkProducts) {
     // One chunk of SKUs at a time: the 1M strings never exist at once.
     const skus = Array.from({ length: Math.min(writeChunkProducts, n - i) }, (_, j) => skuOf(i + j));
-    const hashes = skus.map((sku) => chainEvents(genesisHash, sku, [productCreatedEvent(10, 'memory', nowMs)])[0]!.hash);
-    await pool.query(`
+    const hashes = skus.map(
+      (sku) => chainEvents(genesisHash, sku, [productCreatedEvent(10, 'memory', nowMs)])[0]!.hash,
+    );
+    await pool.query(
+      `
       with p as (
         insert into products (sku, name, initial_stock, total, version, created_at, updated_at)
         select s, s, 10, 10, 1, to_timestamp($2::double precision / 1000), to_timestamp($2::double precision / 1000) from unnest($1::text[]) s
         returning sku)
       insert into inventory_events (sku, seq, type, request_id, source, total, reserved, purchased, at, hash)
       select s.sku, 1, 'product_created', 'memory', 'api', 10, 0, 0, to_timestamp($2::double precision / 1000), s.hash
-        from unnest($1::text[], $3::text[]) as s (sku, hash)`, [skus, nowMs, hashes]);
+        from unnest($1::text[], $3::text[]) as s (sku, hash)`,
+      [skus, nowMs, hashes],
+    );
   }
 }
 
@@ -100,7 +110,10 @@ async function touchAll(registry: Registry, onChunk: () => void): Promise<number
 /** --bound all: every actor live at once, then all passivated (the original measurement). */
 async function measureAllLive(store: PgStore): Promise<void> {
   const registry = new Registry(store, systemClock, {
-    batchSizeMax: 512, mailboxLengthMax: 10_000, liveActorsPerShardMax: Math.ceil(n / 8), actorIdleMs: 0,
+    batchSizeMax: 512,
+    mailboxLengthMax: 10_000,
+    liveActorsPerShardMax: Math.ceil(n / 8),
+    actorIdleMs: 0,
   });
   const peak = new RssPeak();
   const before = settle();
@@ -109,11 +122,15 @@ async function measureAllLive(store: PgStore): Promise<void> {
   const live = settle();
   const touchS = (performance.now() - startedMs) / 1000;
   console.log(`activated ${registry.liveActors} actors in ${touchS.toFixed(1)} s`);
-  console.log(`idle actor: ${((live.heapUsed - before.heapUsed) / registry.liveActors).toFixed(0)} bytes of heap each (heap ${mb(before.heapUsed)} -> ${mb(live.heapUsed)}, RSS ${mb(live.rss)})`);
+  console.log(
+    `idle actor: ${((live.heapUsed - before.heapUsed) / registry.liveActors).toFixed(0)} bytes of heap each (heap ${mb(before.heapUsed)} -> ${mb(live.heapUsed)}, RSS ${mb(live.rss)})`,
+  );
   const passivated = registry.passivateIdle();
   const after = settle();
   peak.stop();
-  console.log(`passivated ${passivated}: heap ${mb(after.heapUsed)}, RSS ${mb(after.rss)} (live actors ${registry.liveActors})`);
+  console.log(
+    `passivated ${passivated}: heap ${mb(after.heapUsed)}, RSS ${mb(after.rss)} (live actors ${registry.liveActors})`,
+  );
   printTable([
     ['mode', 'all live (bound raised to N/8 per shard)'],
     ['products', String(n)],
@@ -134,8 +151,10 @@ async function measureServiceDefaults(store: PgStore, baseline: NodeJS.MemoryUsa
     liveActorsPerShardMax: config.liveActorsPerShardMax,
     actorIdleMs: config.actorIdleMs,
   };
-  console.log(`service defaults: ${settings.liveActorsPerShardMax} live actors per shard x ${shardCount} shards = ${settings.liveActorsPerShardMax * shardCount}; ` +
-    `idle after ${settings.actorIdleMs} ms; passivation every ${passivationIntervalMs} ms`);
+  console.log(
+    `service defaults: ${settings.liveActorsPerShardMax} live actors per shard x ${shardCount} shards = ${settings.liveActorsPerShardMax * shardCount}; ` +
+      `idle after ${settings.actorIdleMs} ms; passivation every ${passivationIntervalMs} ms`,
+  );
   const registry = new Registry(store, systemClock, settings);
   const passivation = setInterval(() => registry.passivateIdle(), passivationIntervalMs);
   const peak = new RssPeak();
@@ -146,14 +165,18 @@ async function measureServiceDefaults(store: PgStore, baseline: NodeJS.MemoryUsa
     liveActorsMax = Math.max(liveActorsMax, registry.liveActors);
     if (performance.now() - lastReportMs > 10_000) {
       lastReportMs = performance.now();
-      console.log(`  ${((lastReportMs - startedMs) / 1000).toFixed(0)} s: live actors ${registry.liveActors}, RSS ${mb(process.memoryUsage.rss())}`);
+      console.log(
+        `  ${((lastReportMs - startedMs) / 1000).toFixed(0)} s: live actors ${registry.liveActors}, RSS ${mb(process.memoryUsage.rss())}`,
+      );
     }
   });
   const touchS = (performance.now() - startedMs) / 1000;
   if (missing > 0) throw new Error(`${missing} reads found no product`);
   const touched = process.memoryUsage();
   const liveAfterTouch = registry.liveActors;
-  console.log(`touched ${n} products in ${touchS.toFixed(1)} s; live actors ${liveAfterTouch}, RSS ${mb(touched.rss)}, heap ${mb(touched.heapUsed)}`);
+  console.log(
+    `touched ${n} products in ${touchS.toFixed(1)} s; live actors ${liveAfterTouch}, RSS ${mb(touched.rss)}, heap ${mb(touched.heapUsed)}`,
+  );
 
   // The service's timer passivates actors idle for actorIdleMs; wait for it, as the service would.
   const idleWaitMsMax = settings.actorIdleMs + 2 * passivationIntervalMs;
@@ -162,7 +185,9 @@ async function measureServiceDefaults(store: PgStore, baseline: NodeJS.MemoryUsa
   const waitedS = (performance.now() - waitStartedMs) / 1000;
   clearInterval(passivation);
   const passivatedAtEnd = registry.passivateIdle();
-  console.log(`the timer passivated the idle actors in ${waitedS.toFixed(0)} s (live actors ${registry.liveActors}, ${passivatedAtEnd} more passivated by hand)`);
+  console.log(
+    `the timer passivated the idle actors in ${waitedS.toFixed(0)} s (live actors ${registry.liveActors}, ${passivatedAtEnd} more passivated by hand)`,
+  );
 
   const samples = await sampleAfterGc();
   peak.stop();
@@ -219,13 +244,25 @@ async function main(): Promise<void> {
     await server.ensureDatabase('memory');
     const url = server.socketUrlFor('memory');
     await migrate(url, { info() {}, warn() {}, error: console.error });
-    const pool = createPool({ connectionString: url, poolSize: 16, connectionAcquireTimeoutMs: 10_000, statementTimeoutMs: 60_000, queryTimeoutMs: 70_000, idleInTransactionTimeoutMs: 60_000 }, () => {});
+    const pool = createPool(
+      {
+        connectionString: url,
+        poolSize: 16,
+        connectionAcquireTimeoutMs: 10_000,
+        statementTimeoutMs: 60_000,
+        queryTimeoutMs: 70_000,
+        idleInTransactionTimeoutMs: 60_000,
+      },
+      () => {},
+    );
     const start = settle();
     console.log(`RSS at start ${mb(start.rss)}; writing ${n} products...`);
     const writeStartedMs = performance.now();
     await writeProducts(pool);
     const baseline = settle();
-    console.log(`wrote ${n} products in ${((performance.now() - writeStartedMs) / 1000).toFixed(1)} s; RSS ${mb(baseline.rss)}, heap ${mb(baseline.heapUsed)}`);
+    console.log(
+      `wrote ${n} products in ${((performance.now() - writeStartedMs) / 1000).toFixed(1)} s; RSS ${mb(baseline.rss)}, heap ${mb(baseline.heapUsed)}`,
+    );
     const store = new PgStore(pool);
     if (opts.bound === 'all') await measureAllLive(store);
     else await measureServiceDefaults(store, baseline);

@@ -16,8 +16,16 @@ import type { GeneratorName } from './bench/load-result.ts';
 import { wrkThreadsDefault } from './bench/wrk-load.ts';
 import { startNodeServer, startServerProcess } from './lib/server-process.ts';
 import {
-  cartLines, cartSkuCount, createProducts, lowConnections, productsFor, runBurst, runScenario, scenarioNames,
-  type LoadResult, type ScenarioName,
+  cartLines,
+  cartSkuCount,
+  createProducts,
+  lowConnections,
+  productsFor,
+  runBurst,
+  runScenario,
+  scenarioNames,
+  type LoadResult,
+  type ScenarioName,
 } from './bench/scenarios.ts';
 
 interface Row {
@@ -43,9 +51,21 @@ const program = new Command('bench')
   .option('--generator <name>', 'wrk or autocannon (default: wrk when it is on PATH)')
   .option('--wrk-threads <n>', 'wrk threads', (v) => Number(v), wrkThreadsDefault)
   .option('--compare-batch1', 'run the same scenario again with batchSizeMax = 1 and print the ratio')
-  .option('--ceiling', 'first measure the HTTP ceiling: the hot load on the same route answered without engine or database')
+  .option(
+    '--ceiling',
+    'first measure the HTTP ceiling: the hot load on the same route answered without engine or database',
+  )
   .parse();
-const opts = program.opts<{ scenario: string; connections: number; duration: number; batchSize?: number; compareBatch1?: boolean; ceiling?: boolean; generator?: string; wrkThreads: number }>();
+const opts = program.opts<{
+  scenario: string;
+  connections: number;
+  duration: number;
+  batchSize?: number;
+  compareBatch1?: boolean;
+  ceiling?: boolean;
+  generator?: string;
+  wrkThreads: number;
+}>();
 
 /** The hot load against scripts/bench/http-ceiling-server.ts: one Node process doing only the HTTP work. */
 interface Ceiling {
@@ -90,12 +110,18 @@ async function main() {
 async function runCeiling(generator: TimedGeneratorName): Promise<Ceiling> {
   const server = await startNodeServer(['--import', 'tsx', path.resolve('scripts/bench/http-ceiling-server.ts')], {});
   try {
-    process.stderr.write(`\nHTTP ceiling (hot load, ${opts.connections} connections, ${opts.duration} s, ${generator}; no engine, no database)\n`);
+    process.stderr.write(
+      `\nHTTP ceiling (hot load, ${opts.connections} connections, ${opts.duration} s, ${generator}; no engine, no database)\n`,
+    );
     const cpuBeforeS = server.cpuSeconds();
     const bar = new SingleBar({ format: '  {bar} {value}/{total} s', clearOnComplete: true }, Presets.shades_classic);
     bar.start(opts.duration, 0);
     const load = await runScenario('hot', server.url, {
-      generator, wrkThreads: opts.wrkThreads, connections: opts.connections, durationS: opts.duration, onTick: (s) => bar.update(Math.min(s, opts.duration)),
+      generator,
+      wrkThreads: opts.wrkThreads,
+      connections: opts.connections,
+      durationS: opts.duration,
+      onTick: (s) => bar.update(Math.min(s, opts.duration)),
     });
     bar.stop();
     return { load, serverCpuPercent: ((server.cpuSeconds() - cpuBeforeS) / load.durationS) * 100 };
@@ -104,7 +130,13 @@ async function runCeiling(generator: TimedGeneratorName): Promise<Ceiling> {
   }
 }
 
-async function runOne(adminUrl: string, database: string, scenario: ScenarioName, batchSizeMax: number, generator: TimedGeneratorName): Promise<Row> {
+async function runOne(
+  adminUrl: string,
+  database: string,
+  scenario: ScenarioName,
+  batchSizeMax: number,
+  generator: TimedGeneratorName,
+): Promise<Row> {
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   await admin.query(`drop database if exists ${database}`);
@@ -114,11 +146,16 @@ async function runOne(adminUrl: string, database: string, scenario: ScenarioName
   url.pathname = `/${database}`;
   const databaseUrl = url.toString();
 
-  const server = await startServerProcess(databaseUrl, { SECVENTORY_BATCH_SIZE_MAX: String(batchSizeMax), SECVENTORY_MAILBOX_LENGTH_MAX: '100000' });
+  const server = await startServerProcess(databaseUrl, {
+    SECVENTORY_BATCH_SIZE_MAX: String(batchSizeMax),
+    SECVENTORY_MAILBOX_LENGTH_MAX: '100000',
+  });
   try {
     await createProducts(server.url, productsFor(scenario));
     const driver = scenario === 'burst' ? 'undici' : generator;
-    process.stderr.write(`\n${scenario} (batchSizeMax ${batchSizeMax}, ${scenario === 'low' ? lowConnections : opts.connections} connections, ${opts.duration} s, ${driver})\n`);
+    process.stderr.write(
+      `\n${scenario} (batchSizeMax ${batchSizeMax}, ${scenario === 'low' ? lowConnections : opts.connections} connections, ${opts.duration} s, ${driver})\n`,
+    );
     let load: LoadResult;
     const cpuBeforeS = server.cpuSeconds();
     if (scenario === 'burst') {
@@ -127,7 +164,11 @@ async function runOne(adminUrl: string, database: string, scenario: ScenarioName
       const bar = new SingleBar({ format: '  {bar} {value}/{total} s', clearOnComplete: true }, Presets.shades_classic);
       bar.start(opts.duration, 0);
       load = await runScenario(scenario, server.url, {
-        generator, wrkThreads: opts.wrkThreads, connections: opts.connections, durationS: opts.duration, onTick: (s) => bar.update(Math.min(s, opts.duration)),
+        generator,
+        wrkThreads: opts.wrkThreads,
+        connections: opts.connections,
+        durationS: opts.duration,
+        onTick: (s) => bar.update(Math.min(s, opts.duration)),
       });
       bar.stop();
     }
@@ -137,9 +178,16 @@ async function runOne(adminUrl: string, database: string, scenario: ScenarioName
     await server.stop();
     const correctness = await checkCorrectness(databaseUrl);
     return {
-      scenario, generator: load.generator, batchSizeMax, connections: scenario === 'low' ? lowConnections : opts.connections,
+      scenario,
+      generator: load.generator,
+      batchSizeMax,
+      connections: scenario === 'low' ? lowConnections : opts.connections,
       linesPerRequest: scenario === 'carts' ? cartLines : 1,
-      load, correctness, commitMsMean: commitMs, rssMaxMb, serverCpuPercent,
+      load,
+      correctness,
+      commitMsMean: commitMs,
+      rssMaxMb,
+      serverCpuPercent,
     };
   } finally {
     await server.stop();
@@ -153,8 +201,14 @@ function table(rows: Row[]): string {
     '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of rows) {
-    const non2xx = Object.entries(r.load.statusCounts).filter(([c]) => !c.startsWith('2')).map(([c, n]) => `${c}:${n}`).join(' ') || '0';
-    lines.push(`| ${r.scenario} | ${r.generator} | ${r.batchSizeMax} | ${r.connections} | ${f(r.load.requestsPerSecond)} | ${f(r.load.succeededPerSecond)} | ${f(r.load.latencyMsP50, 1)} | ${f(r.load.latencyMsP99, 1)} | ${f(r.load.latencyMsP999, 1)} | ${non2xx} | ${r.load.errors + r.load.timeouts} | ${f(r.correctness.meanBatchSize, 1)} | ${f(r.commitMsMean, 2)} | ${f(r.serverCpuPercent)} | ${f(r.rssMaxMb)} | ${r.correctness.oversoldProducts} | ${r.correctness.countersNotEqualSums === 0 ? 'equal' : `${r.correctness.countersNotEqualSums} differ`} | ${r.correctness.oracleViolations.length === 0 ? 'pass' : `FAIL (${r.correctness.oracleViolations.length})`} | ${r.correctness.verifyOk === null ? 'n/a' : r.correctness.verifyOk ? 'pass' : `FAIL (${r.correctness.verifyViolations})`} |`);
+    const non2xx =
+      Object.entries(r.load.statusCounts)
+        .filter(([c]) => !c.startsWith('2'))
+        .map(([c, n]) => `${c}:${n}`)
+        .join(' ') || '0';
+    lines.push(
+      `| ${r.scenario} | ${r.generator} | ${r.batchSizeMax} | ${r.connections} | ${f(r.load.requestsPerSecond)} | ${f(r.load.succeededPerSecond)} | ${f(r.load.latencyMsP50, 1)} | ${f(r.load.latencyMsP99, 1)} | ${f(r.load.latencyMsP999, 1)} | ${non2xx} | ${r.load.errors + r.load.timeouts} | ${f(r.correctness.meanBatchSize, 1)} | ${f(r.commitMsMean, 2)} | ${f(r.serverCpuPercent)} | ${f(r.rssMaxMb)} | ${r.correctness.oversoldProducts} | ${r.correctness.countersNotEqualSums === 0 ? 'equal' : `${r.correctness.countersNotEqualSums} differ`} | ${r.correctness.oracleViolations.length === 0 ? 'pass' : `FAIL (${r.correctness.oracleViolations.length})`} | ${r.correctness.verifyOk === null ? 'n/a' : r.correctness.verifyOk ? 'pass' : `FAIL (${r.correctness.verifyViolations})`} |`,
+    );
   }
   return lines.join('\n');
 }
@@ -163,26 +217,37 @@ function table(rows: Row[]): string {
 function cartLine(r: Row): string {
   const n = (x: number) => Math.round(x).toLocaleString('en-US');
   const cartsPerSecond = r.load.succeededPerSecond;
-  return `carts (${r.linesPerRequest} lines of 1 unit over ${n(cartSkuCount)} SKUs, ${n(r.connections)} connections, `
-    + `batchSizeMax ${r.batchSizeMax}): `
-    + `${n(cartsPerSecond)} carts/s = ${n(cartsPerSecond * r.linesPerRequest)} lines/s, `
-    + `p50 ${r.load.latencyMsP50.toFixed(1)} ms, p99 ${r.load.latencyMsP99.toFixed(1)} ms`;
+  return (
+    `carts (${r.linesPerRequest} lines of 1 unit over ${n(cartSkuCount)} SKUs, ${n(r.connections)} connections, ` +
+    `batchSizeMax ${r.batchSizeMax}): ` +
+    `${n(cartsPerSecond)} carts/s = ${n(cartsPerSecond * r.linesPerRequest)} lines/s, ` +
+    `p50 ${r.load.latencyMsP50.toFixed(1)} ms, p99 ${r.load.latencyMsP99.toFixed(1)} ms`
+  );
 }
 
 async function report(rows: Row[], ceiling: Ceiling | null, generator: TimedGeneratorName) {
   const md = [table(rows)];
   if (ceiling !== null) {
     const c = ceiling.load;
-    md.push('', '| HTTP ceiling (same route, no engine, no database) | req/s | p50 ms | p99 ms | server CPU % |', '|---|---|---|---|---|',
-      `| hot load, ${opts.connections} conns | ${c.requestsPerSecond.toFixed(0)} | ${c.latencyMsP50.toFixed(1)} | ${c.latencyMsP99.toFixed(1)} | ${ceiling.serverCpuPercent.toFixed(0)} |`);
+    md.push(
+      '',
+      '| HTTP ceiling (same route, no engine, no database) | req/s | p50 ms | p99 ms | server CPU % |',
+      '|---|---|---|---|---|',
+      `| hot load, ${opts.connections} conns | ${c.requestsPerSecond.toFixed(0)} | ${c.latencyMsP50.toFixed(1)} | ${c.latencyMsP99.toFixed(1)} | ${ceiling.serverCpuPercent.toFixed(0)} |`,
+    );
     const hot = rows.find((r) => r.scenario === 'hot' && r.batchSizeMax !== 1);
-    if (hot) md.push(`\nhot: durable reservations / HTTP ceiling = ${(hot.load.succeededPerSecond / c.requestsPerSecond * 100).toFixed(0)}% (${hot.load.succeededPerSecond.toFixed(0)} of ${c.requestsPerSecond.toFixed(0)} per second)`);
+    if (hot)
+      md.push(
+        `\nhot: durable reservations / HTTP ceiling = ${((hot.load.succeededPerSecond / c.requestsPerSecond) * 100).toFixed(0)}% (${hot.load.succeededPerSecond.toFixed(0)} of ${c.requestsPerSecond.toFixed(0)} per second)`,
+      );
   }
   for (const scenario of new Set(rows.map((r) => r.scenario))) {
     const batched = rows.find((r) => r.scenario === scenario && r.batchSizeMax !== 1);
     const single = rows.find((r) => r.scenario === scenario && r.batchSizeMax === 1);
     if (batched && single) {
-      md.push(`\n${scenario}: batched / batchSizeMax=1 = ${(batched.load.succeededPerSecond / single.load.succeededPerSecond).toFixed(1)}x successful reservations per second`);
+      md.push(
+        `\n${scenario}: batched / batchSizeMax=1 = ${(batched.load.succeededPerSecond / single.load.succeededPerSecond).toFixed(1)}x successful reservations per second`,
+      );
     }
   }
   for (const r of rows.filter((row) => row.scenario === 'carts')) md.push('', cartLine(r));
@@ -191,10 +256,17 @@ async function report(rows: Row[], ceiling: Ceiling | null, generator: TimedGene
   await mkdir('reports', { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const wrk = generator === 'wrk' ? { threads: opts.wrkThreads } : null;
-  await writeFile(`reports/bench-${stamp}.json`, JSON.stringify({ at: new Date().toISOString(), node: process.version, wrk, ceiling, rows }, null, 2));
+  await writeFile(
+    `reports/bench-${stamp}.json`,
+    JSON.stringify({ at: new Date().toISOString(), node: process.version, wrk, ceiling, rows }, null, 2),
+  );
   await writeFile(`reports/bench-${stamp}.md`, `${text}\n`);
-  const bad = rows.filter((r) => r.correctness.oracleViolations.length > 0 || r.correctness.verifyOk === false
-    || r.correctness.reservations < (r.load.statusCounts['201'] ?? 0));
+  const bad = rows.filter(
+    (r) =>
+      r.correctness.oracleViolations.length > 0 ||
+      r.correctness.verifyOk === false ||
+      r.correctness.reservations < (r.load.statusCounts['201'] ?? 0),
+  );
   for (const r of rows) {
     for (const v of r.correctness.oracleViolations.slice(0, 5)) {
       console.error(`${r.scenario}: ${v.guarantee} ${v.sku}: ${v.message}`);

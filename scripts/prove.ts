@@ -37,7 +37,11 @@ const titles = [
   '2,000 concurrent carts over 20 products: all or nothing, no oversell',
 ] as const;
 
-async function runCriterion<T>(ctx: ProofContext, number: number, scenario: (ctx: ProofContext, c: Criterion) => Promise<T>): Promise<{ result: CriterionResult; evidence: T | undefined }> {
+async function runCriterion<T>(
+  ctx: ProofContext,
+  number: number,
+  scenario: (ctx: ProofContext, c: Criterion) => Promise<T>,
+): Promise<{ result: CriterionResult; evidence: T | undefined }> {
   const c = new Criterion(number, titles[number - 1]!);
   process.stderr.write(`criterion ${number}: ${c.title} ...\n`);
   let evidence: T | undefined;
@@ -46,12 +50,25 @@ async function runCriterion<T>(ctx: ProofContext, number: number, scenario: (ctx
   } catch (error) {
     c.error = error instanceof Error ? error.message : String(error);
     // A scenario that broke because the app died says why, in the app's own words.
-    if (!ctx.app.running) c.excerpt(`Last lines of ${ctx.app.name}, which is not running`, ctx.logBook.all().filter((l) => l.server === ctx.app.name).slice(-10).map(excerptOf));
+    if (!ctx.app.running)
+      c.excerpt(
+        `Last lines of ${ctx.app.name}, which is not running`,
+        ctx.logBook
+          .all()
+          .filter((l) => l.server === ctx.app.name)
+          .slice(-10)
+          .map(excerptOf),
+      );
   }
   try {
     c.verified(await ctx.verify());
   } catch (error) {
-    c.that('secventory verify on the whole database (G1-G4, G7)', 'ok, 0 violations', `could not run: ${String(error)}`, false);
+    c.that(
+      'secventory verify on the whole database (G1-G4, G7)',
+      'ok, 0 violations',
+      `could not run: ${String(error)}`,
+      false,
+    );
   }
   try {
     c.checkedByOracle(await ctx.oracle());
@@ -59,7 +76,9 @@ async function runCriterion<T>(ctx: ProofContext, number: number, scenario: (ctx
     c.oracleFailed(error);
   }
   const result = c.result();
-  process.stderr.write(`criterion ${number}: ${result.pass ? 'PASS' : 'FAIL'}${result.error === null ? '' : ` (${result.error})`}\n`);
+  process.stderr.write(
+    `criterion ${number}: ${result.pass ? 'PASS' : 'FAIL'}${result.error === null ? '' : ` (${result.error})`}\n`,
+  );
   return { result, evidence };
 }
 
@@ -113,7 +132,13 @@ async function main(): Promise<number> {
     timer = setTimeout(() => reject(new Error(`the proof did not finish within ${runMsMax / 1000} s`)), runMsMax);
   });
   const results: CriterionResult[] = [];
-  let setting: Setting = { startedAt: new Date().toISOString(), node: process.version, cpus: os.cpus().length, postgres: 'n/a', app: 'n/a' };
+  let setting: Setting = {
+    startedAt: new Date().toISOString(),
+    node: process.version,
+    cpus: os.cpus().length,
+    postgres: 'n/a',
+    app: 'n/a',
+  };
   let fatal: string | null = null;
   try {
     await Promise.race([prove(cleanup, results, (s) => (setting = s)), overtime]);
@@ -128,7 +153,11 @@ async function main(): Promise<number> {
   const info: RunInfo = { ...setting, wallMs: performance.now() - startedMs, cleanupFailures };
   const summary = await writeReports(finished, titles.length, info, fatal);
   process.stdout.write(`${summary}\n`);
-  const allPass = fatal === null && finished.length === titles.length && finished.every((r) => r.pass) && cleanupFailures.length === 0;
+  const allPass =
+    fatal === null &&
+    finished.length === titles.length &&
+    finished.every((r) => r.pass) &&
+    cleanupFailures.length === 0;
   return allPass ? 0 : 1;
 }
 

@@ -76,35 +76,63 @@ function waveCommands(previous: readonly string[], fresh: string[], wave: number
     fresh.push(reservationId);
     // Those that the next wave expires live 1 s; the clock moves 2 s per wave.
     const ttlSeconds = i % 10 >= 8 ? 1 : 600;
-    commands.push({ type: 'reserve', reservationId, quantity: 1 + (i % 3), ttlSeconds, idempotencyKey: `${sku}-w${wave}-r${i}`, requestId });
+    commands.push({
+      type: 'reserve',
+      reservationId,
+      quantity: 1 + (i % 3),
+      ttlSeconds,
+      idempotencyKey: `${sku}-w${wave}-r${i}`,
+      requestId,
+    });
   }
   for (let i = 0; i < 10; i++) {
-    commands.push({ type: 'adjust', delta: i % 2 === 0 ? 7 : -3, reason: 'cycle count', idempotencyKey: `${sku}-w${wave}-a${i}`, requestId });
+    commands.push({
+      type: 'adjust',
+      delta: i % 2 === 0 ? 7 : -3,
+      reason: 'cycle count',
+      idempotencyKey: `${sku}-w${wave}-a${i}`,
+      requestId,
+    });
   }
   for (let i = 0; i < 5; i++) {
-    commands.push({ type: 'reserve', reservationId: randomUUID(), quantity: 1_000_000, ttlSeconds: 600, idempotencyKey: `${sku}-w${wave}-x${i}`, requestId });
+    commands.push({
+      type: 'reserve',
+      reservationId: randomUUID(),
+      quantity: 1_000_000,
+      ttlSeconds: 600,
+      idempotencyKey: `${sku}-w${wave}-x${i}`,
+      requestId,
+    });
   }
   return commands;
 }
 
 async function build(url: string, eventsMin: number): Promise<void> {
-  const pool = createPool({
-    connectionString: url,
-    poolSize,
-    connectionAcquireTimeoutMs: 30_000,
-    statementTimeoutMs: 60_000,
-    queryTimeoutMs: 70_000,
-    idleInTransactionTimeoutMs: 60_000,
-  }, (error) => console.warn(`idle connection failed: ${error.message}`));
+  const pool = createPool(
+    {
+      connectionString: url,
+      poolSize,
+      connectionAcquireTimeoutMs: 30_000,
+      statementTimeoutMs: 60_000,
+      queryTimeoutMs: 70_000,
+      idleInTransactionTimeoutMs: 60_000,
+    },
+    (error) => console.warn(`idle connection failed: ${error.message}`),
+  );
   const clock = new ManualClock(Date.now());
   let events = 0;
-  const registry = new Registry(new PgStore(pool), clock, {
-    // A product's whole wave (about 1,300 commands) in one batch: fewer, bigger transactions.
-    batchSizeMax: 2_048,
-    mailboxLengthMax: 100_000,
-    liveActorsPerShardMax: 8192,
-    actorIdleMs: 3_600_000,
-  }, { batchCommitted: (b) => void (events += b.events) });
+  const registry = new Registry(
+    new PgStore(pool),
+    clock,
+    {
+      // A product's whole wave (about 1,300 commands) in one batch: fewer, bigger transactions.
+      batchSizeMax: 2_048,
+      mailboxLengthMax: 100_000,
+      liveActorsPerShardMax: 8192,
+      actorIdleMs: 3_600_000,
+    },
+    { batchCommitted: (b) => void (events += b.events) },
+  );
   try {
     const skus = Array.from({ length: products }, (_, i) => `M-${String(i).padStart(4, '0')}`);
     for (const sku of skus) {
@@ -124,7 +152,8 @@ async function build(url: string, eventsMin: number): Promise<void> {
         for (const sku of skus.slice(i, i + poolSize)) {
           const fresh: string[] = [];
           next.set(sku, fresh);
-          for (const command of waveCommands(open.get(sku)!, fresh, wave, sku)) results.push(registry.execute(sku, command));
+          for (const command of waveCommands(open.get(sku)!, fresh, wave, sku))
+            results.push(registry.execute(sku, command));
         }
         for (const result of await Promise.all(results)) {
           if (result.type === 'failed') throw new Error(`a command failed: ${result.code} ${result.reason}`);
@@ -154,7 +183,10 @@ async function main(): Promise<void> {
     tmp = await mkdtemp(path.join(os.tmpdir(), 'secventory-verify-million-'));
     // As root, PostgreSQL runs as a created user that must reach the directory.
     await chmod(tmp, 0o755);
-    embedded = new EmbeddedServer({ dataDir: path.join(tmp, 'pg'), settings: { fsync: 'off', synchronous_commit: 'off' } });
+    embedded = new EmbeddedServer({
+      dataDir: path.join(tmp, 'pg'),
+      settings: { fsync: 'off', synchronous_commit: 'off' },
+    });
     await embedded.start();
     adminUrl = embedded.url;
   }
@@ -171,20 +203,27 @@ async function main(): Promise<void> {
     const buildStartedMs = performance.now();
     await build(url.toString(), opts.events);
     const buildSeconds = (performance.now() - buildStartedMs) / 1000;
-    const size = (await admin.query(`select pg_size_pretty(pg_database_size($1)) as size`, [databaseName])).rows[0].size;
+    const size = (await admin.query(`select pg_size_pretty(pg_database_size($1)) as size`, [databaseName])).rows[0]
+      .size;
     console.log(`built in ${buildSeconds.toFixed(1)} s (database ${size}); verifying in a fresh process...`);
 
-    const child = await promisify(execFile)(process.execPath, ['--import', 'tsx', thisFile, '--verify-only', url.toString()], {
-      maxBuffer: 1024 * 1024,
-    });
+    const child = await promisify(execFile)(
+      process.execPath,
+      ['--import', 'tsx', thisFile, '--verify-only', url.toString()],
+      {
+        maxBuffer: 1024 * 1024,
+      },
+    );
     process.stderr.write(child.stderr);
     const figures = JSON.parse(child.stdout) as VerifyFigures;
-    console.log([
-      `verify: ${figures.ok ? 'OK' : `FAILED (${figures.violations} violations)`}`,
-      `  ${figures.events} events, ${figures.products} products, ${figures.reservations} reservations`,
-      `  time      ${(figures.durationMs / 1000).toFixed(1)} s (${Math.round(figures.events / (figures.durationMs / 1000))} events/s)`,
-      `  peak RSS  ${figures.rssMaxMb} MB (the verifying process, Node included)`,
-    ].join('\n'));
+    console.log(
+      [
+        `verify: ${figures.ok ? 'OK' : `FAILED (${figures.violations} violations)`}`,
+        `  ${figures.events} events, ${figures.products} products, ${figures.reservations} reservations`,
+        `  time      ${(figures.durationMs / 1000).toFixed(1)} s (${Math.round(figures.events / (figures.durationMs / 1000))} events/s)`,
+        `  peak RSS  ${figures.rssMaxMb} MB (the verifying process, Node included)`,
+      ].join('\n'),
+    );
     if (!figures.ok) process.exitCode = 1;
     if (!opts.keep) await admin.query(`drop database if exists ${databaseName} with (force)`);
   } finally {

@@ -45,14 +45,20 @@ export interface AppOptions {
 export const databaseName = 'secventory';
 
 export function knownMigrations(): string[] {
-  return readdirSync(migrationsDir).filter((f) => f.endsWith('.sql')).map((f) => f.replace(/\.sql$/, '')).sort();
+  return readdirSync(migrationsDir)
+    .filter((f) => f.endsWith('.sql'))
+    .map((f) => f.replace(/\.sql$/, ''))
+    .sort();
 }
 
 /**
  * Starts the embedded PostgreSQL under the data dir, or reuses the one already running there (a
  * running service's, or one left by a killed process), and makes sure Secventory's database exists.
  */
-export async function startEmbeddedDatabase(dataDir: string, logger: Logger): Promise<{ server: EmbeddedServer; url: string }> {
+export async function startEmbeddedDatabase(
+  dataDir: string,
+  logger: Logger,
+): Promise<{ server: EmbeddedServer; url: string }> {
   const pgDir = path.join(dataDir, 'postgres');
   const server = new EmbeddedServer({ dataDir: pgDir, log: (line) => logger.debug({ postgres: line }) });
   await server.start();
@@ -63,8 +69,10 @@ export async function startEmbeddedDatabase(dataDir: string, logger: Logger): Pr
     throw error;
   }
   // A reused server keeps running after this process: it was started by another (see README).
-  logger.info({ dataDir: pgDir, port: server.port, reused: server.reused },
-    'embedded PostgreSQL is running; its data lives in dataDir');
+  logger.info(
+    { dataDir: pgDir, port: server.port, reused: server.reused },
+    'embedded PostgreSQL is running; its data lives in dataDir',
+  );
   return { server, url: server.socketUrlFor(databaseName) };
 }
 
@@ -78,9 +86,14 @@ function failureLogger(logger: Logger): EngineObserver {
       // Failures were not acknowledged and are not audit events: the log is their record.
       if (result.type !== 'failed' || !notAcknowledged.has(result.code)) return;
       const { code, reason } = result;
-      const ids = command.type === 'expire'
-        ? { reservationId: command.reservationId, source: 'sweeper' }
-        : { requestId: command.requestId, idempotencyKey: idempotencyKeyOf(command), reservationId: 'reservationId' in command ? command.reservationId : undefined };
+      const ids =
+        command.type === 'expire'
+          ? { reservationId: command.reservationId, source: 'sweeper' }
+          : {
+              requestId: command.requestId,
+              idempotencyKey: idempotencyKeyOf(command),
+              reservationId: 'reservationId' in command ? command.reservationId : undefined,
+            };
       // A storage failure during COMMIT is in doubt: the effect may be in the database. Either way
       // nothing was acknowledged, and a retry with the same key replays it or executes it once.
       const inDoubt = code === 'storage_unavailable';
@@ -90,15 +103,23 @@ function failureLogger(logger: Logger): EngineObserver {
       // As for commands: a cart operation that failed left no event; the log is its record.
       if (result.type !== 'failed' || !notAcknowledged.has(result.code)) return;
       const { code, reason } = result;
-      const ids = op.type === 'expire'
-        ? { reservationId: op.reservationId, source: 'sweeper' }
-        : { requestId: op.requestId, idempotencyKey: op.idempotencyKey ?? undefined, reservationId: op.reservationId };
+      const ids =
+        op.type === 'expire'
+          ? { reservationId: op.reservationId, source: 'sweeper' }
+          : {
+              requestId: op.requestId,
+              idempotencyKey: op.idempotencyKey ?? undefined,
+              reservationId: op.reservationId,
+            };
       const skus = op.type === 'reserve' ? op.lines.map((l) => l.sku) : undefined;
       const inDoubt = code === 'storage_unavailable';
       logger.warn({ cart: op.type, skus, code, reason, inDoubt, ...ids }, 'cart operation not acknowledged');
     },
     invariantViolated(sku, error) {
-      logger.error({ sku, err: error }, 'invariant violated: the commands involved answered internal_error; the actor reloads from the database');
+      logger.error(
+        { sku, err: error },
+        'invariant violated: the commands involved answered internal_error; the actor reloads from the database',
+      );
     },
     versionConflict(sku) {
       logger.info({ sku }, 'version conflict: another writer changed the product; reloading');
@@ -157,37 +178,58 @@ async function startParts(options: AppOptions, running: Running): Promise<App> {
     running.embedded = started.server;
     databaseUrl = started.url;
   }
-  const applied = await migrate(databaseUrl, { info: (m) => logger.debug(m), warn: (m) => logger.warn(m), error: (m) => logger.error(m) });
+  const applied = await migrate(databaseUrl, {
+    info: (m) => logger.debug(m),
+    warn: (m) => logger.warn(m),
+    error: (m) => logger.error(m),
+  });
   if (applied.length > 0) logger.info({ applied }, 'migrations applied');
 
-  const pool = running.pool = createPool({
-    connectionString: databaseUrl,
-    poolSize: config.poolSize,
-    connectionAcquireTimeoutMs: config.connectionAcquireTimeoutMs,
-    statementTimeoutMs: config.statementTimeoutMs,
-    queryTimeoutMs: config.queryTimeoutMs,
-    idleInTransactionTimeoutMs,
-  }, (error) => logger.warn({ reason: error.message }, 'idle database connection failed; the pool replaces it'));
+  const pool = (running.pool = createPool(
+    {
+      connectionString: databaseUrl,
+      poolSize: config.poolSize,
+      connectionAcquireTimeoutMs: config.connectionAcquireTimeoutMs,
+      statementTimeoutMs: config.statementTimeoutMs,
+      queryTimeoutMs: config.queryTimeoutMs,
+      idleInTransactionTimeoutMs,
+    },
+    (error) => logger.warn({ reason: error.message }, 'idle database connection failed; the pool replaces it'),
+  ));
 
   const readModel = new PgReadModel(pool);
   const eventLog = new PgEventLog(pool);
   const metrics = new Metrics(readModel);
   const observer = composeObservers([failureLogger(logger), metrics, ...observers]);
   const store = new PgStore(pool);
-  const registry = running.registry = new Registry(store, clock, {
-    batchSizeMax: config.batchSizeMax,
-    mailboxLengthMax: config.mailboxLengthMax,
-    liveActorsPerShardMax: config.liveActorsPerShardMax,
-    actorIdleMs: config.actorIdleMs,
-  }, observer);
+  const registry = (running.registry = new Registry(
+    store,
+    clock,
+    {
+      batchSizeMax: config.batchSizeMax,
+      mailboxLengthMax: config.mailboxLengthMax,
+      liveActorsPerShardMax: config.liveActorsPerShardMax,
+      actorIdleMs: config.actorIdleMs,
+    },
+    observer,
+  ));
   metrics.watch(registry);
-  const sweeper = running.sweeper = new Sweeper(registry, store, clock, config.sweepIntervalMs, observer,
-    (error) => logger.warn({ reason: error.message }, 'sweep failed; the next one retries'));
+  const sweeper = (running.sweeper = new Sweeper(registry, store, clock, config.sweepIntervalMs, observer, (error) =>
+    logger.warn({ reason: error.message }, 'sweep failed; the next one retries'),
+  ));
   running.passivation = setInterval(() => registry.passivateIdle(), passivationIntervalMs);
   running.passivation.unref();
 
   const expectedMigrations = knownMigrations();
-  const server = running.server = await buildServer({ registry, metrics, readModel, eventLog, expectedMigrations, logger, configure });
+  const server = (running.server = await buildServer({
+    registry,
+    metrics,
+    readModel,
+    eventLog,
+    expectedMigrations,
+    logger,
+    configure,
+  }));
   // A deep accept queue: a flash sale opens thousands of connections at once.
   const address = await server.listen({ host: config.host, port: config.port, backlog: 4096 });
   sweeper.start();

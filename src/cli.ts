@@ -59,53 +59,70 @@ async function onDatabase<T>(config: Config, logger: Logger, work: (url: string)
   }
 }
 
-const program = new Command('secventory').description('An inventory reservation engine that is never wrong about stock.');
+const program = new Command('secventory').description(
+  'An inventory reservation engine that is never wrong about stock.',
+);
 
-program.command('serve').description('Serve the REST API (on an embedded PostgreSQL unless DATABASE_URL is set)').action(async () => {
-  const config = configOrExit();
-  const logger = pino({ level: config.logLevel });
-  // A stray rejection or error must not take the service down with every actor's memory: the
-  // database holds the truth, and the engine already answered the callers involved.
-  process.on('unhandledRejection', (reason) => logger.fatal({ err: reason }, 'unhandled rejection; the service keeps running'));
-  let app: App;
-  try {
-    app = await startApp({ config, logger });
-  } catch (error) {
-    // startApp has stopped what it started; the details are for LOG_LEVEL=debug.
-    logger.debug({ err: error }, 'start failed');
-    exitWith(1, startFailure(error, config));
-  }
-  // Unhandled rejections are logged above, not a reason to stop; anything else stops gracefully.
-  // app.stop() is bounded below shutdownMsMax; the delay is the backstop that ends the process.
-  closeWithGrace({
-    delay: shutdownMsMax,
-    skip: ['unhandledRejection'],
-    onTimeout: (delayMs) => logger.error({ delayMs }, 'stopping took too long; exiting'),
-  }, async ({ signal, err }) => {
-    if (err) logger.error({ err }, 'stopping after an error');
-    logger.info({ signal }, 'stopping: draining HTTP, then actors, pool and PostgreSQL');
-    await app.stop();
-    logger.info('stopped');
+program
+  .command('serve')
+  .description('Serve the REST API (on an embedded PostgreSQL unless DATABASE_URL is set)')
+  .action(async () => {
+    const config = configOrExit();
+    const logger = pino({ level: config.logLevel });
+    // A stray rejection or error must not take the service down with every actor's memory: the
+    // database holds the truth, and the engine already answered the callers involved.
+    process.on('unhandledRejection', (reason) =>
+      logger.fatal({ err: reason }, 'unhandled rejection; the service keeps running'),
+    );
+    let app: App;
+    try {
+      app = await startApp({ config, logger });
+    } catch (error) {
+      // startApp has stopped what it started; the details are for LOG_LEVEL=debug.
+      logger.debug({ err: error }, 'start failed');
+      exitWith(1, startFailure(error, config));
+    }
+    // Unhandled rejections are logged above, not a reason to stop; anything else stops gracefully.
+    // app.stop() is bounded below shutdownMsMax; the delay is the backstop that ends the process.
+    closeWithGrace(
+      {
+        delay: shutdownMsMax,
+        skip: ['unhandledRejection'],
+        onTimeout: (delayMs) => logger.error({ delayMs }, 'stopping took too long; exiting'),
+      },
+      async ({ signal, err }) => {
+        if (err) logger.error({ err }, 'stopping after an error');
+        logger.info({ signal }, 'stopping: draining HTTP, then actors, pool and PostgreSQL');
+        await app.stop();
+        logger.info('stopped');
+      },
+    );
   });
-});
 
-program.command('migrate').description('Apply pending migrations and exit').action(async () => {
-  const config = configOrExit();
-  const logger = pino({ level: config.logLevel });
-  try {
-    const applied = await onDatabase(config, logger, (url) =>
-      migrate(url, { info: (m) => logger.debug(m), warn: (m) => logger.warn(m), error: (m) => logger.error(m) }));
-    logger.info({ applied }, applied.length === 0 ? 'nothing to migrate' : 'migrations applied');
-  } catch (error) {
-    logger.debug({ err: error }, 'migrate failed');
-    exitWith(1, `migrate: ${databaseFailure(error, config)}`);
-  }
-  // Explicitly: a PostgreSQL killed from outside may leave processes holding this one's pipes.
-  process.exit(0);
-});
+program
+  .command('migrate')
+  .description('Apply pending migrations and exit')
+  .action(async () => {
+    const config = configOrExit();
+    const logger = pino({ level: config.logLevel });
+    try {
+      const applied = await onDatabase(config, logger, (url) =>
+        migrate(url, { info: (m) => logger.debug(m), warn: (m) => logger.warn(m), error: (m) => logger.error(m) }),
+      );
+      logger.info({ applied }, applied.length === 0 ? 'nothing to migrate' : 'migrations applied');
+    } catch (error) {
+      logger.debug({ err: error }, 'migrate failed');
+      exitWith(1, `migrate: ${databaseFailure(error, config)}`);
+    }
+    // Explicitly: a PostgreSQL killed from outside may leave processes holding this one's pipes.
+    process.exit(0);
+  });
 
-program.command('verify')
-  .description('Check G1-G4 and G7 on the database, live or not: exit 0 when all hold, 1 on any violation, 2 when the database cannot be read')
+program
+  .command('verify')
+  .description(
+    'Check G1-G4 and G7 on the database, live or not: exit 0 when all hold, 1 on any violation, 2 when the database cannot be read',
+  )
   .action(async () => {
     const config = configOrExit();
     // Logs go to stderr, so stdout holds the report alone.
@@ -113,7 +130,8 @@ program.command('verify')
     let code: number;
     try {
       const report = await onDatabase(config, logger, (url) =>
-        verifyDatabase(url, { onProgress: (line) => process.stderr.write(`secventory verify: ${line}\n`) }));
+        verifyDatabase(url, { onProgress: (line) => process.stderr.write(`secventory verify: ${line}\n`) }),
+      );
       process.stdout.write(`${formatVerifyReport(report)}\n`);
       code = report.ok ? 0 : 1;
     } catch (error) {

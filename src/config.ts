@@ -7,16 +7,40 @@ const ConfigSchema = Type.Object({
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
   HOST: Type.String({ default: '127.0.0.1', minLength: 1 }),
   PORT: Type.Integer({ default: 3000, minimum: 0, maximum: 65535 }),
-  LOG_LEVEL: Type.Unsafe<string>({ type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info' }),
+  LOG_LEVEL: Type.Unsafe<string>({
+    type: 'string',
+    enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+    default: 'info',
+  }),
   SECVENTORY_DATA_DIR: Type.String({ default: '.secventory', minLength: 1 }),
-  SECVENTORY_SWEEP_INTERVAL_MS: Type.Integer({ default: limits.sweepIntervalMsDefault, minimum: 10, maximum: 3_600_000 }),
+  SECVENTORY_SWEEP_INTERVAL_MS: Type.Integer({
+    default: limits.sweepIntervalMsDefault,
+    minimum: 10,
+    maximum: 3_600_000,
+  }),
   SECVENTORY_BATCH_SIZE_MAX: Type.Integer({ default: limits.batchSizeMaxDefault, minimum: 1, maximum: 10_000 }),
-  SECVENTORY_MAILBOX_LENGTH_MAX: Type.Integer({ default: limits.mailboxLengthMaxDefault, minimum: 1, maximum: 1_000_000 }),
-  SECVENTORY_LIVE_ACTORS_PER_SHARD_MAX: Type.Integer({ default: limits.liveActorsPerShardMaxDefault, minimum: 1, maximum: 1_000_000 }),
+  SECVENTORY_MAILBOX_LENGTH_MAX: Type.Integer({
+    default: limits.mailboxLengthMaxDefault,
+    minimum: 1,
+    maximum: 1_000_000,
+  }),
+  SECVENTORY_LIVE_ACTORS_PER_SHARD_MAX: Type.Integer({
+    default: limits.liveActorsPerShardMaxDefault,
+    minimum: 1,
+    maximum: 1_000_000,
+  }),
   SECVENTORY_ACTOR_IDLE_MS: Type.Integer({ default: limits.actorIdleMsDefault, minimum: 100, maximum: 86_400_000 }),
   SECVENTORY_POOL_SIZE: Type.Integer({ default: limits.poolSizeDefault, minimum: 1, maximum: 1000 }),
-  SECVENTORY_CONNECTION_TIMEOUT_MS: Type.Integer({ default: limits.connectionAcquireTimeoutMsDefault, minimum: 100, maximum: 600_000 }),
-  SECVENTORY_STATEMENT_TIMEOUT_MS: Type.Integer({ default: limits.statementTimeoutMsDefault, minimum: 100, maximum: 600_000 }),
+  SECVENTORY_CONNECTION_TIMEOUT_MS: Type.Integer({
+    default: limits.connectionAcquireTimeoutMsDefault,
+    minimum: 100,
+    maximum: 600_000,
+  }),
+  SECVENTORY_STATEMENT_TIMEOUT_MS: Type.Integer({
+    default: limits.statementTimeoutMsDefault,
+    minimum: 100,
+    maximum: 600_000,
+  }),
   SECVENTORY_QUERY_TIMEOUT_MS: Type.Integer({ default: limits.queryTimeoutMsDefault, minimum: 100, maximum: 600_000 }),
 });
 

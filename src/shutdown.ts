@@ -24,10 +24,13 @@ export async function runUntil(
     if (leftMs <= 0) return { finished: false, step: step.name };
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<'timed out'>((resolve) => (timer = setTimeout(() => resolve('timed out'), leftMs)));
-    const done = step.run().then(() => 'done' as const, (error: unknown) => {
-      onFailure(step.name, error);
-      return 'done' as const;
-    });
+    const done = step.run().then(
+      () => 'done' as const,
+      (error: unknown) => {
+        onFailure(step.name, error);
+        return 'done' as const;
+      },
+    );
     const result = await Promise.race([done, timedOut]);
     clearTimeout(timer);
     if (result === 'timed out') return { finished: false, step: step.name };

@@ -4,8 +4,13 @@ import autocannon from 'autocannon';
 import { keySequence, runKeyPrefix } from './keys.ts';
 import { changedStock, type LoadResult } from './load-result.ts';
 import {
-  cartSkus, lowConnections, lowRequestsPerSecond, mixedSkuCount, spreadSkuCount,
-  type ScenarioOptions, type TimedScenarioName,
+  cartSkus,
+  lowConnections,
+  lowRequestsPerSecond,
+  mixedSkuCount,
+  spreadSkuCount,
+  type ScenarioOptions,
+  type TimedScenarioName,
 } from './workload.ts';
 
 /** Ids of reservations made earlier in mixed, waiting for a purchase or cancel. */
@@ -20,7 +25,12 @@ interface Tally {
   fillers: number;
 }
 
-function reserveRequest(tally: Tally, nextKey: () => string, skuOf: () => string, onId?: (id: string) => void): autocannon.Request {
+function reserveRequest(
+  tally: Tally,
+  nextKey: () => string,
+  skuOf: () => string,
+  onId?: (id: string) => void,
+): autocannon.Request {
   return {
     method: 'POST',
     path: '/products/HOT/reservations',
@@ -55,7 +65,11 @@ function cartRequest(tally: Tally, nextKey: () => string, skusOf: () => string[]
   };
 }
 
-function finishRequest(tally: Tally, action: 'purchase' | 'cancel', takeId: () => string | undefined): autocannon.Request {
+function finishRequest(
+  tally: Tally,
+  action: 'purchase' | 'cancel',
+  takeId: () => string | undefined,
+): autocannon.Request {
   return {
     method: 'POST',
     path: '/health/live',
@@ -79,38 +93,52 @@ function finishRequest(tally: Tally, action: 'purchase' | 'cancel', takeId: () =
   };
 }
 
-function run(url: string, options: ScenarioOptions, tally: Tally, requests: autocannon.Request[], extra: Partial<autocannon.Options> = {}): Promise<LoadResult> {
+function run(
+  url: string,
+  options: ScenarioOptions,
+  tally: Tally,
+  requests: autocannon.Request[],
+  extra: Partial<autocannon.Options> = {},
+): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
     let seconds = 0;
-    const instance = autocannon({ url, connections: options.connections, duration: options.durationS, requests, timeout: timeoutS, ...extra }, (error, r) => {
-      clearInterval(ticker);
-      if (error) return reject(error instanceof Error ? error : new Error(String(error)));
-      const statusCounts: Record<string, number> = {};
-      for (const [code, v] of Object.entries(r.statusCodeStats ?? {})) statusCounts[code] = Number((v as { count: number }).count);
-      const durationS = r.duration;
-      resolve({
-        generator: 'autocannon',
-        requests: r.requests.total,
-        durationS,
-        requestsPerSecond: r.requests.total / durationS,
-        succeededPerSecond: tally.stockChanges / durationS,
-        latencyMsP50: r.latency.p50,
-        latencyMsP99: r.latency.p99,
-        latencyMsP999: (r.latency as unknown as Record<string, number>).p99_9 ?? r.latency.p99,
-        latencyMsMax: r.latency.max,
-        statusCounts,
-        fillers: tally.fillers,
-        // autocannon counts a timeout as an error too.
-        errors: r.errors - r.timeouts,
-        timeouts: r.timeouts,
-      });
-    });
+    const instance = autocannon(
+      { url, connections: options.connections, duration: options.durationS, requests, timeout: timeoutS, ...extra },
+      (error, r) => {
+        clearInterval(ticker);
+        if (error) return reject(error instanceof Error ? error : new Error(String(error)));
+        const statusCounts: Record<string, number> = {};
+        for (const [code, v] of Object.entries(r.statusCodeStats ?? {}))
+          statusCounts[code] = Number((v as { count: number }).count);
+        const durationS = r.duration;
+        resolve({
+          generator: 'autocannon',
+          requests: r.requests.total,
+          durationS,
+          requestsPerSecond: r.requests.total / durationS,
+          succeededPerSecond: tally.stockChanges / durationS,
+          latencyMsP50: r.latency.p50,
+          latencyMsP99: r.latency.p99,
+          latencyMsP999: (r.latency as unknown as Record<string, number>).p99_9 ?? r.latency.p99,
+          latencyMsMax: r.latency.max,
+          statusCounts,
+          fillers: tally.fillers,
+          // autocannon counts a timeout as an error too.
+          errors: r.errors - r.timeouts,
+          timeouts: r.timeouts,
+        });
+      },
+    );
     const ticker = setInterval(() => options.onTick?.(++seconds), 1000);
     instance.on('error', () => {});
   });
 }
 
-export async function runAutocannon(scenario: TimedScenarioName, url: string, options: ScenarioOptions): Promise<LoadResult> {
+export async function runAutocannon(
+  scenario: TimedScenarioName,
+  url: string,
+  options: ScenarioOptions,
+): Promise<LoadResult> {
   const tally: Tally = { stockChanges: 0, fillers: 0 };
   const nextKey = keySequence(runKeyPrefix('autocannon'));
   switch (scenario) {
@@ -120,8 +148,13 @@ export async function runAutocannon(scenario: TimedScenarioName, url: string, op
       // A steady offered rate over a few connections: the latency an ordinary day sees. Raw
       // latencies, as wrk-load.ts reports them: with a rate, autocannon would otherwise add
       // coordinated-omission samples.
-      return run(url, { ...options, connections: lowConnections }, tally, [reserveRequest(tally, nextKey, () => 'HOT')],
-        { overallRate: lowRequestsPerSecond, ignoreCoordinatedOmission: true });
+      return run(
+        url,
+        { ...options, connections: lowConnections },
+        tally,
+        [reserveRequest(tally, nextKey, () => 'HOT')],
+        { overallRate: lowRequestsPerSecond, ignoreCoordinatedOmission: true },
+      );
     case 'spread': {
       let n = 0;
       return run(url, options, tally, [reserveRequest(tally, nextKey, () => `S-${n++ % spreadSkuCount}`)]);
@@ -140,8 +173,18 @@ export async function runAutocannon(scenario: TimedScenarioName, url: string, op
       };
       const take = () => ids.pop();
       const reserve = reserveRequest(tally, nextKey, sku, keep);
-      return run(url, options, tally, [reserve, reserve, reserve, reserve, reserve, reserve, reserve,
-        finishRequest(tally, 'purchase', take), finishRequest(tally, 'purchase', take), finishRequest(tally, 'cancel', take)]);
+      return run(url, options, tally, [
+        reserve,
+        reserve,
+        reserve,
+        reserve,
+        reserve,
+        reserve,
+        reserve,
+        finishRequest(tally, 'purchase', take),
+        finishRequest(tally, 'purchase', take),
+        finishRequest(tally, 'cancel', take),
+      ]);
     }
   }
 }

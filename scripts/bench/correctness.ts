@@ -30,10 +30,14 @@ export async function checkCorrectness(databaseUrl: string): Promise<Correctness
     const products = productsByCheck(violations);
     const sums = violations.filter((v) => v.check === 'reserved-sum' || v.check === 'purchased-sum');
     const unequal = new Set(sums.map((v) => v.sku));
-    const { rows: [b] } = await client.query(`
+    const {
+      rows: [b],
+    } = await client.query(`
       select count(*)::float8 / nullif(count(distinct tx_id), 0) as mean, count(distinct tx_id)::int as batches
         from inventory_events where type <> 'product_created'`);
-    const { rows: [r] } = await client.query(`
+    const {
+      rows: [r],
+    } = await client.query(`
       select count(*)::int as n, count(distinct id)::int as ids from reservations`);
     let verifyOk: boolean | null = null;
     let verifyViolations = 0;

@@ -29,10 +29,13 @@ export function chooseGenerator(requested: string | undefined): TimedGeneratorNa
     if (!timedGeneratorNames.includes(requested as TimedGeneratorName)) {
       throw new Error(`--generator must be one of ${timedGeneratorNames.join(', ')}, not ${requested}`);
     }
-    if (requested === 'wrk' && onPath('wrk') === null) throw new Error('--generator wrk: wrk is not on PATH (apt-get install -y wrk)');
+    if (requested === 'wrk' && onPath('wrk') === null)
+      throw new Error('--generator wrk: wrk is not on PATH (apt-get install -y wrk)');
     return requested as TimedGeneratorName;
   }
   if (onPath('wrk') !== null) return 'wrk';
-  process.stderr.write('bench: wrk not found on PATH, using autocannon (which takes CPU from the server); install wrk with `apt-get install -y wrk`\n');
+  process.stderr.write(
+    'bench: wrk not found on PATH, using autocannon (which takes CPU from the server); install wrk with `apt-get install -y wrk`\n',
+  );
   return 'autocannon';
 }

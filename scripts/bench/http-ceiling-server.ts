@@ -10,7 +10,13 @@ import { bodyBytesMax, ttlSecondsDefault } from '../../src/engine/limits.ts';
 import { ajvOptions, requestIdOf } from '../../src/api/server.ts';
 import { jsonResponse } from '../../src/api/responses.ts';
 import {
-  namedSchemas, NoQuery, ref, RequiredIdempotencyKey, Reservation, ReservationRequest, SkuParams,
+  namedSchemas,
+  NoQuery,
+  ref,
+  RequiredIdempotencyKey,
+  Reservation,
+  ReservationRequest,
+  SkuParams,
 } from '../../src/api/schemas.ts';
 
 const app = Fastify({
@@ -28,27 +34,31 @@ app.addHook('onRequest', (request, reply, done) => {
   done();
 });
 
-app.post('/products/:sku/reservations', {
-  schema: {
-    params: SkuParams,
-    querystring: NoQuery,
-    headers: RequiredIdempotencyKey,
-    body: ref(ReservationRequest),
-    response: { 201: jsonResponse(ref(Reservation), 'reserved') },
+app.post(
+  '/products/:sku/reservations',
+  {
+    schema: {
+      params: SkuParams,
+      querystring: NoQuery,
+      headers: RequiredIdempotencyKey,
+      body: ref(ReservationRequest),
+      response: { 201: jsonResponse(ref(Reservation), 'reserved') },
+    },
   },
-}, async (request, reply) => {
-  const nowMs = Date.now();
-  const { quantity, ttlSeconds = ttlSecondsDefault } = request.body;
-  return reply.code(201).send({
-    id: randomUUID(),
-    sku: request.params.sku,
-    quantity,
-    lines: [{ sku: request.params.sku, quantity }],
-    status: 'active' as const,
-    createdAt: new Date(nowMs).toISOString(),
-    expiresAt: new Date(nowMs + ttlSeconds * 1000).toISOString(),
-  });
-});
+  async (request, reply) => {
+    const nowMs = Date.now();
+    const { quantity, ttlSeconds = ttlSecondsDefault } = request.body;
+    return reply.code(201).send({
+      id: randomUUID(),
+      sku: request.params.sku,
+      quantity,
+      lines: [{ sku: request.params.sku, quantity }],
+      status: 'active' as const,
+      createdAt: new Date(nowMs).toISOString(),
+      expiresAt: new Date(nowMs + ttlSeconds * 1000).toISOString(),
+    });
+  },
+);
 
 app.get('/health/ready', async () => ({ status: 'ready' }));
 

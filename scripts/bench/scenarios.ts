@@ -7,14 +7,25 @@ import type { TimedGeneratorName } from './generator.ts';
 import type { LoadResult } from './load-result.ts';
 import { runWrk, wrkThreadsDefault } from './wrk-load.ts';
 import {
-  cartSkuCount, lowAchievedShareMin, lowRequestsPerSecond, mixedSkuCount, spreadSkuCount,
-  type ScenarioName, type ScenarioOptions, type TimedScenarioName,
+  cartSkuCount,
+  lowAchievedShareMin,
+  lowRequestsPerSecond,
+  mixedSkuCount,
+  spreadSkuCount,
+  type ScenarioName,
+  type ScenarioOptions,
+  type TimedScenarioName,
 } from './workload.ts';
 
 export type { LoadResult } from './load-result.ts';
 export { runBurst } from './burst.ts';
 export {
-  cartLines, cartSkuCount, lowConnections, scenarioNames, type ScenarioName, type TimedScenarioName,
+  cartLines,
+  cartSkuCount,
+  lowConnections,
+  scenarioNames,
+  type ScenarioName,
+  type TimedScenarioName,
 } from './workload.ts';
 
 /** Products are created this many at a time before the clock starts. */
@@ -57,10 +68,16 @@ export interface TimedRunOptions extends ScenarioOptions {
   readonly wrkThreads?: number;
 }
 
-export async function runScenario(scenario: TimedScenarioName, url: string, options: TimedRunOptions): Promise<LoadResult> {
+export async function runScenario(
+  scenario: TimedScenarioName,
+  url: string,
+  options: TimedRunOptions,
+): Promise<LoadResult> {
   const load = await runOn(scenario, url, options);
   if (scenario === 'low' && load.requestsPerSecond < lowAchievedShareMin * lowRequestsPerSecond) {
-    process.stderr.write(`low: ${load.requestsPerSecond.toFixed(0)} req/s of ${lowRequestsPerSecond} offered: every connection was busy, so its latency is not the latency at ${lowRequestsPerSecond}/s\n`);
+    process.stderr.write(
+      `low: ${load.requestsPerSecond.toFixed(0)} req/s of ${lowRequestsPerSecond} offered: every connection was busy, so its latency is not the latency at ${lowRequestsPerSecond}/s\n`,
+    );
   }
   return load;
 }

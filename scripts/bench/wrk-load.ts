@@ -6,8 +6,14 @@ import { fileURLToPath } from 'node:url';
 import { runKeyPrefix } from './keys.ts';
 import type { LoadResult } from './load-result.ts';
 import {
-  cartLines, cartSkuCount, lowConnections, lowRequestsPerSecond, mixedSkuCount, spreadSkuCount,
-  type ScenarioOptions, type TimedScenarioName,
+  cartLines,
+  cartSkuCount,
+  lowConnections,
+  lowRequestsPerSecond,
+  mixedSkuCount,
+  spreadSkuCount,
+  type ScenarioOptions,
+  type TimedScenarioName,
 } from './workload.ts';
 
 const scriptDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'wrk');
@@ -44,14 +50,27 @@ export interface WrkOptions extends ScenarioOptions {
 }
 
 /** The script, its arguments after the key prefix, and the connections for a scenario. */
-function plan(scenario: TimedScenarioName, options: WrkOptions): { script: string; args: string[]; connections: number; threads: number } {
+function plan(
+  scenario: TimedScenarioName,
+  options: WrkOptions,
+): { script: string; args: string[]; connections: number; threads: number } {
   switch (scenario) {
     case 'hot':
       return { script: 'hot.lua', args: [], connections: options.connections, threads: options.threads };
     case 'spread':
-      return { script: 'spread.lua', args: [String(spreadSkuCount)], connections: options.connections, threads: options.threads };
+      return {
+        script: 'spread.lua',
+        args: [String(spreadSkuCount)],
+        connections: options.connections,
+        threads: options.threads,
+      };
     case 'mixed':
-      return { script: 'mixed.lua', args: [String(mixedSkuCount)], connections: options.connections, threads: options.threads };
+      return {
+        script: 'mixed.lua',
+        args: [String(mixedSkuCount)],
+        connections: options.connections,
+        threads: options.threads,
+      };
     case 'carts':
       return {
         script: 'carts.lua',
@@ -68,10 +87,25 @@ function plan(scenario: TimedScenarioName, options: WrkOptions): { script: strin
 export async function runWrk(scenario: TimedScenarioName, url: string, options: WrkOptions): Promise<LoadResult> {
   const p = plan(scenario, options);
   const threads = Math.min(p.threads, p.connections);
-  const args = [`-t${threads}`, `-c${p.connections}`, `-d${options.durationS}s`, '--timeout', `${timeoutS}s`, '--latency',
-    '-s', path.join(scriptDir, p.script), url, '--', runKeyPrefix('wrk'), ...p.args];
+  const args = [
+    `-t${threads}`,
+    `-c${p.connections}`,
+    `-d${options.durationS}s`,
+    '--timeout',
+    `${timeoutS}s`,
+    '--latency',
+    '-s',
+    path.join(scriptDir, p.script),
+    url,
+    '--',
+    runKeyPrefix('wrk'),
+    ...p.args,
+  ];
   const { stdout, stderr } = await runProcess('wrk', args, options);
-  const line = stdout.split('\n').reverse().find((l) => l.startsWith('{"threads":'));
+  const line = stdout
+    .split('\n')
+    .reverse()
+    .find((l) => l.startsWith('{"threads":'));
   if (line === undefined) throw new Error(`wrk printed no result line (wrk ${args.join(' ')}):\n${stdout}\n${stderr}`);
   if (process.env.BENCH_VERBOSE) process.stderr.write(stdout);
   return toLoadResult(JSON.parse(line) as WrkReport);
@@ -81,11 +115,17 @@ function toLoadResult(r: WrkReport): LoadResult {
   // Pairs: wrk's own count of answers against the scripts' counts, so a lost thread or a
   // broken aggregation in done() cannot pass unnoticed.
   const statusTotal = Object.values(r.statusCounts).reduce((a, b) => a + b, 0);
-  if (statusTotal !== r.requests) throw new Error(`wrk: status counts add up to ${statusTotal}, wrk counted ${r.requests} answers`);
+  if (statusTotal !== r.requests)
+    throw new Error(`wrk: status counts add up to ${statusTotal}, wrk counted ${r.requests} answers`);
   if (r.latencySamples + r.answersWithoutKey !== r.requests) {
-    throw new Error(`wrk: ${r.latencySamples} latency samples + ${r.answersWithoutKey} without key != ${r.requests} answers`);
+    throw new Error(
+      `wrk: ${r.latencySamples} latency samples + ${r.answersWithoutKey} without key != ${r.requests} answers`,
+    );
   }
-  if (r.answersWithoutKey > 0) process.stderr.write(`wrk: ${r.answersWithoutKey} answers carried no x-request-id; their latency is not in the figures\n`);
+  if (r.answersWithoutKey > 0)
+    process.stderr.write(
+      `wrk: ${r.answersWithoutKey} answers carried no x-request-id; their latency is not in the figures\n`,
+    );
   const durationS = r.durationUs / 1e6;
   return {
     generator: 'wrk',
@@ -105,7 +145,11 @@ function toLoadResult(r: WrkReport): LoadResult {
 }
 
 /** Runs a command to its end, ticking once a second; its stderr passes through. */
-function runProcess(command: string, args: string[], options: ScenarioOptions): Promise<{ stdout: string; stderr: string }> {
+function runProcess(
+  command: string,
+  args: string[],
+  options: ScenarioOptions,
+): Promise<{ stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';

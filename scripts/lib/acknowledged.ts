@@ -36,19 +36,24 @@ const recordKey = (sku: string, key: string) => `${sku}\n${key}`;
 const succeeded = (a: Answer) => a.status !== null && a.status < 300;
 
 async function storedOutcomes(sql: Queryable, ops: readonly KeyedOperation[]): Promise<Map<string, any>> {
-  const { rows } = await sql.query(`
+  const { rows } = await sql.query(
+    `
     select k.sku, k.key, k.outcome
       from idempotency_records k
       join unnest($1::text[], $2::text[]) as a (sku, key) on k.sku = a.sku and k.key = a.key`,
-  [ops.map((op) => op.sku), ops.map((op) => op.key)]);
+    [ops.map((op) => op.sku), ops.map((op) => op.key)],
+  );
   return new Map(rows.map((r) => [recordKey(r.sku, r.key), r.outcome]));
 }
 
 async function reservationRows(sql: Queryable, ids: readonly string[]): Promise<Map<string, ReservationRow>> {
-  const { rows } = await sql.query(`
+  const { rows } = await sql.query(
+    `
     select id::text, sku, quantity, status
       from reservations
-     where id = any($1::uuid[])`, [ids.filter((id) => uuidPattern.test(id))]);
+     where id = any($1::uuid[])`,
+    [ids.filter((id) => uuidPattern.test(id))],
+  );
   return new Map(rows.map((r) => [r.id, { sku: r.sku, quantity: r.quantity, status: r.status }]));
 }
 
@@ -66,9 +71,13 @@ export interface DurabilityFindings {
  * reservation may have moved on since it was answered).
  */
 export async function durability(sql: Queryable, attempted: readonly Attempted[]): Promise<DurabilityFindings> {
-  const answered = keyed(attempted)
-    .flatMap(({ op, answers }) => answers.filter(isFinal).map((answer) => ({ op, answer })));
-  const outcomes = await storedOutcomes(sql, answered.map((a) => a.op));
+  const answered = keyed(attempted).flatMap(({ op, answers }) =>
+    answers.filter(isFinal).map((answer) => ({ op, answer })),
+  );
+  const outcomes = await storedOutcomes(
+    sql,
+    answered.map((a) => a.op),
+  );
   const ids = answered.filter((a) => succeeded(a.answer)).map((a) => String(a.answer.body?.id));
   const rows = await reservationRows(sql, ids);
   const missing: string[] = [];
@@ -79,8 +88,10 @@ export async function durability(sql: Queryable, attempted: readonly Attempted[]
       : refusalMismatch(answer, outcome);
     if (why === null) continue;
     const row = rows.get(String(answer.body?.id));
-    missing.push(`${op.kind} ${op.sku} ${op.key} answered ${answer.status}: ${why}; `
-      + `stored ${JSON.stringify(outcome)}, row ${JSON.stringify(row)}`);
+    missing.push(
+      `${op.kind} ${op.sku} ${op.key} answered ${answer.status}: ${why}; ` +
+        `stored ${JSON.stringify(outcome)}, row ${JSON.stringify(row)}`,
+    );
   }
   return { checked: answered.length, missing };
 }
@@ -117,11 +128,14 @@ export interface ExactlyOnceFindings {
 }
 
 async function effectCounts(sql: Queryable, skus: readonly string[]): Promise<Map<string, number>> {
-  const { rows } = await sql.query(`
+  const { rows } = await sql.query(
+    `
     select sku, idempotency_key, type, count(*)::int as n
       from inventory_events
      where sku = any($1::text[]) and idempotency_key is not null and type in ('reserved', 'purchased', 'cancelled')
-     group by sku, idempotency_key, type`, [[...skus]]);
+     group by sku, idempotency_key, type`,
+    [[...skus]],
+  );
   return new Map(rows.map((e) => [`${recordKey(e.sku, e.idempotency_key)}\n${e.type}`, e.n as number]));
 }
 
@@ -153,8 +167,11 @@ export async function exactlyOnce(
       notOnce.push(`${what}: answered ${first.status}, ${n} ${effectOf[op.kind]} events`);
     }
   }
-  const answered = new Set(ops.flatMap(({ op, answers }) =>
-    (op.kind === 'reserve' ? answers.filter((a) => a.status === 201).map((a) => String(a.body.id)) : [])));
+  const answered = new Set(
+    ops.flatMap(({ op, answers }) =>
+      op.kind === 'reserve' ? answers.filter((a) => a.status === 201).map((a) => String(a.body.id)) : [],
+    ),
+  );
   const { rows } = await sql.query(`select id::text from reservations where sku = any($1::text[])`, [[...skus]]);
   const unexplainedReservations = rows.map((r) => r.id as string).filter((id) => !answered.has(id));
   return { operations: ops.length, unanswered, disagreeing, notOnce, unexplainedReservations };

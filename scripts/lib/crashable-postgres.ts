@@ -93,7 +93,10 @@ export class CrashablePostgres {
 
   /** The last lines PostgreSQL logged, for a failure message. */
   recentLog(lines = 30): string {
-    return this.logLines.slice(-lines).map((l) => l.line).join('\n');
+    return this.logLines
+      .slice(-lines)
+      .map((l) => l.line)
+      .join('\n');
   }
 
   /** The postmaster and every backend; empty when the server is gone. */

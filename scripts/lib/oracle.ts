@@ -32,8 +32,21 @@ const forSkus = (column: string) => `($1::text[] is null or ${column} = any($1::
  * a string as JSON.stringify does for any text a database can hold, and prints integers alike.
  */
 const canonicalColumns = [
-  'i.sku', 'i.seq', 'i.type', 'i.reservation_id', 'i.quantity', 'i.delta', 'i.reason', 'i.code',
-  'i.request_id', 'i.idempotency_key', 'i.source', 'i.late_ms', 'i.total', 'i.reserved', 'i.purchased',
+  'i.sku',
+  'i.seq',
+  'i.type',
+  'i.reservation_id',
+  'i.quantity',
+  'i.delta',
+  'i.reason',
+  'i.code',
+  'i.request_id',
+  'i.idempotency_key',
+  'i.source',
+  'i.late_ms',
+  'i.total',
+  'i.reserved',
+  'i.purchased',
   '(extract(epoch from i.at) * 1000)::bigint',
 ];
 // An extension's new expiry joins the end when set (events without it keep their old form).
@@ -274,11 +287,15 @@ export const checkNames = Object.keys(checks) as CheckName[];
  * All checks as one statement, so that they see one snapshot of a database that may still be
  * written to, at the price of one round trip. Check names are fixed identifiers, not values.
  */
-const oracleSql = checkNames.map((name) => `
+const oracleSql = checkNames
+  .map(
+    (name) => `
 (select '${name}'::text as check_name, '${checks[name].guarantee}'::text as guarantee, v.sku, v.message
    from (${checks[name].sql}) v
   order by v.sku
-  limit $2::integer)`).join('\nunion all');
+  limit $2::integer)`,
+  )
+  .join('\nunion all');
 
 /**
  * Every violation of G1 (also per reservation line), G2 (remembered reservations), G3, G4 (counters
@@ -290,7 +307,10 @@ const oracleSql = checkNames.map((name) => `
 export async function databaseViolations(sql: Queryable, skus?: readonly string[]): Promise<Violation[]> {
   const { rows } = await sql.query(oracleSql, [skus === undefined ? null : [...skus], violationsPerCheckMax]);
   return rows.map((r: { check_name: CheckName; guarantee: string; sku: string; message: string }) => ({
-    check: r.check_name, guarantee: r.guarantee, sku: r.sku, message: r.message,
+    check: r.check_name,
+    guarantee: r.guarantee,
+    sku: r.sku,
+    message: r.message,
   }));
 }
 

@@ -19,31 +19,31 @@ export interface CartLine {
 export type Operation =
   | { readonly kind: 'create'; readonly sku: string; readonly stock: number }
   | {
-    readonly kind: 'reserve';
-    readonly sku: string;
-    readonly key: string;
-    readonly quantity: number;
-    readonly ttlSeconds: number;
-  }
+      readonly kind: 'reserve';
+      readonly sku: string;
+      readonly key: string;
+      readonly quantity: number;
+      readonly ttlSeconds: number;
+    }
   | {
-    readonly kind: 'purchase' | 'cancel';
-    readonly sku: string;
-    readonly key: string;
-    readonly reservationId: string;
-  }
+      readonly kind: 'purchase' | 'cancel';
+      readonly sku: string;
+      readonly key: string;
+      readonly reservationId: string;
+    }
   | {
-    readonly kind: 'cart-reserve';
-    readonly key: string;
-    readonly lines: readonly CartLine[];
-    readonly ttlSeconds: number;
-  }
+      readonly kind: 'cart-reserve';
+      readonly key: string;
+      readonly lines: readonly CartLine[];
+      readonly ttlSeconds: number;
+    }
   | {
-    readonly kind: 'cart-purchase';
-    readonly key: string;
-    readonly reservationId: string;
-    /** What to buy of each line; null (no body) buys every line whole. */
-    readonly lines: readonly CartLine[] | null;
-  }
+      readonly kind: 'cart-purchase';
+      readonly key: string;
+      readonly reservationId: string;
+      /** What to buy of each line; null (no body) buys every line whole. */
+      readonly lines: readonly CartLine[] | null;
+    }
   | { readonly kind: 'cart-cancel'; readonly key: string; readonly reservationId: string }
   | { readonly kind: 'cart-extend'; readonly key: string; readonly reservationId: string; readonly ttlSeconds: number };
 
@@ -178,15 +178,17 @@ export class OperationLog {
   async retryOpen(deadlineMs: number): Promise<Attempted[]> {
     const open = this.open();
     const stopAtMs = Date.now() + deadlineMs;
-    await Promise.all(open.map(async (entry) => {
-      while (!isFinal(await this.send(entry))) {
-        if (Date.now() > stopAtMs) {
-          const last = JSON.stringify(entry.answers.at(-1));
-          throw new Error(`${entry.op.kind} ${keyOf(entry.op)} got no final answer within ${deadlineMs} ms: ${last}`);
+    await Promise.all(
+      open.map(async (entry) => {
+        while (!isFinal(await this.send(entry))) {
+          if (Date.now() > stopAtMs) {
+            const last = JSON.stringify(entry.answers.at(-1));
+            throw new Error(`${entry.op.kind} ${keyOf(entry.op)} got no final answer within ${deadlineMs} ms: ${last}`);
+          }
+          await sleep(retryPauseMs);
         }
-        await sleep(retryPauseMs);
-      }
-    }));
+      }),
+    );
     return open;
   }
 

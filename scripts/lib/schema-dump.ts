@@ -118,9 +118,7 @@ function tables(columns: ColumnRow[], constraints: ConstraintRow[]): string[] {
   return names.map((table) => {
     const lines = [
       ...columns.filter((c) => c.table_name === table).map(columnLine),
-      ...constraints
-        .filter((k) => k.table_name === table)
-        .map((k) => `CONSTRAINT ${k.name} ${k.definition}`),
+      ...constraints.filter((k) => k.table_name === table).map((k) => `CONSTRAINT ${k.name} ${k.definition}`),
     ];
     return `CREATE TABLE public.${table} (\n  ${lines.join(',\n  ')}\n);`;
   });

@@ -130,13 +130,18 @@ export class ServerProcess {
     const server = new ServerProcess(options.name ?? 'server', child, `http://127.0.0.1:${port}`, options.onLine);
     options.onSpawned?.(server);
     try {
-      await waitUntil(async () => {
-        if (!server.running) {
-          const how = `code ${child.exitCode}, signal ${child.signalCode}`;
-          throw new Error(`${server.name} exited while starting (${how}):\n${server.recentOutput()}`);
-        }
-        return answersReady(server.url);
-      }, readyMsMax, `${server.name} answered /health/ready on ${server.url}`, 100);
+      await waitUntil(
+        async () => {
+          if (!server.running) {
+            const how = `code ${child.exitCode}, signal ${child.signalCode}`;
+            throw new Error(`${server.name} exited while starting (${how}):\n${server.recentOutput()}`);
+          }
+          return answersReady(server.url);
+        },
+        readyMsMax,
+        `${server.name} answered /health/ready on ${server.url}`,
+        100,
+      );
     } catch (error) {
       await server.kill();
       throw error;

@@ -5,7 +5,8 @@ import { summarizeLatencies } from './latency.ts';
 /** "201", "409 insufficient_stock", "503 storage_unavailable", "no answer": how answers are tallied in the report. */
 export function outcomeOf(a: Answer): string {
   if (a.status === null) return 'no answer';
-  const code = typeof a.body === 'object' && a.body !== null && typeof a.body.code === 'string' ? ` ${a.body.code}` : '';
+  const code =
+    typeof a.body === 'object' && a.body !== null && typeof a.body.code === 'string' ? ` ${a.body.code}` : '';
   return `${a.status}${code}`;
 }
 
@@ -16,7 +17,11 @@ export function tally(answers: readonly Answer[]): Record<string, number> {
 }
 
 export function tallyLine(answers: readonly Answer[]): string {
-  return Object.entries(tally(answers)).map(([k, n]) => `${k}: ${n}`).join(', ') || 'none';
+  return (
+    Object.entries(tally(answers))
+      .map(([k, n]) => `${k}: ${n}`)
+      .join(', ') || 'none'
+  );
 }
 
 /** The summary table's figures from every answer of a scenario. */
@@ -33,7 +38,12 @@ export function figuresOf(answers: readonly Answer[], wallMs: number, oversells:
 
 /** An answer as one short line for the report. */
 export function answerLine(a: Answer): string {
-  const flags = [a.replayed ? 'idempotent-replayed: true' : '', a.retryAfter !== undefined ? `retry-after: ${a.retryAfter}` : ''].filter((f) => f !== '').join(', ');
+  const flags = [
+    a.replayed ? 'idempotent-replayed: true' : '',
+    a.retryAfter !== undefined ? `retry-after: ${a.retryAfter}` : '',
+  ]
+    .filter((f) => f !== '')
+    .join(', ');
   const body = typeof a.body === 'string' ? a.body : JSON.stringify(a.body);
   return `${a.status ?? 'no answer'}${flags === '' ? '' : ` (${flags})`} x-request-id: ${a.requestId} in ${a.latencyMs.toFixed(1)} ms  ${body}`;
 }

@@ -36,30 +36,46 @@ export function failureLinesByRequestId(lines: readonly LogLine[]): Map<string, 
  * key; an executed 2xx or 4xx by the audit event carrying its request id; a replay by the event
  * of its key's first execution. A request accounted by nothing would be a hole in the audit.
  */
-export function accountFor(attempted: readonly Attempted[], events: readonly AuditEvent[], failureLines: Map<string, LogLine>): AccountedAnswer[] {
+export function accountFor(
+  attempted: readonly Attempted[],
+  events: readonly AuditEvent[],
+  failureLines: Map<string, LogLine>,
+): AccountedAnswer[] {
   const byRequestId = new Map<string, AuditEvent>();
   const effectByKey = new Map<string, AuditEvent>();
   for (const e of events) {
     if (e.requestId !== undefined) byRequestId.set(e.requestId, e);
     if (e.idempotencyKey !== undefined && e.type !== 'rejected') effectByKey.set(`${e.sku} ${e.idempotencyKey}`, e);
   }
-  return attempted.flatMap((entry) => entry.answers.map((answer): AccountedAnswer => {
-    const key = keyOf(entry.op);
-    let account: Account;
-    if (answer.status === null) {
-      account = { by: 'none', why: `no HTTP answer: ${String(answer.body)}` };
-    } else if (answer.status >= 500) {
-      const line = failureLines.get(answer.requestId);
-      const matches = line !== undefined && line.fields.code === answer.body?.code && (key === null || line.fields.idempotencyKey === key || line.fields.reqId !== undefined);
-      account = matches ? { by: 'log', line, alsoCommitted: byRequestId.get(answer.requestId) } : { by: 'none', why: `no failure log line for request ${answer.requestId}` };
-    } else if (answer.replayed) {
-      const first = key === null ? undefined : effectByKey.get(`${scopeOf(entry.op)} ${key}`);
-      const ofThisOperation = first !== undefined && entry.answers.some((a) => a.requestId === first.requestId);
-      account = ofThisOperation ? { by: 'replay', event: first } : { by: 'none', why: `replayed, but no effect event of key ${key} from this operation's requests` };
-    } else {
-      const event = byRequestId.get(answer.requestId);
-      account = event !== undefined ? { by: 'event', event } : { by: 'none', why: `no audit event with request id ${answer.requestId}` };
-    }
-    return { attempted: entry, answer, account };
-  }));
+  return attempted.flatMap((entry) =>
+    entry.answers.map((answer): AccountedAnswer => {
+      const key = keyOf(entry.op);
+      let account: Account;
+      if (answer.status === null) {
+        account = { by: 'none', why: `no HTTP answer: ${String(answer.body)}` };
+      } else if (answer.status >= 500) {
+        const line = failureLines.get(answer.requestId);
+        const matches =
+          line !== undefined &&
+          line.fields.code === answer.body?.code &&
+          (key === null || line.fields.idempotencyKey === key || line.fields.reqId !== undefined);
+        account = matches
+          ? { by: 'log', line, alsoCommitted: byRequestId.get(answer.requestId) }
+          : { by: 'none', why: `no failure log line for request ${answer.requestId}` };
+      } else if (answer.replayed) {
+        const first = key === null ? undefined : effectByKey.get(`${scopeOf(entry.op)} ${key}`);
+        const ofThisOperation = first !== undefined && entry.answers.some((a) => a.requestId === first.requestId);
+        account = ofThisOperation
+          ? { by: 'replay', event: first }
+          : { by: 'none', why: `replayed, but no effect event of key ${key} from this operation's requests` };
+      } else {
+        const event = byRequestId.get(answer.requestId);
+        account =
+          event !== undefined
+            ? { by: 'event', event }
+            : { by: 'none', why: `no audit event with request id ${answer.requestId}` };
+      }
+      return { attempted: entry, answer, account };
+    }),
+  );
 }

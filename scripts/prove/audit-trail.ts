@@ -33,7 +33,8 @@ async function readAll(client: ApiClient, basePath: string): Promise<AuditEvent[
 }
 
 /** Every audit event of a product, through the REST API, page by page. */
-export const productEvents = (client: ApiClient, sku: string) => readAll(client, `/products/${encodeURIComponent(sku)}/events`);
+export const productEvents = (client: ApiClient, sku: string) =>
+  readAll(client, `/products/${encodeURIComponent(sku)}/events`);
 
 /** Every audit event of one reservation, through the REST API. */
 export const reservationEvents = (client: ApiClient, id: string) => readAll(client, `/reservations/${id}/events`);

@@ -40,9 +40,10 @@ function startApp(
     port,
     env: appEnv(databaseUrl),
     onLine: (line) => logBook.add(name, line),
-    onSpawned: (app) => cleanup.add(`stop ${name} (pid ${app.pid})`, async () => {
-      await app.stop();
-    }),
+    onSpawned: (app) =>
+      cleanup.add(`stop ${name} (pid ${app.pid})`, async () => {
+        await app.stop();
+      }),
   });
 }
 

@@ -26,35 +26,58 @@ export async function duplicateReservations(ctx: ProofContext, c: Criterion): Pr
   const client = ctx.client('c2');
   await client.expect(201, 'POST', '/products', { body: { sku, name: 'Duplicated order', stock } });
   const startedMs = performance.now();
-  const answers = await Promise.all(Array.from({ length: copies }, () =>
-    client.send('POST', `/products/${sku}/reservations`, { key, body: { quantity } })));
+  const answers = await Promise.all(
+    Array.from({ length: copies }, () =>
+      client.send('POST', `/products/${sku}/reservations`, { key, body: { quantity } }),
+    ),
+  );
   const wallMs = performance.now() - startedMs;
 
-  c.that('all answers', `201: ${copies}`, tallyLine(answers), answers.every((a) => a.status === 201));
+  c.that(
+    'all answers',
+    `201: ${copies}`,
+    tallyLine(answers),
+    answers.every((a) => a.status === 201),
+  );
   c.equal('distinct answer bodies', 1, new Set(answers.map((a) => JSON.stringify(a.body))).size);
   c.equal('answers marked idempotent-replayed: true', copies - 1, answers.filter((a) => a.replayed).length);
   const id = answers.find((a) => a.status === 201)?.body.id as string | undefined;
 
   const inventory = await client.expect(200, 'GET', `/products/${sku}/inventory`);
-  c.equal('GET /products/DUP-RESERVE/inventory', { reserved: quantity, available: stock - quantity, activeReservations: 1 },
-    { reserved: inventory.reserved, available: inventory.available, activeReservations: inventory.activeReservations });
+  c.equal(
+    'GET /products/DUP-RESERVE/inventory',
+    { reserved: quantity, available: stock - quantity, activeReservations: 1 },
+    { reserved: inventory.reserved, available: inventory.available, activeReservations: inventory.activeReservations },
+  );
   const facts = await productFacts(ctx.sql, sku);
   c.equal('reservation rows in PostgreSQL', { active: 1 }, facts.reservationsByStatus);
-  c.equal('product row: reserved, sum over reservation rows', { reserved: quantity, activeSum: quantity }, { reserved: facts.reserved, activeSum: facts.activeSum });
+  c.equal(
+    'product row: reserved, sum over reservation rows',
+    { reserved: quantity, activeSum: quantity },
+    { reserved: facts.reserved, activeSum: facts.activeSum },
+  );
   c.equal('audit events by type', { product_created: 1, reserved: 1 }, facts.eventsByType);
   const outcome = await storedOutcome(ctx.sql, sku, key);
   c.equal('stored outcome of the key names the one reservation', id, outcome?.reservation?.id);
 
   const events = await productEvents(client, sku);
   const reservedEvent = events.find((e) => e.type === 'reserved');
-  c.that('the reserved event carries the key and the request id of one of the 200 copies', `key ${key}, one of c2-2 .. c2-${copies + 1}`,
+  c.that(
+    'the reserved event carries the key and the request id of one of the 200 copies',
+    `key ${key}, one of c2-2 .. c2-${copies + 1}`,
     `key ${reservedEvent?.idempotencyKey}, ${reservedEvent?.requestId}`,
-    reservedEvent?.idempotencyKey === key && answers.some((a) => a.requestId === reservedEvent.requestId));
+    reservedEvent?.idempotencyKey === key && answers.some((a) => a.requestId === reservedEvent.requestId),
+  );
 
   c.figures = figuresOf(answers, wallMs, facts.oversoldUnits);
-  Object.assign(c.details, { 'executed (first) / replayed': `${answers.filter((a) => !a.replayed).length} / ${answers.filter((a) => a.replayed).length}` });
+  Object.assign(c.details, {
+    'executed (first) / replayed': `${answers.filter((a) => !a.replayed).length} / ${answers.filter((a) => a.replayed).length}`,
+  });
   const first = answers.find((a) => !a.replayed);
   const replay = answers.find((a) => a.replayed);
-  c.excerpt('Answers (the executed one, then a replay)', [first, replay].filter((a) => a !== undefined).map(answerLine));
+  c.excerpt(
+    'Answers (the executed one, then a replay)',
+    [first, replay].filter((a) => a !== undefined).map(answerLine),
+  );
   c.excerpt(`Audit trail of ${sku} (GET /products/${sku}/events)`, events.map(eventLine));
 }

@@ -77,8 +77,17 @@ export async function databaseKilled(ctx: ProofContext, c: Criterion): Promise<D
     const wallMs = performance.now() - startedMs;
 
     checkOutageAnswers(c, log, timeline);
-    c.equal('the app process that answered after the outage', `pid ${appPid}, running`, `pid ${ctx.app.pid}, ${ctx.app.running ? 'running' : 'gone'}`);
-    c.atMost(`time from PostgreSQL back to the app serving a reservation again`, recoverWithinMs, timeline.recoveryMs, ' ms');
+    c.equal(
+      'the app process that answered after the outage',
+      `pid ${appPid}, running`,
+      `pid ${ctx.app.pid}, ${ctx.app.running ? 'running' : 'gone'}`,
+    );
+    c.atMost(
+      `time from PostgreSQL back to the app serving a reservation again`,
+      recoverWithinMs,
+      timeline.recoveryMs,
+      ' ms',
+    );
     await checkExactlyOnce(c, ctx, log, retried);
     await checkDurable(c, ctx, log);
     const oversold = await checkState(c, ctx, log);
@@ -91,8 +100,15 @@ export async function databaseKilled(ctx: ProofContext, c: Criterion): Promise<D
       'ms until every PostgreSQL process was gone': Math.round(timeline.allGoneMs),
       'PostgreSQL restart on the same data dir and port (ms)': Math.round(timeline.restartMs),
       'PostgreSQL back -> app serving again (ms)': Math.round(timeline.recoveryMs),
-      'commands failed inside their batch transaction (the kill cut the transaction)': ctx.logBook.all()
-        .filter((l) => l.server === ctx.app.name && l.receivedAtMs >= timeline.killedAtMs && l.msg === 'command not acknowledged' && String(l.fields.reason).startsWith('commit batch')).length,
+      'commands failed inside their batch transaction (the kill cut the transaction)': ctx.logBook
+        .all()
+        .filter(
+          (l) =>
+            l.server === ctx.app.name &&
+            l.receivedAtMs >= timeline.killedAtMs &&
+            l.msg === 'command not acknowledged' &&
+            String(l.fields.reason).startsWith('commit batch'),
+        ).length,
       'unacknowledged requests retried with their keys': retried.length,
       '... of which had committed before the crash (the retry was a replay)': committedUnacknowledged(retried),
     });
@@ -110,17 +126,28 @@ export async function databaseKilled(ctx: ProofContext, c: Criterion): Promise<D
 
 async function setUp(log: OperationLog): Promise<{ id: string; sku: string }[]> {
   for (const sku of killSkus) await log.acknowledged({ kind: 'create', sku, stock });
-  return Promise.all(Array.from({ length: preReserved }, async (_, i) => {
-    const sku = killSkus[i % killSkus.length]!;
-    const answer = await log.acknowledged({ kind: 'reserve', sku, key: `c4-pre-${i}`, ...oneForTenMinutes });
-    return { id: answer.body.id as string, sku };
-  }));
+  return Promise.all(
+    Array.from({ length: preReserved }, async (_, i) => {
+      const sku = killSkus[i % killSkus.length]!;
+      const answer = await log.acknowledged({ kind: 'reserve', sku, key: `c4-pre-${i}`, ...oneForTenMinutes });
+      return { id: answer.body.id as string, sku };
+    }),
+  );
 }
 
-async function runOutage(ctx: ProofContext, log: OperationLog, toPurchase: { id: string; sku: string }[]): Promise<OutageTimeline> {
+async function runOutage(
+  ctx: ProofContext,
+  log: OperationLog,
+  toPurchase: { id: string; sku: string }[],
+): Promise<OutageTimeline> {
   const load = startPurchaseLoad(log, toPurchase, killSkus, workers);
   try {
-    await waitUntil(() => load.purchasesAnswered() >= purchasesBeforeKill, 20_000, `${purchasesBeforeKill} purchases answered before the kill`, 5);
+    await waitUntil(
+      () => load.purchasesAnswered() >= purchasesBeforeKill,
+      20_000,
+      `${purchasesBeforeKill} purchases answered before the kill`,
+      5,
+    );
     const inFlightAtKill = log.inFlight;
     const purchasesAnsweredAtKill = load.purchasesAnswered();
     const killedAtMs = Date.now();
@@ -132,11 +159,25 @@ async function runOutage(ctx: ProofContext, log: OperationLog, toPurchase: { id:
     const postgresBackAtMs = Date.now();
     // A probe like any client's: a keyed reservation, retried until it is answered 201.
     const probe = log.start({ kind: 'reserve', sku: killSkus[0], key: 'c4-recovery-probe', ...oneForTenMinutes });
-    await waitUntil(async () => (await log.send(probe)).status === 201, recoverWithinMs, 'the app served a reservation again', 100);
+    await waitUntil(
+      async () => (await log.send(probe)).status === 201,
+      recoverWithinMs,
+      'the app served a reservation again',
+      100,
+    );
     const recoveryMs = Date.now() - postgresBackAtMs;
     // Purchases succeed again under the same load before it stops.
     await sleep(1_000);
-    return { killedAtMs, pids, inFlightAtKill, purchasesAnsweredAtKill, allGoneMs, postgresBackAtMs, restartMs: postgresBackAtMs - restartStartMs, recoveryMs };
+    return {
+      killedAtMs,
+      pids,
+      inFlightAtKill,
+      purchasesAnsweredAtKill,
+      allGoneMs,
+      postgresBackAtMs,
+      restartMs: postgresBackAtMs - restartStartMs,
+      recoveryMs,
+    };
   } finally {
     await load.stop();
   }
@@ -148,52 +189,99 @@ function outageAnswers(log: OperationLog, t: OutageTimeline): Answer[] {
 }
 
 function checkOutageAnswers(c: Criterion, log: OperationLog, t: OutageTimeline): void {
-  c.atLeast('purchases answered before the kill (the kill hit a running purchase load)', purchasesBeforeKill, t.purchasesAnsweredAtKill);
+  c.atLeast(
+    'purchases answered before the kill (the kill hit a running purchase load)',
+    purchasesBeforeKill,
+    t.purchasesAnsweredAtKill,
+  );
   c.atLeast('requests in flight at the moment of the kill', 1, t.inFlightAtKill);
   const during = outageAnswers(log, t);
   const unavailable = during.filter((a) => a.status === 503 && a.body?.code === 'storage_unavailable');
   // A 2xx answered after the kill committed before it; anything else during the outage is wrong.
-  const other = during.filter((a) => !(a.status === 503 && a.body?.code === 'storage_unavailable') && !(a.status !== null && a.status < 300));
-  c.that('answers to requests sent before PostgreSQL was back, answered after the kill', '503 storage_unavailable (or a 2xx committed before the kill)', tallyLine(during), other.length === 0 && unavailable.length > 0);
+  const other = during.filter(
+    (a) => !(a.status === 503 && a.body?.code === 'storage_unavailable') && !(a.status !== null && a.status < 300),
+  );
+  c.that(
+    'answers to requests sent before PostgreSQL was back, answered after the kill',
+    '503 storage_unavailable (or a 2xx committed before the kill)',
+    tallyLine(during),
+    other.length === 0 && unavailable.length > 0,
+  );
   c.equal('503 answers without Retry-After', 0, unavailable.filter((a) => a.retryAfter === undefined).length);
   const all503 = log.answers().filter((a) => a.status === 503);
-  c.equal('503 answers, all phases, that are not storage_unavailable', 0, all503.filter((a) => a.body?.code !== 'storage_unavailable').length);
+  c.equal(
+    '503 answers, all phases, that are not storage_unavailable',
+    0,
+    all503.filter((a) => a.body?.code !== 'storage_unavailable').length,
+  );
   const waits = unavailable.map((a) => answeredAtMs(a) - Math.max(a.sentAtMs, t.killedAtMs));
   const summary = summarizeLatencies(waits);
-  c.atMost('time to the 503 (from the kill, or from sending if later), max', answerWithinMs, summary?.maxMs ?? Infinity, ' ms');
+  c.atMost(
+    'time to the 503 (from the kill, or from sending if later), max',
+    answerWithinMs,
+    summary?.maxMs ?? Infinity,
+    ' ms',
+  );
   Object.assign(c.details, {
     '503 storage_unavailable answers during the outage': unavailable.length,
-    'time to the 503, p50 / p99 / max (ms)': summary === null ? '—' : [summary.p50Ms, summary.p99Ms, summary.maxMs].map(Math.round).join(' / '),
-    'first 503 after the kill (ms)': unavailable.length === 0 ? '—' : Math.round(Math.min(...unavailable.map((a) => answeredAtMs(a) - t.killedAtMs))),
+    'time to the 503, p50 / p99 / max (ms)':
+      summary === null ? '—' : [summary.p50Ms, summary.p99Ms, summary.maxMs].map(Math.round).join(' / '),
+    'first 503 after the kill (ms)':
+      unavailable.length === 0 ? '—' : Math.round(Math.min(...unavailable.map((a) => answeredAtMs(a) - t.killedAtMs))),
   });
 }
 
 /** Retries ended with one outcome per operation, and each key took effect exactly once. */
-async function checkExactlyOnce(c: Criterion, ctx: ProofContext, log: OperationLog, retried: readonly Attempted[]): Promise<void> {
+async function checkExactlyOnce(
+  c: Criterion,
+  ctx: ProofContext,
+  log: OperationLog,
+  retried: readonly Attempted[],
+): Promise<void> {
   c.atLeast('requests without a final answer after the outage (retried with their keys)', 1, retried.length);
   const wrongFinal = retried.filter((e) => {
     const final = e.answers.find(isFinal)!;
-    return e.op.kind === 'purchase' ? !(final.status === 200 && final.body.status === 'purchased') : final.status !== 201;
+    return e.op.kind === 'purchase'
+      ? !(final.status === 200 && final.body.status === 'purchased')
+      : final.status !== 201;
   });
-  c.that('final answer of every retried operation', 'purchase: 200 purchased, reserve: 201', wrongFinal.length === 0 ? 'as expected' : `${wrongFinal.length} differ, e.g. ${answerLine(wrongFinal[0]!.answers.at(-1)!)}`, wrongFinal.length === 0);
+  c.that(
+    'final answer of every retried operation',
+    'purchase: 200 purchased, reserve: 201',
+    wrongFinal.length === 0
+      ? 'as expected'
+      : `${wrongFinal.length} differ, e.g. ${answerLine(wrongFinal[0]!.answers.at(-1)!)}`,
+    wrongFinal.length === 0,
+  );
   const found = await exactlyOnce(ctx.sql, log.attempted, killSkus);
   const first = (lines: readonly string[]) => (lines.length === 0 ? '' : `; first: ${lines[0]}`);
   const { operations, notOnce, unexplainedReservations } = found;
   c.equal('operations still without a final answer after the retries', 0, found.unanswered.length);
   c.equal('operations whose final answers differ from each other', 0, found.disagreeing.length);
-  c.that('operations whose key took effect exactly once (one reserved or purchased event)', `${operations} of ${operations}`,
-    `${operations - notOnce.length} of ${operations}${first(notOnce)}`, notOnce.length === 0);
-  c.that('reservation rows of PGKILL-* that no client was answered 201 for', '0',
-    `${unexplainedReservations.length}${first(unexplainedReservations)}`, unexplainedReservations.length === 0);
+  c.that(
+    'operations whose key took effect exactly once (one reserved or purchased event)',
+    `${operations} of ${operations}`,
+    `${operations - notOnce.length} of ${operations}${first(notOnce)}`,
+    notOnce.length === 0,
+  );
+  c.that(
+    'reservation rows of PGKILL-* that no client was answered 201 for',
+    '0',
+    `${unexplainedReservations.length}${first(unexplainedReservations)}`,
+    unexplainedReservations.length === 0,
+  );
 }
 
 /** G5: every final answer the clients saw is in PostgreSQL with that outcome. */
 async function checkDurable(c: Criterion, ctx: ProofContext, log: OperationLog): Promise<void> {
   const { checked, missing } = await durability(ctx.sql, log.attempted);
   const firstMissing = missing.length > 0 ? `; first missing: ${missing[0]}` : '';
-  c.that('acknowledged answers found in PostgreSQL with that outcome (stored key outcome = answer body; reservation row agrees)',
-    `${checked} of ${checked}, at least 1`, `${checked - missing.length} of ${checked}${firstMissing}`,
-    missing.length === 0 && checked > 0);
+  c.that(
+    'acknowledged answers found in PostgreSQL with that outcome (stored key outcome = answer body; reservation row agrees)',
+    `${checked} of ${checked}, at least 1`,
+    `${checked - missing.length} of ${checked}${firstMissing}`,
+    missing.length === 0 && checked > 0,
+  );
 }
 
 /**
@@ -216,8 +304,11 @@ async function checkState(c: Criterion, ctx: ProofContext, log: OperationLog): P
   }
   expected.purchased = purchaseOps.length;
   expected.reserved = reserveOps.length - purchaseOps.length;
-  c.equal('PGKILL-* counters: purchased = purchase operations, reserved = reservations not purchased; sums over rows agree',
-    { ...expected, activeSum: expected.reserved, purchasedSum: expected.purchased }, observed);
+  c.equal(
+    'PGKILL-* counters: purchased = purchase operations, reserved = reservations not purchased; sums over rows agree',
+    { ...expected, activeSum: expected.reserved, purchasedSum: expected.purchased },
+    observed,
+  );
   return oversold;
 }
 
@@ -225,16 +316,33 @@ function excerpts(c: Criterion, ctx: ProofContext, log: OperationLog, t: OutageT
   const during = outageAnswers(log, t).filter((a) => a.status === 503);
   c.excerpt('Answers during the outage (two 503s) and after recovery (the probe)', [
     ...during.slice(0, 2).map(answerLine),
-    ...log.attempted.filter((e) => e.op.kind === 'reserve' && e.op.key === 'c4-recovery-probe').flatMap((e) => e.answers.filter((a) => a.status === 201)).map(answerLine),
+    ...log.attempted
+      .filter((e) => e.op.kind === 'reserve' && e.op.key === 'c4-recovery-probe')
+      .flatMap((e) => e.answers.filter((a) => a.status === 201))
+      .map(answerLine),
   ]);
-  const warnings = ctx.logBook.all().filter((l) => l.server === ctx.app.name && l.receivedAtMs >= t.killedAtMs && l.level >= 40);
+  const warnings = ctx.logBook
+    .all()
+    .filter((l) => l.server === ctx.app.name && l.receivedAtMs >= t.killedAtMs && l.level >= 40);
   const byMsg = new Map<string, LogLine[]>();
   for (const line of warnings) byMsg.set(line.msg, [...(byMsg.get(line.msg) ?? []), line]);
-  c.excerpt('Server log from the kill on: lines at warn and above, by message, and the first of each (two of the failed commands)', [
-    ...[...byMsg].map(([msg, lines]) => `${String(lines.length).padStart(6)} x "${msg}"`),
-    '',
-    ...[...byMsg].flatMap(([msg, lines]) => lines.slice(0, msg === 'command not acknowledged' ? 2 : 1)).map(excerptOf),
-  ]);
-  c.excerpt('PostgreSQL log of the restart (crash recovery)', ctx.db.logSince(t.killedAtMs)
-    .filter((line) => /LOG: .*(interrupted|not properly shut down|redo|checkpoint complete|ready to accept)/.test(line)).slice(0, 8));
+  c.excerpt(
+    'Server log from the kill on: lines at warn and above, by message, and the first of each (two of the failed commands)',
+    [
+      ...[...byMsg].map(([msg, lines]) => `${String(lines.length).padStart(6)} x "${msg}"`),
+      '',
+      ...[...byMsg]
+        .flatMap(([msg, lines]) => lines.slice(0, msg === 'command not acknowledged' ? 2 : 1))
+        .map(excerptOf),
+    ],
+  );
+  c.excerpt(
+    'PostgreSQL log of the restart (crash recovery)',
+    ctx.db
+      .logSince(t.killedAtMs)
+      .filter((line) =>
+        /LOG: .*(interrupted|not properly shut down|redo|checkpoint complete|ready to accept)/.test(line),
+      )
+      .slice(0, 8),
+  );
 }

@@ -37,7 +37,7 @@ export async function auditability(ctx: ProofContext, c: Criterion, inputs: Audi
   c.done.push(
     `Read every product's audit trail back through \`GET /products/{sku}/events\` (pages of 1,000): ${skus.map((s) => `\`${s}\``).join(', ')}.`,
     'Matched each of the 10,000 answers of criterion 1 to its audit event by x-request-id.',
-    'Matched each answer of criterion 4 either to the server\'s structured log line (503s: nothing reached the database) or to an audit event (executed requests; replays by their key\'s first execution).',
+    "Matched each answer of criterion 4 either to the server's structured log line (503s: nothing reached the database) or to an audit event (executed requests; replays by their key's first execution).",
     'Stopped the app (SIGTERM) and ran `verifyDatabase` and the independent SQL oracle on the final database.',
   );
   c.expected.push(
@@ -57,10 +57,26 @@ export async function auditability(ctx: ProofContext, c: Criterion, inputs: Audi
 
   const flash = inputs.flash?.answers ?? [];
   const flashEvents = new Map(events.get('FLASH-1')!.map((e) => [e.requestId, e]));
-  c.equal('criterion 1: 409 answers matched to a rejected event (same request id, code insufficient_stock)', 9_000,
-    flash.filter((a) => a.status === 409 && flashEvents.get(a.requestId)?.type === 'rejected' && flashEvents.get(a.requestId)?.code === 'insufficient_stock').length);
-  c.equal('criterion 1: 201 answers matched to a reserved event (same request id and reservation id)', 1_000,
-    flash.filter((a) => a.status === 201 && flashEvents.get(a.requestId)?.type === 'reserved' && flashEvents.get(a.requestId)?.reservationId === a.body.id).length);
+  c.equal(
+    'criterion 1: 409 answers matched to a rejected event (same request id, code insufficient_stock)',
+    9_000,
+    flash.filter(
+      (a) =>
+        a.status === 409 &&
+        flashEvents.get(a.requestId)?.type === 'rejected' &&
+        flashEvents.get(a.requestId)?.code === 'insufficient_stock',
+    ).length,
+  );
+  c.equal(
+    'criterion 1: 201 answers matched to a reserved event (same request id and reservation id)',
+    1_000,
+    flash.filter(
+      (a) =>
+        a.status === 201 &&
+        flashEvents.get(a.requestId)?.type === 'reserved' &&
+        flashEvents.get(a.requestId)?.reservationId === a.body.id,
+    ).length,
+  );
 
   await rejectionsAndExpiries(c, client, events, inputs);
   const accounted = accountForOutage(c, ctx, events, inputs.killed);
@@ -80,12 +96,25 @@ export async function auditability(ctx: ProofContext, c: Criterion, inputs: Audi
   };
 }
 
-async function rejectionsAndExpiries(c: Criterion, client: ApiClient, events: Map<string, AuditEvent[]>, inputs: AuditInputs): Promise<void> {
+async function rejectionsAndExpiries(
+  c: Criterion,
+  client: ApiClient,
+  events: Map<string, AuditEvent[]>,
+  inputs: AuditInputs,
+): Promise<void> {
   const all = [...events.values()].flat();
-  c.equal('rejected events by code, all products', { insufficient_stock: 9_000, reservation_cancelled: 1, reservation_expired: 1, reservation_purchased: 1 }, countBy(all, (e) => e.code));
+  c.equal(
+    'rejected events by code, all products',
+    { insufficient_stock: 9_000, reservation_cancelled: 1, reservation_expired: 1, reservation_purchased: 1 },
+    countBy(all, (e) => e.code),
+  );
   const expired = all.filter((e) => e.type === 'expired');
-  c.that('expired events', '2, both source sweeper, lateMs set', `${expired.length}: ${expired.map((e) => `${e.sku} source ${e.source} lateMs ${e.lateMs}`).join('; ')}`,
-    expired.length === 2 && expired.every((e) => e.source === 'sweeper' && e.lateMs !== undefined));
+  c.that(
+    'expired events',
+    '2, both source sweeper, lateMs set',
+    `${expired.length}: ${expired.map((e) => `${e.sku} source ${e.source} lateMs ${e.lateMs}`).join('; ')}`,
+    expired.length === 2 && expired.every((e) => e.source === 'sweeper' && e.lateMs !== undefined),
+  );
   const lines: string[] = [];
   const firstRejected = events.get('FLASH-1')!.find((e) => e.type === 'rejected');
   if (firstRejected !== undefined) lines.push(eventLine(firstRejected));
@@ -94,51 +123,107 @@ async function rejectionsAndExpiries(c: Criterion, client: ApiClient, events: Ma
       lines.push(...(await reservationEvents(client, id)).filter((e) => e.type === 'rejected').map(eventLine));
     }
   }
-  for (const id of inputs.expiry?.expiredIds ?? []) lines.push(...(await reservationEvents(client, id)).filter((e) => e.type === 'expired' || e.type === 'rejected').map(eventLine));
+  for (const id of inputs.expiry?.expiredIds ?? [])
+    lines.push(
+      ...(await reservationEvents(client, id))
+        .filter((e) => e.type === 'expired' || e.type === 'rejected')
+        .map(eventLine),
+    );
   c.excerpt('Rejections and expiries in the audit trail (excerpt)', lines);
 }
 
-function accountForOutage(c: Criterion, ctx: ProofContext, events: Map<string, AuditEvent[]>, killed: DatabaseKilledEvidence | undefined): AccountedAnswer[] {
+function accountForOutage(
+  c: Criterion,
+  ctx: ProofContext,
+  events: Map<string, AuditEvent[]>,
+  killed: DatabaseKilledEvidence | undefined,
+): AccountedAnswer[] {
   if (killed === undefined) {
     c.that('criterion 4 ran', 'its requests to account for', 'criterion 4 did not run to its end', false);
     return [];
   }
   const serverLines = ctx.logBook.all().filter((l) => l.server === killed.appName);
   const failures = failureLinesByRequestId(serverLines);
-  const accounted = accountFor(killed.attempted, killSkus.flatMap((sku) => events.get(sku)!), failures);
+  const accounted = accountFor(
+    killed.attempted,
+    killSkus.flatMap((sku) => events.get(sku)!),
+    failures,
+  );
   const by = countBy(accounted, (a) => a.account.by);
   const unaccounted = accounted.filter((a) => a.account.by === 'none');
-  c.that(`criterion 4: requests accounted for by the log or the audit trail`, `${accounted.length} of ${accounted.length}`,
-    `${accounted.length - unaccounted.length} of ${accounted.length} (${Object.entries(by).map(([k, n]) => `${k}: ${n}`).join(', ')})${unaccounted.length > 0 && unaccounted[0]!.account.by === 'none' ? `; first hole: ${unaccounted[0]!.account.why}` : ''}`,
-    unaccounted.length === 0);
+  c.that(
+    `criterion 4: requests accounted for by the log or the audit trail`,
+    `${accounted.length} of ${accounted.length}`,
+    `${accounted.length - unaccounted.length} of ${accounted.length} (${Object.entries(by)
+      .map(([k, n]) => `${k}: ${n}`)
+      .join(
+        ', ',
+      )})${unaccounted.length > 0 && unaccounted[0]!.account.by === 'none' ? `; first hole: ${unaccounted[0]!.account.why}` : ''}`,
+    unaccounted.length === 0,
+  );
   const logged = accounted.filter((a) => a.account.by === 'log');
-  const complete = logged.filter(({ account }) => account.by === 'log' && ['requestId', 'idempotencyKey', 'code', 'reason'].every((f) => account.line.fields[f] !== undefined));
-  c.equal('criterion 4: 503 log lines carrying requestId, idempotencyKey, code and reason', logged.length, complete.length);
+  const complete = logged.filter(
+    ({ account }) =>
+      account.by === 'log' &&
+      ['requestId', 'idempotencyKey', 'code', 'reason'].every((f) => account.line.fields[f] !== undefined),
+  );
+  c.equal(
+    'criterion 4: 503 log lines carrying requestId, idempotencyKey, code and reason',
+    logged.length,
+    complete.length,
+  );
   // The other direction: nothing in the log or the trail that no request of the clients explains.
   const answeredIds = new Set(killed.attempted.flatMap((e) => e.answers.map((a) => a.requestId)));
-  const strayLines = serverLines.filter((l) => l.msg === 'command not acknowledged' && !(typeof l.fields.requestId === 'string' && answeredIds.has(l.fields.requestId)));
-  c.that('criterion 4: failure log lines that match no request of the clients', '0', `${strayLines.length}${strayLines[0] === undefined ? '' : ` e.g. ${excerptOf(strayLines[0])}`}`, strayLines.length === 0);
-  const strayEvents = killSkus.flatMap((sku) => events.get(sku)!).filter((e) => e.requestId === undefined || !answeredIds.has(e.requestId));
-  c.that('criterion 4: audit events of PGKILL-* that match no request of the clients', '0', `${strayEvents.length}${strayEvents[0] === undefined ? '' : ` e.g. ${eventLine(strayEvents[0])}`}`, strayEvents.length === 0);
+  const strayLines = serverLines.filter(
+    (l) =>
+      l.msg === 'command not acknowledged' &&
+      !(typeof l.fields.requestId === 'string' && answeredIds.has(l.fields.requestId)),
+  );
+  c.that(
+    'criterion 4: failure log lines that match no request of the clients',
+    '0',
+    `${strayLines.length}${strayLines[0] === undefined ? '' : ` e.g. ${excerptOf(strayLines[0])}`}`,
+    strayLines.length === 0,
+  );
+  const strayEvents = killSkus
+    .flatMap((sku) => events.get(sku)!)
+    .filter((e) => e.requestId === undefined || !answeredIds.has(e.requestId));
+  c.that(
+    'criterion 4: audit events of PGKILL-* that match no request of the clients',
+    '0',
+    `${strayEvents.length}${strayEvents[0] === undefined ? '' : ` e.g. ${eventLine(strayEvents[0])}`}`,
+    strayEvents.length === 0,
+  );
   const inDoubt = logged.filter(({ account }) => account.by === 'log' && account.alsoCommitted !== undefined).length;
   Object.assign(c.details, {
     'criterion 4 answers accounted by a log line (503)': by.log ?? 0,
     'criterion 4 answers accounted by their own audit event': by.event ?? 0,
-    'criterion 4 answers accounted as replays of their key\'s event': by.replay ?? 0,
+    "criterion 4 answers accounted as replays of their key's event": by.replay ?? 0,
     '503s whose command had committed after all (in doubt; the retry replayed it)': inDoubt,
   });
-  c.excerpt('One retried purchase, request by request: each answer and the record that accounts for it', storyOf(accounted));
+  c.excerpt(
+    'One retried purchase, request by request: each answer and the record that accounts for it',
+    storyOf(accounted),
+  );
   return accounted;
 }
 
 /** The answers of one operation that met the outage and then succeeded, each beside its record. */
 function storyOf(accounted: readonly AccountedAnswer[]): string[] {
-  const story = accounted.find((a) => a.attempted.op.kind === 'purchase' && a.account.by === 'log' && a.attempted.answers.some((x) => x.status === 200));
+  const story = accounted.find(
+    (a) =>
+      a.attempted.op.kind === 'purchase' && a.account.by === 'log' && a.attempted.answers.some((x) => x.status === 200),
+  );
   if (story === undefined) return [];
-  return accounted.filter((a) => a.attempted === story.attempted).flatMap((a) => {
-    const record = a.account.by === 'log' ? `log:   ${excerptOf(a.account.line)}`
-      : a.account.by === 'none' ? `NONE:  ${a.account.why}`
-        : `audit: ${eventLine(a.account.event)}`;
-    return [`answer: ${answerLine(a.answer)}`, `  ${record}`];
-  });
+  return accounted
+    .filter((a) => a.attempted === story.attempted)
+    .flatMap((a) => {
+      const record =
+        a.account.by === 'log'
+          ? `log:   ${excerptOf(a.account.line)}`
+          : a.account.by === 'none'
+            ? `NONE:  ${a.account.why}`
+            : `audit: ${eventLine(a.account.event)}`;
+      return [`answer: ${answerLine(a.answer)}`, `  ${record}`];
+    });
 }

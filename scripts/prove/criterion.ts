@@ -83,7 +83,12 @@ export class Criterion {
   }
 
   atMost(what: string, boundInclusive: number, observed: number, unit = ''): boolean {
-    return this.that(what, `<= ${boundInclusive}${unit}`, `${Math.round(observed * 10) / 10}${unit}`, observed <= boundInclusive);
+    return this.that(
+      what,
+      `<= ${boundInclusive}${unit}`,
+      `${Math.round(observed * 10) / 10}${unit}`,
+      observed <= boundInclusive,
+    );
   }
 
   atLeast(what: string, bound: number, observed: number, unit = ''): boolean {
@@ -101,7 +106,12 @@ export class Criterion {
 
   verified(report: VerifyReport): void {
     this.verify = summarizeVerify(report);
-    this.that('secventory verify on the whole database (G1-G4, G7)', 'ok, 0 violations', `${report.ok ? 'ok' : 'FAILED'}, ${report.violations.length} violations`, report.ok);
+    this.that(
+      'secventory verify on the whole database (G1-G4, G7)',
+      'ok, 0 violations',
+      `${report.ok ? 'ok' : 'FAILED'}, ${report.violations.length} violations`,
+      report.ok,
+    );
   }
 
   /** The tests' oracle (scripts/lib/oracle.ts): the same guarantees in plain SQL, apart from the engine. */

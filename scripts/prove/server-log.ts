@@ -10,7 +10,15 @@ export interface LogLine {
 }
 
 /** pino's numeric levels, for the report. */
-export const levelName: Readonly<Record<number, string>> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal', [-1]: 'text' };
+export const levelName: Readonly<Record<number, string>> = {
+  10: 'trace',
+  20: 'debug',
+  30: 'info',
+  40: 'warn',
+  50: 'error',
+  60: 'fatal',
+  [-1]: 'text',
+};
 
 /**
  * Every line the proof's server processes logged, kept so the report can show that the log and the

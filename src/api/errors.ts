@@ -108,10 +108,18 @@ export function problem(code: ErrorCode, detail: string, request?: FastifyReques
  * A problem with the standard members, plus `extensions` where a code carries more: the short
  * lines of a refused cart (`lines`), the unknown SKUs of one (`unknownSkus`).
  */
-export function sendProblem(reply: FastifyReply, code: ErrorCode, detail: string, extensions: Record<string, unknown> = {}): FastifyReply {
+export function sendProblem(
+  reply: FastifyReply,
+  code: ErrorCode,
+  detail: string,
+  extensions: Record<string, unknown> = {},
+): FastifyReply {
   const status = statusOf[code];
   if (status === 503) reply.header('retry-after', String(retryAfterSeconds));
-  return reply.code(status).type('application/problem+json').send({ ...problem(code, detail, reply.request), ...extensions });
+  return reply
+    .code(status)
+    .type('application/problem+json')
+    .send({ ...problem(code, detail, reply.request), ...extensions });
 }
 
 type SchemaError = NonNullable<FastifyError['validation']>[number];
@@ -147,7 +155,8 @@ function codeOfFrameworkError(error: FastifyError): { code: ErrorCode; detail: s
       return { code: 'unsupported_media_type', detail: 'send the body as application/json' };
     default:
       if (error.statusCode === 413) return { code: 'payload_too_large', detail: error.message };
-      if (error.statusCode === 415) return { code: 'unsupported_media_type', detail: 'send the body as application/json' };
+      if (error.statusCode === 415)
+        return { code: 'unsupported_media_type', detail: 'send the body as application/json' };
       if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
         return { code: 'validation_failed', detail: error.message };
       }
@@ -168,5 +177,7 @@ export function installErrorHandlers(app: FastifyInstance): void {
     if (code === 'internal_error') request.log.error({ err: error }, 'request failed');
     return sendProblem(reply, code, detail);
   });
-  app.setNotFoundHandler((request, reply) => sendProblem(reply, 'not_found', `no route for ${request.method} ${request.url.split('?')[0]}`));
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(reply, 'not_found', `no route for ${request.method} ${request.url.split('?')[0]}`),
+  );
 }

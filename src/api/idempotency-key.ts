@@ -12,11 +12,18 @@ export function idempotencyKey(request: FastifyRequest, required: false): string
 export function idempotencyKey(request: FastifyRequest, required: boolean): string | null {
   const value = request.headers['idempotency-key'];
   if (value === undefined) {
-    if (required) throw new ApiError('idempotency_key_required', 'send an Idempotency-Key header (1-255 printable ASCII characters)');
+    if (required)
+      throw new ApiError(
+        'idempotency_key_required',
+        'send an Idempotency-Key header (1-255 printable ASCII characters)',
+      );
     return null;
   }
   if (typeof value !== 'string' || !idempotencyKeyPattern.test(value)) {
-    throw new ApiError('idempotency_key_required', 'the Idempotency-Key header must be 1-255 printable ASCII characters');
+    throw new ApiError(
+      'idempotency_key_required',
+      'the Idempotency-Key header must be 1-255 printable ASCII characters',
+    );
   }
   return value;
 }

@@ -25,6 +25,10 @@ export function installEventLoopShedding(app: FastifyInstance, delayMsMax: numbe
   });
   app.addHook('onRequest', (_request, reply, done) => {
     if (delayMs <= delayMsMax) return done();
-    void sendProblem(reply, 'overloaded', `the server is overloaded (event loop ${Math.round(delayMs)} ms late); nothing was done`);
+    void sendProblem(
+      reply,
+      'overloaded',
+      `the server is overloaded (event loop ${Math.round(delayMs)} ms late); nothing was done`,
+    );
   });
 }

@@ -6,16 +6,35 @@ import type { CartOp } from '../engine/decide-cart.ts';
 import type { BatchCommittedEvent, EngineObserver } from '../engine/observer.ts';
 import type { ReadModel } from '../engine/read-ports.ts';
 import type { Command, CommandResult, CommandType, FailureCode } from '../engine/types.ts';
-import { bucketQuantileMs, outcomeError, outcomeOk, outcomeRejected, RecentWindow, type OutcomeIndex } from './recent-window.ts';
+import {
+  bucketQuantileMs,
+  outcomeError,
+  outcomeOk,
+  outcomeRejected,
+  RecentWindow,
+  type OutcomeIndex,
+} from './recent-window.ts';
 
 // The one module that imports prom-client (docs/DESIGN.md, Code conventions): engine events in,
 // Prometheus metrics and the figures of /stats out. No metric carries a SKU label: a label per
 // product would make one time series per product, and a busy shop has millions of products.
 
-export const operationNames = ['reserve', 'purchase', 'cancel', 'expire', 'adjust', 'extend'] as const satisfies readonly CommandType[];
+export const operationNames = [
+  'reserve',
+  'purchase',
+  'cancel',
+  'expire',
+  'adjust',
+  'extend',
+] as const satisfies readonly CommandType[];
 /** Operations of the cart coordinator: a reservation of several products, and any operation on one. */
-export const cartOperationNames = ['reserve', 'purchase', 'cancel', 'extend', 'expire'] as const satisfies
-  readonly CartOp['type'][];
+export const cartOperationNames = [
+  'reserve',
+  'purchase',
+  'cancel',
+  'extend',
+  'expire',
+] as const satisfies readonly CartOp['type'][];
 export const outcomeNames = ['ok', 'rejected', 'error'] as const;
 const outcomeCount = outcomeNames.length;
 
@@ -163,7 +182,7 @@ export class Metrics implements EngineObserver {
     this.cartOperationDuration = cart.duration;
     const operationDuration = new Histogram({
       name: 'secventory_operation_duration_seconds',
-      help: 'Time from a command entering its product\'s mailbox to its answer, by operation',
+      help: "Time from a command entering its product's mailbox to its answer, by operation",
       labelNames: ['operation'],
       buckets: latencyBucketsSeconds,
       registers,
@@ -172,7 +191,7 @@ export class Metrics implements EngineObserver {
     this.operationDuration = operationNames.map((operation) => operationDuration.labels(operation));
     this.reservationDuration = new Histogram({
       name: 'secventory_reservation_duration_seconds',
-      help: 'Time from a reserve command entering its product\'s mailbox to its answer',
+      help: "Time from a reserve command entering its product's mailbox to its answer",
       buckets: latencyBucketsSeconds,
       registers,
     });
@@ -188,43 +207,57 @@ export class Metrics implements EngineObserver {
       buckets: latencyBucketsSeconds,
       registers,
     });
-    this.versionConflicts = new Counter({ name: 'secventory_version_conflicts_total', help: 'Batches that found their product changed by another writer and were decided again', registers });
-    this.storageErrors = new Counter({ name: 'secventory_storage_errors_total', help: 'Batches failed by a storage error (their commands answered 5xx)', registers });
+    this.versionConflicts = new Counter({
+      name: 'secventory_version_conflicts_total',
+      help: 'Batches that found their product changed by another writer and were decided again',
+      registers,
+    });
+    this.storageErrors = new Counter({
+      name: 'secventory_storage_errors_total',
+      help: 'Batches failed by a storage error (their commands answered 5xx)',
+      registers,
+    });
     this.invariantViolations = new Counter({
       name: 'secventory_invariant_violations_total',
       help: 'Broken invariants (programming errors): their commands answered 500 and the actor reloaded; alert on any',
       registers,
     });
-    this.expiries = new Counter({ name: 'secventory_expiries_total', help: 'Reservations expired by the sweeper', registers });
+    this.expiries = new Counter({
+      name: 'secventory_expiries_total',
+      help: 'Reservations expired by the sweeper',
+      registers,
+    });
     this.registerGauges(registers);
     collectDefaultMetrics({ register: this.prometheus });
   }
 
   /** Cart operations: one count and one duration per operation on a cart, whatever its lines. */
   private cartMetrics(registers: PrometheusRegistry[]) {
-      const total: Counter = new Counter({
-        name: 'secventory_cart_operations_total',
-        help: 'Operations on reservations of several products (carts) answered, by operation and outcome, one per cart '
-          + 'however many lines it has (ok; rejected: a business rule or a 4xx; error: a 5xx)',
-        labelNames: ['operation', 'outcome'],
-        registers,
-        collect: () => {
-          flushCounts(total, cartOperationNames, this.cartCounts, this.exportedCartCounts);
-        },
-      });
-      for (const operation of cartOperationNames) {
-        for (const outcome of outcomeNames) total.labels(operation, outcome).inc(0);
-      }
-      const cartOperationDuration = new Histogram({
-        name: 'secventory_cart_operation_duration_seconds',
-        help: 'Time from a cart operation\'s arrival to its answer, the wait for all its products\' actors '
-          + 'included, by operation',
-        labelNames: ['operation'],
-        buckets: latencyBucketsSeconds,
-        registers,
-      });
-      for (const operation of cartOperationNames) cartOperationDuration.zero({ operation });
-      return { total, duration: cartOperationNames.map((operation) => cartOperationDuration.labels(operation)) };
+    const total: Counter = new Counter({
+      name: 'secventory_cart_operations_total',
+      help:
+        'Operations on reservations of several products (carts) answered, by operation and outcome, one per cart ' +
+        'however many lines it has (ok; rejected: a business rule or a 4xx; error: a 5xx)',
+      labelNames: ['operation', 'outcome'],
+      registers,
+      collect: () => {
+        flushCounts(total, cartOperationNames, this.cartCounts, this.exportedCartCounts);
+      },
+    });
+    for (const operation of cartOperationNames) {
+      for (const outcome of outcomeNames) total.labels(operation, outcome).inc(0);
+    }
+    const cartOperationDuration = new Histogram({
+      name: 'secventory_cart_operation_duration_seconds',
+      help:
+        "Time from a cart operation's arrival to its answer, the wait for all its products' actors " +
+        'included, by operation',
+      labelNames: ['operation'],
+      buckets: latencyBucketsSeconds,
+      registers,
+    });
+    for (const operation of cartOperationNames) cartOperationDuration.zero({ operation });
+    return { total, duration: cartOperationNames.map((operation) => cartOperationDuration.labels(operation)) };
   }
 
   /** The registry takes this observer in its constructor, so it is handed over afterwards. */
@@ -323,8 +356,10 @@ export class Metrics implements EngineObserver {
    * Concurrent callers share one query.
    */
   activeReservations(): Promise<number | null> {
-    if (Date.now() - this.activeReservationsAtMs < activeReservationsCacheMs) return Promise.resolve(this.activeReservationsValue);
-    this.activeReservationsQuery ??= this.activeReservationSource.countActiveReservations()
+    if (Date.now() - this.activeReservationsAtMs < activeReservationsCacheMs)
+      return Promise.resolve(this.activeReservationsValue);
+    this.activeReservationsQuery ??= this.activeReservationSource
+      .countActiveReservations()
       .then(
         (count) => count,
         (error: unknown) => {

@@ -60,7 +60,9 @@ function liftRequiredHeaders<T extends Document>(document: T): T {
  */
 function optionalNullableBodies(doc: Document): Document {
   for (const methods of Object.values(doc.paths ?? {})) {
-    for (const operation of Object.values(methods ?? {}) as { requestBody?: { required?: boolean; content?: Record<string, { schema?: { anyOf?: { type?: string }[] } }> } }[]) {
+    for (const operation of Object.values(methods ?? {}) as {
+      requestBody?: { required?: boolean; content?: Record<string, { schema?: { anyOf?: { type?: string }[] } }> };
+    }[]) {
       const schema = operation?.requestBody?.content?.['application/json']?.schema;
       if (schema?.anyOf?.some((s) => s.type === 'null')) operation.requestBody!.required = false;
     }
@@ -86,7 +88,9 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
     },
     transformObject: (documentObject) =>
       'openapiObject' in documentObject
-        ? (optionalNullableBodies(liftRequiredHeaders(documentObject.openapiObject as Document)) as typeof documentObject.openapiObject)
+        ? (optionalNullableBodies(
+            liftRequiredHeaders(documentObject.openapiObject as Document),
+          ) as typeof documentObject.openapiObject)
         : documentObject.swaggerObject,
   });
   // The page shows each operationId: the name a generated client gives the call.

@@ -5,7 +5,8 @@ import { sendProblem } from './errors.ts';
 // What a client reads for a failure. The engine's reason (which may name SQL or hosts) goes to
 // the log instead.
 const failureDetail: Record<FailureCode, string> = {
-  storage_unavailable: 'the database did not confirm the change; it may or may not have happened - retry with the same Idempotency-Key',
+  storage_unavailable:
+    'the database did not confirm the change; it may or may not have happened - retry with the same Idempotency-Key',
   overloaded: 'too many commands are waiting for this product; nothing was done',
   product_not_found: 'no product with this SKU',
   reservation_not_found: 'no reservation with this id',
@@ -17,10 +18,19 @@ const failureDetail: Record<FailureCode, string> = {
 /** Renders an engine result: the outcome's status and body, or a problem. */
 export function sendResult(reply: FastifyReply, result: CommandResult): FastifyReply {
   if (result.type === 'failed') {
-    const detail = result.code === 'product_not_found' || result.code === 'reservation_not_found' || result.code === 'idempotency_key_reused' || result.code === 'validation_failed'
-      ? result.reason
-      : failureDetail[result.code];
-    return sendProblem(reply, result.code, detail, result.unknownSkus === undefined ? {} : { unknownSkus: result.unknownSkus });
+    const detail =
+      result.code === 'product_not_found' ||
+      result.code === 'reservation_not_found' ||
+      result.code === 'idempotency_key_reused' ||
+      result.code === 'validation_failed'
+        ? result.reason
+        : failureDetail[result.code];
+    return sendProblem(
+      reply,
+      result.code,
+      detail,
+      result.unknownSkus === undefined ? {} : { unknownSkus: result.unknownSkus },
+    );
   }
   if (result.replayed) reply.header('idempotent-replayed', 'true');
   const outcome = result.outcome;
@@ -32,7 +42,12 @@ export function sendResult(reply: FastifyReply, result: CommandResult): FastifyR
     case 'product':
       return reply.code(outcome.created ? 201 : 200).send(outcome.product);
     case 'rejected':
-      return sendProblem(reply, outcome.code, outcome.detail, outcome.lines === undefined ? {} : { lines: outcome.lines });
+      return sendProblem(
+        reply,
+        outcome.code,
+        outcome.detail,
+        outcome.lines === undefined ? {} : { lines: outcome.lines },
+      );
     case 'noop':
       return sendProblem(reply, 'internal_error', failureDetail.internal_error);
     default: {

@@ -28,7 +28,12 @@ export function ref<T extends TSchema>(schema: T & { $id?: string }) {
  */
 export const cursorMax = Number.MAX_SAFE_INTEGER;
 
-export const Sku = Text({ pattern: limits.skuPattern, minLength: 1, maxLength: limits.skuLengthMax, description: 'SKU: 1-64 of [A-Za-z0-9._:-]' });
+export const Sku = Text({
+  pattern: limits.skuPattern,
+  minLength: 1,
+  maxLength: limits.skuLengthMax,
+  description: 'SKU: 1-64 of [A-Za-z0-9._:-]',
+});
 export const Uuid = Text({
   pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$',
   minLength: 36,
@@ -49,177 +54,299 @@ const IdempotencyKey = Text({
   pattern: limits.idempotencyKeyPattern.source,
   minLength: 1,
   maxLength: limits.idempotencyKeyLengthMax,
-  description: 'scopes a retry to the first request: 1-255 printable ASCII characters; '
-    + 'missing where required or malformed: 400 idempotency_key_required',
+  description:
+    'scopes a retry to the first request: 1-255 printable ASCII characters; ' +
+    'missing where required or malformed: 400 idempotency_key_required',
 });
 // The header schemas are checked before the handler runs; src/api/errors.ts answers their
 // refusals with idempotency_key_required. Other headers are allowed: no additionalProperties.
 export const RequiredIdempotencyKey = Type.Object({ 'idempotency-key': IdempotencyKey });
 export const OptionalIdempotencyKey = Type.Object({ 'idempotency-key': Type.Optional(IdempotencyKey) });
 
-export const NewProduct = Type.Object({
-  sku: Sku,
-  name: Text({ minLength: 1, maxLength: limits.nameLengthMax }),
-  stock: Type.Integer({ minimum: 0, maximum: limits.stockMax }),
-}, { ...strict, $id: 'NewProduct' });
+export const NewProduct = Type.Object(
+  {
+    sku: Sku,
+    name: Text({ minLength: 1, maxLength: limits.nameLengthMax }),
+    stock: Type.Integer({ minimum: 0, maximum: limits.stockMax }),
+  },
+  { ...strict, $id: 'NewProduct' },
+);
 
-export const ReservationRequest = Type.Object({
-  quantity: Type.Integer({ minimum: 1, maximum: limits.quantityMax }),
-  ttlSeconds: Type.Optional(Type.Integer({
-    minimum: limits.ttlSecondsMin,
-    maximum: limits.ttlSecondsMax,
-    default: limits.ttlSecondsDefault,
-  })),
-}, { ...strict, $id: 'ReservationRequest' });
+export const ReservationRequest = Type.Object(
+  {
+    quantity: Type.Integer({ minimum: 1, maximum: limits.quantityMax }),
+    ttlSeconds: Type.Optional(
+      Type.Integer({
+        minimum: limits.ttlSecondsMin,
+        maximum: limits.ttlSecondsMax,
+        default: limits.ttlSecondsDefault,
+      }),
+    ),
+  },
+  { ...strict, $id: 'ReservationRequest' },
+);
 
-export const StockAdjustment = Type.Object({
-  delta: Type.Integer({ minimum: -limits.stockMax, maximum: limits.stockMax, not: { const: 0 }, description: 'non-zero' }),
-  reason: Text({ minLength: 1, maxLength: limits.reasonLengthMax }),
-}, { ...strict, $id: 'StockAdjustment' });
+export const StockAdjustment = Type.Object(
+  {
+    delta: Type.Integer({
+      minimum: -limits.stockMax,
+      maximum: limits.stockMax,
+      not: { const: 0 },
+      description: 'non-zero',
+    }),
+    reason: Text({ minLength: 1, maxLength: limits.reasonLengthMax }),
+  },
+  { ...strict, $id: 'StockAdjustment' },
+);
 
-export const Inventory = Type.Object({
-  sku: Type.String(),
-  total: Count,
-  reserved: Count,
-  purchased: Count,
-  available: Type.Integer({ minimum: 0, description: 'total - reserved - purchased' }),
-  activeReservations: Count,
-  version: Type.Integer({ minimum: 1, description: "the number of the product's audit events: the seq of its newest" }),
-}, { ...strict, $id: 'Inventory' });
+export const Inventory = Type.Object(
+  {
+    sku: Type.String(),
+    total: Count,
+    reserved: Count,
+    purchased: Count,
+    available: Type.Integer({ minimum: 0, description: 'total - reserved - purchased' }),
+    activeReservations: Count,
+    version: Type.Integer({
+      minimum: 1,
+      description: "the number of the product's audit events: the seq of its newest",
+    }),
+  },
+  { ...strict, $id: 'Inventory' },
+);
 
-export const Product = Type.Object({
-  sku: Type.String(),
-  name: Type.String(),
-  createdAt: Timestamp,
-  inventory: ref(Inventory),
-}, { ...strict, $id: 'Product' });
+export const Product = Type.Object(
+  {
+    sku: Type.String(),
+    name: Type.String(),
+    createdAt: Timestamp,
+    inventory: ref(Inventory),
+  },
+  { ...strict, $id: 'Product' },
+);
 
-const ReservationLine = Type.Object({
-  sku: Type.String(),
-  quantity: Type.Integer({ minimum: 1 }),
-  purchasedQuantity: Type.Optional(Type.Integer({ minimum: 0, description: 'once purchased: how much of the line was bought' })),
-}, strict);
+const ReservationLine = Type.Object(
+  {
+    sku: Type.String(),
+    quantity: Type.Integer({ minimum: 1 }),
+    purchasedQuantity: Type.Optional(
+      Type.Integer({ minimum: 0, description: 'once purchased: how much of the line was bought' }),
+    ),
+  },
+  strict,
+);
 
 /** A reservation of one line also has `sku` and `quantity`; one of several has `lines` only. */
-export const Reservation = Type.Object({
-  id: ReservationId,
-  sku: Type.Optional(Type.String({ description: 'for a reservation of one line' })),
-  quantity: Type.Optional(Type.Integer({ minimum: 1, description: 'for a reservation of one line' })),
-  lines: Type.Array(ReservationLine, { description: 'in the order of the request' }),
-  status: Type.Unsafe<'active' | 'purchased' | 'cancelled' | 'expired'>({ type: 'string', enum: ['active', 'purchased', 'cancelled', 'expired'] }),
-  createdAt: Timestamp,
-  expiresAt: Timestamp,
-  purchasedAt: Type.Optional(Timestamp),
-  cancelledAt: Type.Optional(Timestamp),
-  expiredAt: Type.Optional(Timestamp),
-}, { ...strict, $id: 'Reservation', description: 'one of purchasedAt, cancelledAt, expiredAt once no longer active' });
+export const Reservation = Type.Object(
+  {
+    id: ReservationId,
+    sku: Type.Optional(Type.String({ description: 'for a reservation of one line' })),
+    quantity: Type.Optional(Type.Integer({ minimum: 1, description: 'for a reservation of one line' })),
+    lines: Type.Array(ReservationLine, { description: 'in the order of the request' }),
+    status: Type.Unsafe<'active' | 'purchased' | 'cancelled' | 'expired'>({
+      type: 'string',
+      enum: ['active', 'purchased', 'cancelled', 'expired'],
+    }),
+    createdAt: Timestamp,
+    expiresAt: Timestamp,
+    purchasedAt: Type.Optional(Timestamp),
+    cancelledAt: Type.Optional(Timestamp),
+    expiredAt: Type.Optional(Timestamp),
+  },
+  { ...strict, $id: 'Reservation', description: 'one of purchasedAt, cancelledAt, expiredAt once no longer active' },
+);
 
-const CartLine = Type.Object({
-  sku: Sku,
-  quantity: Type.Integer({ minimum: 1, maximum: limits.quantityMax }),
-}, strict);
+const CartLine = Type.Object(
+  {
+    sku: Sku,
+    quantity: Type.Integer({ minimum: 1, maximum: limits.quantityMax }),
+  },
+  strict,
+);
 
-export const CartRequest = Type.Object({
-  lines: Type.Array(CartLine, {
-    minItems: 1,
-    maxItems: limits.cartLinesMax,
-    description: `1..${limits.cartLinesMax} lines, each SKU at most once`,
-  }),
-  ttlSeconds: Type.Optional(Type.Integer({
-    minimum: limits.ttlSecondsMin,
-    maximum: limits.ttlSecondsMax,
-    description: `default ${limits.ttlSecondsDefault}`,
-  })),
-}, { ...strict, $id: 'CartRequest' });
+export const CartRequest = Type.Object(
+  {
+    lines: Type.Array(CartLine, {
+      minItems: 1,
+      maxItems: limits.cartLinesMax,
+      description: `1..${limits.cartLinesMax} lines, each SKU at most once`,
+    }),
+    ttlSeconds: Type.Optional(
+      Type.Integer({
+        minimum: limits.ttlSecondsMin,
+        maximum: limits.ttlSecondsMax,
+        description: `default ${limits.ttlSecondsDefault}`,
+      }),
+    ),
+  },
+  { ...strict, $id: 'CartRequest' },
+);
 
-export const PurchaseRequest = Type.Object({
-  lines: Type.Array(CartLine, {
-    minItems: 1,
-    maxItems: limits.cartLinesMax,
-    description: 'what to buy of each line (each SKU at most once); a line left out is bought none of',
-  }),
-}, { ...strict, $id: 'PurchaseRequest' });
+export const PurchaseRequest = Type.Object(
+  {
+    lines: Type.Array(CartLine, {
+      minItems: 1,
+      maxItems: limits.cartLinesMax,
+      description: 'what to buy of each line (each SKU at most once); a line left out is bought none of',
+    }),
+  },
+  { ...strict, $id: 'PurchaseRequest' },
+);
 
-export const ExtendRequest = Type.Object({
-  ttlSeconds: Type.Integer({ minimum: limits.ttlSecondsMin, maximum: limits.ttlSecondsMax }),
-}, { ...strict, $id: 'ExtendRequest' });
+export const ExtendRequest = Type.Object(
+  {
+    ttlSeconds: Type.Integer({ minimum: limits.ttlSecondsMin, maximum: limits.ttlSecondsMax }),
+  },
+  { ...strict, $id: 'ExtendRequest' },
+);
 
-export const Problem = Type.Object({
-  type: Type.String({ format: 'uri', description: 'https://secventory.dev/problems/ and the code with dashes' }),
-  title: Type.String(),
-  status: Type.Integer({ minimum: 400, maximum: 599 }),
-  code: Type.Unsafe<ErrorCode>({
-    type: 'string',
-    enum: errorCodes,
-    description: 'stable: what a client branches on (docs/API.md, Error codes)',
-  }),
-  detail: Type.String(),
-  instance: Type.Optional(Type.String({ description: "the request's path" })),
-  lines: Type.Optional(Type.Array(Type.Object({
-    sku: Type.String(),
-    requested: Type.Integer({ minimum: 1 }),
-    available: Type.Integer({ minimum: 0 }),
-  }, strict), { description: 'insufficient_stock on a cart: every short line, with what its product had' })),
-  unknownSkus: Type.Optional(Type.Array(Type.String(), { description: 'product_not_found on a cart: every unknown SKU' })),
-}, { ...strict, $id: 'Problem', description: 'RFC 9457 problem details (application/problem+json)' });
+export const Problem = Type.Object(
+  {
+    type: Type.String({ format: 'uri', description: 'https://secventory.dev/problems/ and the code with dashes' }),
+    title: Type.String(),
+    status: Type.Integer({ minimum: 400, maximum: 599 }),
+    code: Type.Unsafe<ErrorCode>({
+      type: 'string',
+      enum: errorCodes,
+      description: 'stable: what a client branches on (docs/API.md, Error codes)',
+    }),
+    detail: Type.String(),
+    instance: Type.Optional(Type.String({ description: "the request's path" })),
+    lines: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            sku: Type.String(),
+            requested: Type.Integer({ minimum: 1 }),
+            available: Type.Integer({ minimum: 0 }),
+          },
+          strict,
+        ),
+        { description: 'insufficient_stock on a cart: every short line, with what its product had' },
+      ),
+    ),
+    unknownSkus: Type.Optional(
+      Type.Array(Type.String(), { description: 'product_not_found on a cart: every unknown SKU' }),
+    ),
+  },
+  { ...strict, $id: 'Problem', description: 'RFC 9457 problem details (application/problem+json)' },
+);
 
-export const EventPageQuery = Type.Object({
-  after: Type.Optional(Type.Integer({
-    minimum: 0,
-    maximum: cursorMax,
-    description: 'the `next` of the previous page; 0 or absent: from the first event',
-  })),
-  limit: Type.Optional(Type.Integer({
-    minimum: 1,
-    maximum: limits.eventPageLimitMax,
-    default: limits.eventPageLimitDefault,
-  })),
-}, strict);
+export const EventPageQuery = Type.Object(
+  {
+    after: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: cursorMax,
+        description: 'the `next` of the previous page; 0 or absent: from the first event',
+      }),
+    ),
+    limit: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: limits.eventPageLimitMax,
+        default: limits.eventPageLimitDefault,
+      }),
+    ),
+  },
+  strict,
+);
 
 /** The `code` of a rejected event: every RejectionCode, checked at compile time. */
-const rejectionCodes = ['product_exists', 'insufficient_stock', 'stock_limit_exceeded', 'reservation_expired',
-  'reservation_cancelled', 'reservation_purchased', 'reservation_lifetime_exceeded', 'quantity_exceeds_reservation',
+const rejectionCodes = [
+  'product_exists',
+  'insufficient_stock',
+  'stock_limit_exceeded',
+  'reservation_expired',
+  'reservation_cancelled',
+  'reservation_purchased',
+  'reservation_lifetime_exceeded',
+  'quantity_exceeds_reservation',
 ] as const satisfies readonly RejectionCode[];
 type Unlisted = Exclude<RejectionCode, (typeof rejectionCodes)[number]>;
 const everyRejectionListed: [Unlisted] extends [never] ? true : Unlisted = true;
 void everyRejectionListed;
 
 /** docs/API.md's Event, plus where it came from (`source`, `lateMs`) and its place in the whole log. */
-export const Event = Type.Object({
-  position: Type.Integer({ minimum: 1, description: 'place in the whole log; the cursor of GET /events' }),
-  seq: Type.Integer({ minimum: 1, description: "the product's sequence number: gap-free, equal to its version right after this event" }),
-  sku: Type.String(),
-  type: Type.Unsafe<EventType>({
-    type: 'string',
-    enum: ['product_created', 'stock_adjusted', 'reserved', 'purchased', 'cancelled', 'expired', 'released', 'extended', 'rejected'],
-  }),
-  reservationId: Type.Optional(ReservationId),
-  expiresAt: Type.Optional(Type.String({ format: 'date-time', description: 'extended: the new expiry' })),
-  quantity: Type.Optional(Type.Integer({ description: "the reservation's quantity; the requested one on a rejected reservation" })),
-  delta: Type.Optional(Type.Integer({ description: 'stock_adjusted (and its rejection): the change of total' })),
-  reason: Type.Optional(Type.String()),
-  code: Type.Optional(Type.Unsafe<RejectionCode>({ type: 'string', enum: rejectionCodes, description: 'why' })),
-  requestId: Type.Optional(Type.String({ description: "the request's x-request-id" })),
-  idempotencyKey: Type.Optional(Type.String()),
-  source: Type.Unsafe<'api' | 'sweeper'>({ type: 'string', enum: ['api', 'sweeper'], description: "'sweeper' for an expiry the sweeper found" }),
-  lateMs: Type.Optional(Type.Integer({ minimum: 0, description: 'expired: how long after expiresAt the expiry was processed' })),
-  inventory: Type.Object({ total: Count, reserved: Count, purchased: Count }, { ...strict, description: "the product's counters right after the event" }),
-  at: Timestamp,
-}, { ...strict, $id: 'Event' });
+export const Event = Type.Object(
+  {
+    position: Type.Integer({ minimum: 1, description: 'place in the whole log; the cursor of GET /events' }),
+    seq: Type.Integer({
+      minimum: 1,
+      description: "the product's sequence number: gap-free, equal to its version right after this event",
+    }),
+    sku: Type.String(),
+    type: Type.Unsafe<EventType>({
+      type: 'string',
+      enum: [
+        'product_created',
+        'stock_adjusted',
+        'reserved',
+        'purchased',
+        'cancelled',
+        'expired',
+        'released',
+        'extended',
+        'rejected',
+      ],
+    }),
+    reservationId: Type.Optional(ReservationId),
+    expiresAt: Type.Optional(Type.String({ format: 'date-time', description: 'extended: the new expiry' })),
+    quantity: Type.Optional(
+      Type.Integer({ description: "the reservation's quantity; the requested one on a rejected reservation" }),
+    ),
+    delta: Type.Optional(Type.Integer({ description: 'stock_adjusted (and its rejection): the change of total' })),
+    reason: Type.Optional(Type.String()),
+    code: Type.Optional(Type.Unsafe<RejectionCode>({ type: 'string', enum: rejectionCodes, description: 'why' })),
+    requestId: Type.Optional(Type.String({ description: "the request's x-request-id" })),
+    idempotencyKey: Type.Optional(Type.String()),
+    source: Type.Unsafe<'api' | 'sweeper'>({
+      type: 'string',
+      enum: ['api', 'sweeper'],
+      description: "'sweeper' for an expiry the sweeper found",
+    }),
+    lateMs: Type.Optional(
+      Type.Integer({ minimum: 0, description: 'expired: how long after expiresAt the expiry was processed' }),
+    ),
+    inventory: Type.Object(
+      { total: Count, reserved: Count, purchased: Count },
+      { ...strict, description: "the product's counters right after the event" },
+    ),
+    at: Timestamp,
+  },
+  { ...strict, $id: 'Event' },
+);
 
-export const EventPage = Type.Object({
-  events: Type.Array(ref(Event), { maxItems: limits.eventPageLimitMax }),
-  next: Type.Union([Type.Integer({ minimum: 1, maximum: cursorMax }), Type.Null()], {
-    description: 'pass as `after` for the following page; null when nothing more follows',
-  }),
-}, { ...strict, $id: 'EventPage' });
+export const EventPage = Type.Object(
+  {
+    events: Type.Array(ref(Event), { maxItems: limits.eventPageLimitMax }),
+    next: Type.Union([Type.Integer({ minimum: 1, maximum: cursorMax }), Type.Null()], {
+      description: 'pass as `after` for the following page; null when nothing more follows',
+    }),
+  },
+  { ...strict, $id: 'EventPage' },
+);
 
-export const Health = Type.Object({
-  status: Type.Unsafe<'live' | 'ready'>({ type: 'string', enum: ['live', 'ready'] }),
-}, { ...strict, $id: 'Health' });
+export const Health = Type.Object(
+  {
+    status: Type.Unsafe<'live' | 'ready'>({ type: 'string', enum: ['live', 'ready'] }),
+  },
+  { ...strict, $id: 'Health' },
+);
 
 /** Every named schema above; src/api/server.ts registers them before the routes. */
 export const namedSchemas: readonly TSchema[] = [
-  NewProduct, ReservationRequest, StockAdjustment, Inventory, Product, Reservation, Problem, Event, EventPage, Health,
-  CartRequest, PurchaseRequest, ExtendRequest,
+  NewProduct,
+  ReservationRequest,
+  StockAdjustment,
+  Inventory,
+  Product,
+  Reservation,
+  Problem,
+  Event,
+  EventPage,
+  Health,
+  CartRequest,
+  PurchaseRequest,
+  ExtendRequest,
 ];

@@ -2,7 +2,14 @@ import { randomUUID } from 'node:crypto';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { bodyBytesMax, eventLoopDelayMsMax, heapUsedBytesMax, keepAliveTimeoutMs, requestIdPattern, requestTimeoutMs } from '../engine/limits.ts';
+import {
+  bodyBytesMax,
+  eventLoopDelayMsMax,
+  heapUsedBytesMax,
+  keepAliveTimeoutMs,
+  requestIdPattern,
+  requestTimeoutMs,
+} from '../engine/limits.ts';
 import type { EventLog, ReadModel } from '../engine/read-ports.ts';
 import type { Registry } from '../engine/registry.ts';
 import underPressure from '@fastify/under-pressure';
@@ -41,7 +48,9 @@ export function requestIdOf(req: { headers: Record<string, string | string[] | u
  * docs/API.md: "1" is not 1, and unknown fields are refused, not silently dropped. `formats` defines
  * Text()'s format: strings that PostgreSQL would not store as they were sent are refused.
  */
-export const ajvOptions = { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false, formats: ajvFormats } };
+export const ajvOptions = {
+  customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false, formats: ajvFormats },
+};
 
 /** Builds the HTTP API over an engine and its read ports; it knows nothing of SQL. */
 export async function buildServer(deps: ServerDeps) {
@@ -65,9 +74,10 @@ export async function buildServer(deps: ServerDeps) {
     // are answered like every other refusal: problem+json with a stable code.
     frameworkErrors: (error, request, reply) => {
       reply.header('x-request-id', request.id);
-      const detail = error.code === 'FST_ERR_MAX_PARAM_LENGTH'
-        ? 'a path parameter is longer than any valid SKU or id'
-        : 'the URL is malformed';
+      const detail =
+        error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+          ? 'a path parameter is longer than any valid SKU or id'
+          : 'the URL is malformed';
       void sendProblem(reply, 'validation_failed', detail);
     },
     ajv: ajvOptions,
@@ -92,7 +102,11 @@ export async function buildServer(deps: ServerDeps) {
     maxHeapUsedBytes: heapUsedBytesMax,
     sampleInterval: 250,
     pressureHandler: (_request, reply, type, value) => {
-      void sendProblem(reply, 'overloaded', `the server is under pressure (${type}: ${Math.round(value ?? 0)}); nothing was done`);
+      void sendProblem(
+        reply,
+        'overloaded',
+        `the server is under pressure (${type}: ${Math.round(value ?? 0)}); nothing was done`,
+      );
     },
   });
 

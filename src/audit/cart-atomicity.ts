@@ -60,8 +60,9 @@ export function splitCartOperationViolations(found: readonly SplitCartOperation[
     guarantee: 'G4',
     sku: firstSku(o.skus),
     reservationId: o.reservationId,
-    message: `its ${o.type} events at ${new Date(o.atMs).toISOString()} `
-      + `(${o.skus.map((sku, i) => `${sku} seq ${o.seqs[i]}`).join(', ')}) were written by ${o.transactions} `
-      + 'transactions: one operation on a reservation is one transaction',
+    message:
+      `its ${o.type} events at ${new Date(o.atMs).toISOString()} ` +
+      `(${o.skus.map((sku, i) => `${sku} seq ${o.seqs[i]}`).join(', ')}) were written by ${o.transactions} ` +
+      'transactions: one operation on a reservation is one transaction',
   }));
 }

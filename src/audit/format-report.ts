@@ -22,16 +22,23 @@ function line(v: Violation): string {
 /** The report `secventory verify` prints: a summary line, then every listed violation. */
 export function formatVerifyReport(report: VerifyReport): string {
   const seconds = (report.durationMs / 1000).toFixed(1);
-  const lines = [`checked ${report.products} products, ${report.events} events and ${report.reservations} reservations in ${seconds} s`];
+  const lines = [
+    `checked ${report.products} products, ${report.events} events and ${report.reservations} reservations in ${seconds} s`,
+  ];
   if (report.ok) {
-    lines.push('OK: G1, G2, G3, G4 and G7 hold: counters, reservations, event replay, hash chains, lifecycles '
-      + 'and the lines of every reservation agree');
+    lines.push(
+      'OK: G1, G2, G3, G4 and G7 hold: counters, reservations, event replay, hash chains, lifecycles ' +
+        'and the lines of every reservation agree',
+    );
     return lines.join('\n');
   }
-  const more = report.violations.length >= violationsListedMax ? ` (only the first ${violationsListedMax} are listed)` : '';
+  const more =
+    report.violations.length >= violationsListedMax ? ` (only the first ${violationsListedMax} are listed)` : '';
   lines.push(`FAILED: ${report.violations.length} violation${report.violations.length === 1 ? '' : 's'}${more}`);
   // Grouped by product, so one product's findings read together.
-  const sorted = [...report.violations].sort((a, b) => (a.sku ?? '').localeCompare(b.sku ?? '') || a.guarantee.localeCompare(b.guarantee));
+  const sorted = [...report.violations].sort(
+    (a, b) => (a.sku ?? '').localeCompare(b.sku ?? '') || a.guarantee.localeCompare(b.guarantee),
+  );
   for (const v of sorted) lines.push(line(v));
   return lines.join('\n');
 }

@@ -9,8 +9,10 @@ const same = (a: Stock, b: Stock) => a.total === b.total && a.reserved === b.res
 
 /** Fields an event's type cannot do without; null when it has them. */
 function missingField(e: AuditEvent): string | null {
-  const needsReservation = e.type === 'reserved' || e.type === 'purchased' || e.type === 'cancelled' || e.type === 'expired';
-  if (needsReservation && (e.reservationId === null || e.quantity === null || e.quantity < 1)) return 'a reservation id and a positive quantity';
+  const needsReservation =
+    e.type === 'reserved' || e.type === 'purchased' || e.type === 'cancelled' || e.type === 'expired';
+  if (needsReservation && (e.reservationId === null || e.quantity === null || e.quantity < 1))
+    return 'a reservation id and a positive quantity';
   if (e.type === 'expired' && (e.lateMs === null || e.lateMs < 0)) return 'lateMs >= 0';
   if (e.type === 'stock_adjusted' && (e.delta === null || e.delta === 0)) return 'a non-zero delta';
   if (e.type === 'rejected' && e.code === null) return 'a code';
@@ -41,15 +43,21 @@ export class ProductReplay {
     this.eventsSeen++;
     const gap = e.seq !== this.expectedSeq;
     if (gap) {
-      this.violation('G7', this.expectedSeq === 1
-        ? `its first event has seq ${e.seq}, not 1`
-        : `seq gap: seq ${this.expectedSeq - 1} is followed by seq ${e.seq} (missing ${this.expectedSeq}${e.seq - 1 > this.expectedSeq ? `..${e.seq - 1}` : ''})`);
+      this.violation(
+        'G7',
+        this.expectedSeq === 1
+          ? `its first event has seq ${e.seq}, not 1`
+          : `seq gap: seq ${this.expectedSeq - 1} is followed by seq ${e.seq} (missing ${this.expectedSeq}${e.seq - 1 > this.expectedSeq ? `..${e.seq - 1}` : ''})`,
+      );
     }
     // The stored hash, not the recomputed one, links to the next event: an edited event then
     // breaks its own link only, and the report points at it rather than at everything after it.
     // After a gap the mismatch is the gap's consequence and is not reported twice.
     if (eventHash(this.previousHash, this.row.sku, e) !== e.hash && !gap) {
-      this.violation('G7', `hash chain broken at seq ${e.seq} (${e.type}): the event's content or its predecessor was changed, removed or inserted`);
+      this.violation(
+        'G7',
+        `hash chain broken at seq ${e.seq} (${e.type}): the event's content or its predecessor was changed, removed or inserted`,
+      );
     }
     this.checkEvent(e, gap);
     this.previous = e;
@@ -66,7 +74,10 @@ export class ProductReplay {
       return;
     }
     if (this.lastSeq !== version) {
-      this.violation('G7', `its events end at seq ${this.lastSeq}, but its version is ${version}${this.lastSeq < version ? ` (seq ${this.lastSeq + 1}..${version} missing)` : ''}`);
+      this.violation(
+        'G7',
+        `its events end at seq ${this.lastSeq}, but its version is ${version}${this.lastSeq < version ? ` (seq ${this.lastSeq + 1}..${version} missing)` : ''}`,
+      );
     }
     if (!same(this.previous, this.row)) {
       this.violation('G7', `replaying its events gives ${show(this.previous)}, but the row holds ${show(this.row)}`);
@@ -75,14 +86,19 @@ export class ProductReplay {
 
   private checkRow(): void {
     const r = this.row;
-    if (r.total < 0 || r.reserved < 0 || r.purchased < 0) this.violation('G3', `negative counter in the row: ${show(r)}`);
-    if (r.reserved + r.purchased > r.total) this.violation('G1', `oversold: reserved ${r.reserved} + purchased ${r.purchased} > total ${r.total}`);
-    if (r.reserved !== r.reservedSum) this.violation('G4', `reserved is ${r.reserved}, but its active reservations hold ${r.reservedSum}`);
-    if (r.purchased !== r.purchasedSum) this.violation('G4', `purchased is ${r.purchased}, but its purchased reservations hold ${r.purchasedSum}`);
+    if (r.total < 0 || r.reserved < 0 || r.purchased < 0)
+      this.violation('G3', `negative counter in the row: ${show(r)}`);
+    if (r.reserved + r.purchased > r.total)
+      this.violation('G1', `oversold: reserved ${r.reserved} + purchased ${r.purchased} > total ${r.total}`);
+    if (r.reserved !== r.reservedSum)
+      this.violation('G4', `reserved is ${r.reserved}, but its active reservations hold ${r.reservedSum}`);
+    if (r.purchased !== r.purchasedSum)
+      this.violation('G4', `purchased is ${r.purchased}, but its purchased reservations hold ${r.purchasedSum}`);
   }
 
   private checkEvent(e: AuditEvent, afterGap: boolean): void {
-    if (e.total < 0 || e.reserved < 0 || e.purchased < 0) this.violation('G3', `negative counter after seq ${e.seq} (${e.type}): ${show(e)}`);
+    if (e.total < 0 || e.reserved < 0 || e.purchased < 0)
+      this.violation('G3', `negative counter after seq ${e.seq} (${e.type}): ${show(e)}`);
     if (e.reserved + e.purchased > e.total) this.violation('G1', `oversold after seq ${e.seq} (${e.type}): ${show(e)}`);
     const missing = missingField(e);
     if (missing !== null) this.violation('G7', `seq ${e.seq} (${e.type}) lacks ${missing}`);
@@ -93,14 +109,18 @@ export class ProductReplay {
     }
     if (e.type === 'product_created') {
       const created = { total: this.row.initialStock, reserved: 0, purchased: 0 };
-      if (!same(e, created)) this.violation('G7', `product_created carries ${show(e)}, but the product was created with ${show(created)}`);
+      if (!same(e, created))
+        this.violation('G7', `product_created carries ${show(e)}, but the product was created with ${show(created)}`);
       return;
     }
     // Across a gap the missing events' changes are unknown: the gap itself is the finding.
     if (this.previous === null || afterGap || missing !== null) return;
     const expected = stockAfter(this.previous, e);
     if (expected !== null && !same(e, expected)) {
-      this.violation('G7', `seq ${e.seq} (${e.type}) carries ${show(e)}, but after seq ${this.lastSeq} (${show(this.previous)}) it must be ${show(expected)}`);
+      this.violation(
+        'G7',
+        `seq ${e.seq} (${e.type}) carries ${show(e)}, but after seq ${this.lastSeq} (${show(this.previous)}) it must be ${show(expected)}`,
+      );
     }
   }
 

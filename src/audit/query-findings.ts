@@ -30,7 +30,8 @@ export function repeatedEffectViolations(found: readonly RepeatedEffect[], reten
   return found.map((r) => ({
     guarantee: 'G2',
     sku: r.sku,
-    message: `Idempotency-Key ${JSON.stringify(r.idempotencyKey)} took effect twice within ${hours} h: `
-      + `seq ${r.previousSeq} and seq ${r.seq}`,
+    message:
+      `Idempotency-Key ${JSON.stringify(r.idempotencyKey)} took effect twice within ${hours} h: ` +
+      `seq ${r.previousSeq} and seq ${r.seq}`,
   }));
 }

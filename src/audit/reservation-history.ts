@@ -38,7 +38,11 @@ export function checkReservationHistory(h: ReservationHistory): Violation[] {
   const violation = (message: string) => found.push({ guarantee: 'G7', sku: h.sku, reservationId: h.id, message });
   if (!h.sameSku) violation('some of its events belong to another product');
   if (h.types[0] !== 'reserved') {
-    violation(h.types.length === 0 ? 'has no reserved event' : `its first event is ${h.types[0]} (seq ${h.seqs[0]}), not reserved`);
+    violation(
+      h.types.length === 0
+        ? 'has no reserved event'
+        : `its first event is ${h.types[0]} (seq ${h.seqs[0]}), not reserved`,
+    );
     return found;
   }
   let status: ReservationStatus = 'active';
@@ -67,7 +71,9 @@ export function checkReservationHistory(h: ReservationHistory): Violation[] {
   }
   if (status !== h.status) violation(`its events end in ${status}, but its row says ${h.status}`);
   if (status === 'purchased' && (bought + released !== h.quantity || bought !== h.purchasedQuantity)) {
-    violation(`its purchase bought ${bought} and released ${released} of ${h.quantity}, but its row says ${h.purchasedQuantity} bought`);
+    violation(
+      `its purchase bought ${bought} and released ${released} of ${h.quantity}, but its row says ${h.purchasedQuantity} bought`,
+    );
   }
   return found;
 }

@@ -35,8 +35,10 @@ export async function verifyDatabase(databaseUrl: string, options: VerifyOptions
   const checked = await readAuditSnapshot(databaseUrl, onIdleError, async (snapshot) => {
     const sizes = await snapshot.sizes();
     const progress = new Progress(say, startedMs);
-    say(`verifying ${sizes.products} products, ${sizes.events} events and ${sizes.reservations} reservations`
-      + ' as of one snapshot');
+    say(
+      `verifying ${sizes.products} products, ${sizes.events} events and ${sizes.reservations} reservations` +
+        ' as of one snapshot',
+    );
     const { products, events } = await checkProducts(snapshot, report, progress, sizes.events);
     say(`checked ${products} products and ${events} events; checking reservation histories`);
     const reservations = await checkReservations(snapshot, report, progress, sizes.reservations);
@@ -98,8 +100,9 @@ async function checkReservations(
       for (const v of checkReservationHistory(history)) report(v);
     }
     reservations += piece.length;
-    const done = () => `${reservations} of ${reservationsTotal} reservation histories`
-      + ` (${percent(reservations, reservationsTotal)}) checked`;
+    const done = () =>
+      `${reservations} of ${reservationsTotal} reservation histories` +
+      ` (${percent(reservations, reservationsTotal)}) checked`;
     progress.now(done);
   }
   return reservations;

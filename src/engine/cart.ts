@@ -60,7 +60,9 @@ export class Carts {
     if (key === null) {
       const result = await this.unkeyed(op);
       // Without a record there is no key to find used: a refused commit is decided again in there.
-      return result === 'key used meanwhile' ? { type: 'failed', code: 'internal_error', reason: 'an unkeyed cart met a key' } : result;
+      return result === 'key used meanwhile'
+        ? { type: 'failed', code: 'internal_error', reason: 'an unkeyed cart met a key' }
+        : result;
     }
     const scope = scopeOf(op);
     const slot = `${scope}\n${key}`;
@@ -92,13 +94,17 @@ export class Carts {
     return { type: 'failed', code: 'storage_unavailable', reason: 'the key was contended too often' };
   }
 
-  private async unkeyed(op: CartOp, record?: Omit<IdempotencyRecord, 'outcome'>): Promise<CommandResult | 'key used meanwhile'> {
+  private async unkeyed(
+    op: CartOp,
+    record?: Omit<IdempotencyRecord, 'outcome'>,
+  ): Promise<CommandResult | 'key used meanwhile'> {
     const skus = await this.skusOf(op);
     if ('type' in skus) return skus;
     const actors: ProductActor[] = [];
     for (const sku of skus.value) {
       const actor = this.deps.actorFor(sku);
-      if (actor === null) return { type: 'failed', code: 'overloaded', reason: `all actors of the shard of ${sku} are busy` };
+      if (actor === null)
+        return { type: 'failed', code: 'overloaded', reason: `all actors of the shard of ${sku} are busy` };
       actors.push(actor);
     }
     return holdAll(actors, [], (held) => this.decideAndCommit(op, held, record));
@@ -107,12 +113,14 @@ export class Carts {
   private async skusOf(op: CartOp): Promise<{ value: string[] } | Failed> {
     if (op.type === 'reserve') {
       const skus = op.lines.map((l) => l.sku).sort();
-      if (skus.some((sku, i) => sku === skus[i - 1])) return { type: 'failed', code: 'validation_failed', reason: 'each SKU at most once in a cart' };
+      if (skus.some((sku, i) => sku === skus[i - 1]))
+        return { type: 'failed', code: 'validation_failed', reason: 'each SKU at most once in a cart' };
       return { value: skus };
     }
     const found = await this.guard(() => this.deps.store.findReservationSkus(op.reservationId));
     if ('type' in found) return found;
-    if (found.value.length === 0) return { type: 'failed', code: 'reservation_not_found', reason: `no reservation ${op.reservationId}` };
+    if (found.value.length === 0)
+      return { type: 'failed', code: 'reservation_not_found', reason: `no reservation ${op.reservationId}` };
     return { value: [...found.value].sort() };
   }
 
@@ -134,7 +142,10 @@ export class Carts {
           await held.find((h) => h.sku === decision.sku)!.reload();
           continue;
         }
-        const writes = record === undefined ? decision.writes : withRecord(decision.writes, { ...record, outcome: decision.outcome });
+        const writes =
+          record === undefined
+            ? decision.writes
+            : withRecord(decision.writes, { ...record, outcome: decision.outcome });
         if (writes.length === 0) return { type: 'done', outcome: decision.outcome, replayed: false };
         const commitStartedMs = performance.now();
         const committed = await this.deps.store.commitAllOrNothing(writes);
@@ -163,7 +174,11 @@ export class Carts {
         return { type: 'failed', code: 'storage_unavailable', reason: error.message };
       }
     }
-    return { type: 'failed', code: 'storage_unavailable', reason: `${conflictRetriesMax + 1} attempts refused in a row` };
+    return {
+      type: 'failed',
+      code: 'storage_unavailable',
+      reason: `${conflictRetriesMax + 1} attempts refused in a row`,
+    };
   }
 
   /** Every held product's state and, for an existing reservation, its lines; unknown SKUs refuse. */
@@ -176,10 +191,16 @@ export class Carts {
       else states.set(h.sku, state);
     }
     if (unknown.length > 0) {
-      const failed: Failed = { type: 'failed', code: 'product_not_found', reason: `no product ${unknown.join(', ')}`, unknownSkus: unknown };
+      const failed: Failed = {
+        type: 'failed',
+        code: 'product_not_found',
+        reason: `no product ${unknown.join(', ')}`,
+        unknownSkus: unknown,
+      };
       return failed;
     }
-    const existing: Reservation[] = op.type === 'reserve' ? [] : await this.deps.store.findReservationLines(op.reservationId);
+    const existing: Reservation[] =
+      op.type === 'reserve' ? [] : await this.deps.store.findReservationLines(op.reservationId);
     const products = new Map<string, CartProduct>();
     for (const h of held) {
       const base = h.base(states.get(h.sku)!);
@@ -204,7 +225,11 @@ export function scopeOf(op: CartOp): string {
 }
 
 /** Holds each actor in turn (in the given order), then runs `work` with all of them held. */
-function holdAll<T>(actors: readonly ProductActor[], held: HeldProduct[], work: (held: readonly HeldProduct[]) => Promise<T>): Promise<T> {
+function holdAll<T>(
+  actors: readonly ProductActor[],
+  held: HeldProduct[],
+  work: (held: readonly HeldProduct[]) => Promise<T>,
+): Promise<T> {
   const [first, ...rest] = actors;
   if (first === undefined) return work(held);
   return first.hold((h) => holdAll(rest, [...held, h], work));

@@ -117,14 +117,20 @@ class Working implements DecisionView {
     const prior = key === null ? undefined : this.records.get(key);
     if (prior !== undefined) {
       // A retry, or a duplicate that was in flight with its original in this very batch.
-      this.results.push(prior.fingerprint === fingerprint
-        ? { type: 'done', outcome: prior.outcome, replayed: true }
-        : { type: 'failed', code: 'idempotency_key_reused', reason: `key was used for ${prior.fingerprint}` });
+      this.results.push(
+        prior.fingerprint === fingerprint
+          ? { type: 'done', outcome: prior.outcome, replayed: true }
+          : { type: 'failed', code: 'idempotency_key_reused', reason: `key was used for ${prior.fingerprint}` },
+      );
       return;
     }
     const reservationId = reservationIdOf(command);
     if (reservationId !== null && this.reservation(reservationId) === undefined) {
-      this.results.push({ type: 'failed', code: 'reservation_not_found', reason: `no reservation ${reservationId} on ${this.sku}` });
+      this.results.push({
+        type: 'failed',
+        code: 'reservation_not_found',
+        reason: `no reservation ${reservationId} on ${this.sku}`,
+      });
       return;
     }
     const decision = decide(this, command, nowMs);

@@ -26,7 +26,12 @@ export type CartOp =
       readonly idempotencyKey: string | null;
       readonly requestId: string;
     }
-  | { readonly type: 'cancel'; readonly reservationId: string; readonly idempotencyKey: string | null; readonly requestId: string }
+  | {
+      readonly type: 'cancel';
+      readonly reservationId: string;
+      readonly idempotencyKey: string | null;
+      readonly requestId: string;
+    }
   | {
       readonly type: 'extend';
       readonly reservationId: string;
@@ -68,19 +73,31 @@ export function cartFingerprintOf(op: CartOp): string {
  * Each product's command for a cart operation. `existing` holds the reservation's lines (none for
  * a reserve). A purchase naming a SKU the cart does not hold can never succeed.
  */
-export function lineCommands(op: CartOp, existing: readonly Reservation[]): Map<string, Command> | Extract<CartDecision, { type: 'failed' }> {
+export function lineCommands(
+  op: CartOp,
+  existing: readonly Reservation[],
+): Map<string, Command> | Extract<CartDecision, { type: 'failed' }> {
   const commands = new Map<string, Command>();
   const id = op.reservationId;
   if (op.type === 'reserve') {
-    op.lines.forEach((l, i) => commands.set(l.sku, {
-      type: 'reserve', reservationId: id, quantity: l.quantity, ttlSeconds: op.ttlSeconds,
-      idempotencyKey: null, requestId: op.requestId, line: i, lines: op.lines.length,
-    }));
+    op.lines.forEach((l, i) =>
+      commands.set(l.sku, {
+        type: 'reserve',
+        reservationId: id,
+        quantity: l.quantity,
+        ttlSeconds: op.ttlSeconds,
+        idempotencyKey: null,
+        requestId: op.requestId,
+        line: i,
+        lines: op.lines.length,
+      }),
+    );
     return commands;
   }
-  const asked = new Map((op.type === 'purchase' ? op.lines ?? [] : []).map((l) => [l.sku, l.quantity]));
+  const asked = new Map((op.type === 'purchase' ? (op.lines ?? []) : []).map((l) => [l.sku, l.quantity]));
   for (const sku of asked.keys()) {
-    if (!existing.some((r) => r.sku === sku)) return { type: 'failed', code: 'validation_failed', reason: `${sku} is not a line of reservation ${id}` };
+    if (!existing.some((r) => r.sku === sku))
+      return { type: 'failed', code: 'validation_failed', reason: `${sku} is not a line of reservation ${id}` };
   }
   for (const r of existing) {
     commands.set(r.sku, commandFor(op, r, asked));
@@ -88,15 +105,31 @@ export function lineCommands(op: CartOp, existing: readonly Reservation[]): Map<
   return commands;
 }
 
-function commandFor(op: Exclude<CartOp, { type: 'reserve' }>, r: Reservation, asked: ReadonlyMap<string, number>): Command {
+function commandFor(
+  op: Exclude<CartOp, { type: 'reserve' }>,
+  r: Reservation,
+  asked: ReadonlyMap<string, number>,
+): Command {
   const id = r.id;
   switch (op.type) {
     case 'purchase':
-      return { type: 'purchase', reservationId: id, quantity: op.lines === null ? r.quantity : asked.get(r.sku) ?? 0, idempotencyKey: null, requestId: op.requestId };
+      return {
+        type: 'purchase',
+        reservationId: id,
+        quantity: op.lines === null ? r.quantity : (asked.get(r.sku) ?? 0),
+        idempotencyKey: null,
+        requestId: op.requestId,
+      };
     case 'cancel':
       return { type: 'cancel', reservationId: id, idempotencyKey: null, requestId: op.requestId };
     case 'extend':
-      return { type: 'extend', reservationId: id, ttlSeconds: op.ttlSeconds, idempotencyKey: null, requestId: op.requestId };
+      return {
+        type: 'extend',
+        reservationId: id,
+        ttlSeconds: op.ttlSeconds,
+        idempotencyKey: null,
+        requestId: op.requestId,
+      };
     case 'expire':
       return { type: 'expire', reservationId: id };
   }
@@ -107,7 +140,11 @@ function commandFor(op: Exclude<CartOp, { type: 'reserve' }>, r: Reservation, as
  * product first; if any line is refused, the whole cart is: each product records the refusal (its
  * own, or the cart's code) and nothing else - all or nothing. Products are decided in SKU order.
  */
-export function decideCart(products: ReadonlyMap<string, CartProduct>, commands: ReadonlyMap<string, Command>, nowMs: number): CartDecision {
+export function decideCart(
+  products: ReadonlyMap<string, CartProduct>,
+  commands: ReadonlyMap<string, Command>,
+  nowMs: number,
+): CartDecision {
   const skus = [...commands.keys()].sort();
   const decided = new Map<string, BatchDecision>();
   for (const sku of skus) {
@@ -126,17 +163,36 @@ export function decideCart(products: ReadonlyMap<string, CartProduct>, commands:
       continue;
     }
     const quantity = 'quantity' in command && command.quantity !== undefined ? command.quantity : 0;
-    const refuse: Command = { type: 'refuse', reservationId: reservationOfCommand(command), quantity, code: refused.code, detail: refused.detail, newReservation: command.type === 'reserve', idempotencyKey: null, requestId: requestIdOf(command) };
+    const refuse: Command = {
+      type: 'refuse',
+      reservationId: reservationOfCommand(command),
+      quantity,
+      code: refused.code,
+      detail: refused.detail,
+      newReservation: command.type === 'reserve',
+      idempotencyKey: null,
+      requestId: requestIdOf(command),
+    };
     const again = decideOne(products, sku, refuse, nowMs);
     if (again.type === 'stale') return { type: 'stale', sku };
     all.set(sku, again.decision);
   }
-  return { type: 'decided', writes: writesOf(skus, all), outcome: cartRefusal(refused, skus, decided, commands, products) };
+  return {
+    type: 'decided',
+    writes: writesOf(skus, all),
+    outcome: cartRefusal(refused, skus, decided, commands, products),
+  };
 }
 
 function decideOne(products: ReadonlyMap<string, CartProduct>, sku: string, command: Command, nowMs: number) {
   const product = products.get(sku)!;
-  const outcome = decideBatch(product.base, [{ command, fingerprint: fingerprintOf(command) }], product.loaded, nowMs, new Map());
+  const outcome = decideBatch(
+    product.base,
+    [{ command, fingerprint: fingerprintOf(command) }],
+    product.loaded,
+    nowMs,
+    new Map(),
+  );
   return outcome;
 }
 
@@ -155,12 +211,20 @@ function firstRefusal(skus: readonly string[], decided: ReadonlyMap<string, Batc
   return null;
 }
 
-function accepted(skus: readonly string[], decided: ReadonlyMap<string, BatchDecision>, products: ReadonlyMap<string, CartProduct>): CartDecision {
+function accepted(
+  skus: readonly string[],
+  decided: ReadonlyMap<string, BatchDecision>,
+  products: ReadonlyMap<string, CartProduct>,
+): CartDecision {
   const outcomes = skus.map((sku) => outcomeOf(decided.get(sku)!));
   if (outcomes.every((o) => o.kind === 'noop')) return { type: 'decided', writes: [], outcome: { kind: 'noop' } };
   const lines = skus.map((sku) => lineAfter(sku, decided.get(sku)!, products.get(sku)!));
   const created = outcomes.some((o) => o.kind === 'reservation' && o.created);
-  return { type: 'decided', writes: writesOf(skus, decided), outcome: { kind: 'reservation', created, reservation: reservationView(...lines) } };
+  return {
+    type: 'decided',
+    writes: writesOf(skus, decided),
+    outcome: { kind: 'reservation', created, reservation: reservationView(...lines) },
+  };
 }
 
 /** A product's line after the decision: changed by it, or as memory or the database holds it. */

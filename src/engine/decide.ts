@@ -54,9 +54,18 @@ export function decide(view: DecisionView, command: Command, nowMs: number): Dec
     case 'extend':
       return decideExtend(view, command, nowMs);
     case 'refuse': {
-      const r = rejection(view.counters, nowMs, metaOf(command), command.code, command.detail,
-        { reservationId: command.newReservation ? null : command.reservationId, quantity: command.quantity });
-      return { outcome: r.outcome, events: [r.event], counters: r.counters, inserted: [], changed: [], reservations: [] };
+      const r = rejection(view.counters, nowMs, metaOf(command), command.code, command.detail, {
+        reservationId: command.newReservation ? null : command.reservationId,
+        quantity: command.quantity,
+      });
+      return {
+        outcome: r.outcome,
+        events: [r.event],
+        counters: r.counters,
+        inserted: [],
+        changed: [],
+        reservations: [],
+      };
     }
     default: {
       const unreachable: never = command;
@@ -117,17 +126,14 @@ function rejection(
   };
 }
 
-function decideReserve(
-  view: DecisionView,
-  command: Extract<Command, { type: 'reserve' }>,
-  nowMs: number,
-): Decision {
+function decideReserve(view: DecisionView, command: Extract<Command, { type: 'reserve' }>, nowMs: number): Decision {
   const meta = metaOf(command);
   const c = view.counters;
   const available = c.total - c.reserved - c.purchased;
   if (available < command.quantity) {
-    const r = rejection(c, nowMs, meta, 'insufficient_stock',
-      `requested ${command.quantity}, available ${available}`, { quantity: command.quantity });
+    const r = rejection(c, nowMs, meta, 'insufficient_stock', `requested ${command.quantity}, available ${available}`, {
+      quantity: command.quantity,
+    });
     return { outcome: r.outcome, events: [r.event], counters: r.counters, inserted: [], changed: [], reservations: [] };
   }
   const reservation: Reservation = {
@@ -170,11 +176,21 @@ const targetOf: Record<Exclude<LifecycleEvent['type'], 'EXTEND'>, ReservationSta
   EXPIRE: 'expired',
 };
 
-function finish(r: Reservation, to: ReservationStatus, nowMs: number, purchasedQuantity: number | null = null): Reservation {
+function finish(
+  r: Reservation,
+  to: ReservationStatus,
+  nowMs: number,
+  purchasedQuantity: number | null = null,
+): Reservation {
   return { ...r, status: to, finishedAtMs: nowMs, purchasedQuantity };
 }
 
-function changeOf(r: Reservation, to: ReservationStatus, nowMs: number, purchasedQuantity: number | null = null): StatusChange {
+function changeOf(
+  r: Reservation,
+  to: ReservationStatus,
+  nowMs: number,
+  purchasedQuantity: number | null = null,
+): StatusChange {
   return { id: r.id, from: r.status, to, atMs: nowMs, purchasedQuantity, expiresAtMs: null };
 }
 
@@ -229,16 +245,30 @@ function reservationOf(view: DecisionView, id: string): Reservation {
 function refuseUnlessActive(view: DecisionView, r: Reservation, meta: Meta, nowMs: number): Decision | null {
   if (r.status !== 'active') {
     const code = rejectionForStatus[r.status];
-    const rej = rejection(view.counters, nowMs, meta, code,
-      `reservation ${r.id} is ${r.status}`, { reservationId: r.id, quantity: r.quantity });
-    return { outcome: rej.outcome, events: [rej.event], counters: rej.counters, inserted: [], changed: [], reservations: [] };
+    const rej = rejection(view.counters, nowMs, meta, code, `reservation ${r.id} is ${r.status}`, {
+      reservationId: r.id,
+      quantity: r.quantity,
+    });
+    return {
+      outcome: rej.outcome,
+      events: [rej.event],
+      counters: rej.counters,
+      inserted: [],
+      changed: [],
+      reservations: [],
+    };
   }
   if (nowMs >= r.expiresAtMs) {
     // docs/API.md: a purchase or cancel after expiresAt expires the reservation in that moment.
     const expired = expireNow(view.counters, r, nowMs, meta);
-    const rej = rejection(expired.counters, nowMs, meta, 'reservation_expired',
+    const rej = rejection(
+      expired.counters,
+      nowMs,
+      meta,
+      'reservation_expired',
       `reservation ${r.id} expired at ${isoOf(r.expiresAtMs)}`,
-      { reservationId: r.id, quantity: r.quantity });
+      { reservationId: r.id, quantity: r.quantity },
+    );
     return {
       outcome: rej.outcome,
       events: [expired.event, rej.event],
@@ -266,9 +296,22 @@ function decidePurchase(view: DecisionView, command: Extract<Command, { type: 'p
   const refused = refuseUnlessActive(view, r, meta, nowMs);
   if (refused !== null) return refused;
   if (bought > r.quantity) {
-    const rej = rejection(view.counters, nowMs, meta, 'quantity_exceeds_reservation',
-      `asked to buy ${bought} of ${r.sku}, reserved ${r.quantity}`, { reservationId: r.id, quantity: bought });
-    return { outcome: rej.outcome, events: [rej.event], counters: rej.counters, inserted: [], changed: [], reservations: [] };
+    const rej = rejection(
+      view.counters,
+      nowMs,
+      meta,
+      'quantity_exceeds_reservation',
+      `asked to buy ${bought} of ${r.sku}, reserved ${r.quantity}`,
+      { reservationId: r.id, quantity: bought },
+    );
+    return {
+      outcome: rej.outcome,
+      events: [rej.event],
+      counters: rej.counters,
+      inserted: [],
+      changed: [],
+      reservations: [],
+    };
   }
   const to = nextStatus(r.status, { type: 'PURCHASE' });
   if (to === null) throw new Error('decide: lifecycle refused PURCHASE from active');
@@ -304,10 +347,22 @@ function decideExtend(view: DecisionView, command: Extract<Command, { type: 'ext
   if (refused !== null) return refused;
   const capMs = r.createdAtMs + reservationLifetimeMaxSeconds * 1000;
   if (r.expiresAtMs >= capMs) {
-    const rej = rejection(view.counters, nowMs, meta, 'reservation_lifetime_exceeded',
+    const rej = rejection(
+      view.counters,
+      nowMs,
+      meta,
+      'reservation_lifetime_exceeded',
       `reservation ${r.id} already expires at its lifetime cap ${new Date(capMs).toISOString()}`,
-      { reservationId: r.id, quantity: r.quantity });
-    return { outcome: rej.outcome, events: [rej.event], counters: rej.counters, inserted: [], changed: [], reservations: [] };
+      { reservationId: r.id, quantity: r.quantity },
+    );
+    return {
+      outcome: rej.outcome,
+      events: [rej.event],
+      counters: rej.counters,
+      inserted: [],
+      changed: [],
+      reservations: [],
+    };
   }
   const expiresAtMs = Math.min(nowMs + command.ttlSeconds * 1000, capMs);
   const after = bump(view.counters, {});
@@ -337,11 +392,7 @@ function expireNow(c: Counters, r: Reservation, nowMs: number, meta: Meta) {
   return { counters, reservation, event, change };
 }
 
-function decideExpire(
-  view: DecisionView,
-  command: Extract<Command, { type: 'expire' }>,
-  nowMs: number,
-): Decision {
+function decideExpire(view: DecisionView, command: Extract<Command, { type: 'expire' }>, nowMs: number): Decision {
   const r = view.reservation(command.reservationId);
   // The sweeper may race a purchase or cancel; whatever finished first wins, quietly.
   if (r === undefined || r.status !== 'active' || nowMs < r.expiresAtMs) {
@@ -358,25 +409,31 @@ function decideExpire(
   };
 }
 
-function decideAdjust(
-  view: DecisionView,
-  command: Extract<Command, { type: 'adjust' }>,
-  nowMs: number,
-): Decision {
+function decideAdjust(view: DecisionView, command: Extract<Command, { type: 'adjust' }>, nowMs: number): Decision {
   const meta = metaOf(command);
   const c = view.counters;
   const totalAfter = c.total + command.delta;
   const committed = c.reserved + c.purchased;
   if (totalAfter < committed) {
-    const r = rejection(c, nowMs, meta, 'insufficient_stock',
+    const r = rejection(
+      c,
+      nowMs,
+      meta,
+      'insufficient_stock',
       `total would be ${totalAfter}, but ${committed} are reserved or purchased`,
-      { delta: command.delta, reason: command.reason });
+      { delta: command.delta, reason: command.reason },
+    );
     return { outcome: r.outcome, events: [r.event], counters: r.counters, inserted: [], changed: [], reservations: [] };
   }
   if (totalAfter > stockMax) {
-    const r = rejection(c, nowMs, meta, 'stock_limit_exceeded',
+    const r = rejection(
+      c,
+      nowMs,
+      meta,
+      'stock_limit_exceeded',
       `total would be ${totalAfter}, above the limit ${stockMax}`,
-      { delta: command.delta, reason: command.reason });
+      { delta: command.delta, reason: command.reason },
+    );
     return { outcome: r.outcome, events: [r.event], counters: r.counters, inserted: [], changed: [], reservations: [] };
   }
   const after = bump(c, { total: totalAfter });

@@ -12,8 +12,22 @@ export const genesisHash = '';
  */
 export function canonicalEvent(sku: string, e: EventDraft): string {
   const fields: unknown[] = [
-    sku, e.seq, e.type, e.reservationId, e.quantity, e.delta, e.reason, e.code,
-    e.requestId, e.idempotencyKey, e.source, e.lateMs, e.total, e.reserved, e.purchased, e.atMs,
+    sku,
+    e.seq,
+    e.type,
+    e.reservationId,
+    e.quantity,
+    e.delta,
+    e.reason,
+    e.code,
+    e.requestId,
+    e.idempotencyKey,
+    e.source,
+    e.lateMs,
+    e.total,
+    e.reserved,
+    e.purchased,
+    e.atMs,
   ];
   // Fields added later join the end only when set, so the events written before them keep their
   // canonical form, and with it their hashes.

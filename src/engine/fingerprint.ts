@@ -12,7 +12,9 @@ export function fingerprintOf(command: Command): string {
       return `adjust:${command.delta}:${JSON.stringify(command.reason)}`;
     case 'purchase':
       // No quantity is the whole line: the same purchase as naming the full quantity.
-      return command.quantity === undefined ? `purchase:${command.reservationId}` : `purchase:${command.reservationId}:${command.quantity}`;
+      return command.quantity === undefined
+        ? `purchase:${command.reservationId}`
+        : `purchase:${command.reservationId}:${command.quantity}`;
     case 'cancel':
       return `cancel:${command.reservationId}`;
     case 'extend':
@@ -43,5 +45,7 @@ export function idempotencyKeyOf(command: Command): string | null {
 
 /** The existing reservation a command acts on: none for those that create or refuse one. */
 export function reservationIdOf(command: Command): string | null {
-  return command.type === 'reserve' || command.type === 'adjust' || command.type === 'refuse' ? null : command.reservationId;
+  return command.type === 'reserve' || command.type === 'adjust' || command.type === 'refuse'
+    ? null
+    : command.reservationId;
 }

@@ -1,13 +1,28 @@
 import PQueue from 'p-queue';
 import type { Clock } from './clock.ts';
-import { assertCounters, decideBatch, reservationsToLoad, type Base, type BatchDecision, type BatchOutcome } from './decide-batch.ts';
+import {
+  assertCounters,
+  decideBatch,
+  reservationsToLoad,
+  type Base,
+  type BatchDecision,
+  type BatchOutcome,
+} from './decide-batch.ts';
 import { assert, StorageError } from './errors.ts';
 import { fingerprintOf } from './fingerprint.ts';
 import { LatencyHistogram } from './latency-histogram.ts';
 import { batchesInFlightMax, conflictRetriesMax } from './limits.ts';
 import type { EngineObserver } from './observer.ts';
 import type { CommitResult, Store } from './store.ts';
-import type { BatchWrite, Command, CommandResult, FailureCode, IdempotencyRecord, ProductState, Reservation } from './types.ts';
+import type {
+  BatchWrite,
+  Command,
+  CommandResult,
+  FailureCode,
+  IdempotencyRecord,
+  ProductState,
+  Reservation,
+} from './types.ts';
 
 export interface ActorSettings {
   readonly batchSizeMax: number;
@@ -116,7 +131,13 @@ export class ProductActor {
   }
 
   get idle(): boolean {
-    return this.mailbox.length === 0 && !this.drainScheduled && this.queue === undefined && this.inFlight.length === 0 && !this.recovering;
+    return (
+      this.mailbox.length === 0 &&
+      !this.drainScheduled &&
+      this.queue === undefined &&
+      this.inFlight.length === 0 &&
+      !this.recovering
+    );
   }
 
   private get turns(): PQueue {
@@ -137,7 +158,11 @@ export class ProductActor {
   /** Queues a command; refuses with `overloaded` before any work when the mailbox is full. */
   submit(command: Command): Promise<CommandResult> {
     if (this.mailbox.length >= this.deps.settings.mailboxLengthMax) {
-      const result: CommandResult = { type: 'failed', code: 'overloaded', reason: `mailbox of ${this.sku} holds ${this.mailbox.length} commands` };
+      const result: CommandResult = {
+        type: 'failed',
+        code: 'overloaded',
+        reason: `mailbox of ${this.sku} holds ${this.mailbox.length} commands`,
+      };
       this.deps.observer.commandCompleted?.(this.sku, command, result, 0);
       return Promise.resolve(result);
     }
@@ -261,7 +286,11 @@ export class ProductActor {
     // A copy of the list: a batch that settles while this one is decided leaves the list, but its
     // changes must stay visible to this decision (they are what it is decided on top of).
     const ahead = this.inFlight.map((f) => f.decision.reservations).reverse();
-    const after = this.inFlight.at(-1)?.decision.after ?? { counters: state.counters, lastHash: state.lastHash, activeCount: state.active.size };
+    const after = this.inFlight.at(-1)?.decision.after ?? {
+      counters: state.counters,
+      lastHash: state.lastHash,
+      activeCount: state.active.size,
+    };
     const lookup = (id: string) => {
       for (const changes of ahead) {
         const r = changes.get(id);
@@ -277,7 +306,11 @@ export class ProductActor {
    * (decideBatch). Idempotency keys are not looked up here: the commit checks them in the same
    * round trip and refuses the batch if one was used before (`known`), which is rare.
    */
-  private async decideOn(base: Base, batch: readonly Pending[], known: ReadonlyMap<string, IdempotencyRecord>): Promise<BatchOutcome> {
+  private async decideOn(
+    base: Base,
+    batch: readonly Pending[],
+    known: ReadonlyMap<string, IdempotencyRecord>,
+  ): Promise<BatchOutcome> {
     const missing = reservationsToLoad(base, batch);
     const loaded = missing.length > 0 ? await this.deps.store.findReservations(this.sku, missing) : [];
     return decideBatch(base, batch, loaded, this.deps.clock.nowMs(), known);
@@ -320,11 +353,13 @@ export class ProductActor {
       return;
     }
     const write = decision.write;
-    const settled: Promise<Settled> = write === null
-      ? Promise.resolve({ type: 'nothing to store' })
-      : this.deps.store.commitBatch(write).then(
-        (result) => ({ type: 'stored', result }),
-        (error: unknown) => ({ type: 'failed', error }));
+    const settled: Promise<Settled> =
+      write === null
+        ? Promise.resolve({ type: 'nothing to store' })
+        : this.deps.store.commitBatch(write).then(
+            (result) => ({ type: 'stored', result }),
+            (error: unknown) => ({ type: 'failed', error }),
+          );
     const entry: InFlight = { batch, decision, startedMs: performance.now(), settled };
     this.inFlight.push(entry);
     this.completions = this.completions.then(async () => {
@@ -363,7 +398,8 @@ export class ProductActor {
       case 'failed':
         this.enterRecovery();
         if (settled.error instanceof StorageError) {
-          for (const one of this.afterStorageError(batch, settled.error)) this.redo.push({ batch: one, known: new Map() });
+          for (const one of this.afterStorageError(batch, settled.error))
+            this.redo.push({ batch: one, known: new Map() });
         } else {
           this.broken(batch, settled.error);
         }
@@ -472,12 +508,14 @@ export class ProductActor {
     return [];
   }
 
-
   /**
    * The careful path, one batch at a time with nothing else in flight: decide, persist, apply,
    * acknowledge - retrying on version conflicts.
    */
-  private async runBatch(batch: readonly Pending[], knownBefore: ReadonlyMap<string, IdempotencyRecord> = new Map()): Promise<void> {
+  private async runBatch(
+    batch: readonly Pending[],
+    knownBefore: ReadonlyMap<string, IdempotencyRecord> = new Map(),
+  ): Promise<void> {
     // Idempotency records the commit found already used; the next attempt replays them.
     const known = new Map(knownBefore);
     for (let attempt = 0; ; attempt++) {
@@ -489,7 +527,10 @@ export class ProductActor {
         }
         const outcome = await this.decideOn(this.base(state), batch, known);
         // A stale view is a conflict found before the commit: both reload and decide again.
-        const committed = outcome.type === 'stale' ? { type: 'conflict' as const } : await this.commitNow(state, outcome.decision, batch.length);
+        const committed =
+          outcome.type === 'stale'
+            ? { type: 'conflict' as const }
+            : await this.commitNow(state, outcome.decision, batch.length);
         if (committed.type !== 'committed') {
           this.refused(committed, known);
           if (attempt < conflictRetriesMax) continue;
@@ -527,7 +568,10 @@ export class ProductActor {
   /** After COMMIT only: the batch becomes the actor's committed state. */
   private apply(state: ProductState, write: BatchWrite): void {
     const before = state.counters;
-    assert(before.version === write.versionBefore && state.lastHash === write.hashBefore, 'a batch applies onto the state it was decided against');
+    assert(
+      before.version === write.versionBefore && state.lastHash === write.hashBefore,
+      'a batch applies onto the state it was decided against',
+    );
     state.counters = write.counters;
     const last = write.events.at(-1);
     if (last !== undefined) state.lastHash = last.hash;

@@ -8,7 +8,13 @@ import { createFingerprintOf } from './fingerprint.ts';
 import { conflictRetriesMax, shardCount } from './limits.ts';
 import type { EngineObserver } from './observer.ts';
 import { ProductActor, type ActorSettings } from './product-actor.ts';
-import { createdOutcome, outcomeForExisting, productView, rememberWrite, type ProductCreation } from './product-creation.ts';
+import {
+  createdOutcome,
+  outcomeForExisting,
+  productView,
+  rememberWrite,
+  type ProductCreation,
+} from './product-creation.ts';
 import type { Store } from './store.ts';
 import type { Command, CommandResult, EventDraft, InventoryView, ProductState } from './types.ts';
 import { inventoryView } from './views.ts';
@@ -117,7 +123,14 @@ export class Registry {
   /** Submits a command about a reservation (of one line or several) to whoever owns it. */
   executeOnReservation(reservationId: string, command: Command): Promise<CommandResult> {
     const op = reservationOpOf(reservationId, command);
-    if (op === null) return Promise.resolve(this.settleEarly('', command, { type: 'failed', code: 'validation_failed', reason: `${command.type} is not an operation on a reservation` }));
+    if (op === null)
+      return Promise.resolve(
+        this.settleEarly('', command, {
+          type: 'failed',
+          code: 'validation_failed',
+          reason: `${command.type} is not an operation on a reservation`,
+        }),
+      );
     return this.executeReservationOp(op, command);
   }
 
@@ -140,7 +153,8 @@ export class Registry {
       return { type: 'failed', code: 'storage_unavailable', reason: error.message };
     }
     const [sku] = skus;
-    if (sku === undefined) return { type: 'failed', code: 'reservation_not_found', reason: `no reservation ${op.reservationId}` };
+    if (sku === undefined)
+      return { type: 'failed', code: 'reservation_not_found', reason: `no reservation ${op.reservationId}` };
     if (skus.length > 1) {
       // A quantity without a SKU can only mean the line of a one-line reservation.
       if (asCommand?.type === 'purchase' && asCommand.quantity !== undefined) {
@@ -234,9 +248,10 @@ export class Registry {
         case 'known': {
           const prior = committed.records.find((r) => r.key === key);
           assert(prior !== undefined, `a known key of ${product.sku} comes back with its record`);
-          const result: CommandResult = prior.fingerprint === fingerprint
-            ? { type: 'done', outcome: prior.outcome, replayed: true }
-            : { type: 'failed', code: 'idempotency_key_reused', reason: `key was used for ${prior.fingerprint}` };
+          const result: CommandResult =
+            prior.fingerprint === fingerprint
+              ? { type: 'done', outcome: prior.outcome, replayed: true }
+              : { type: 'failed', code: 'idempotency_key_reused', reason: `key was used for ${prior.fingerprint}` };
           return { type: 'exists', product, result };
         }
         case 'conflict': {
@@ -350,11 +365,23 @@ export class Registry {
 function reservationOpOf(reservationId: string, command: Command): Exclude<CartOp, { type: 'reserve' }> | null {
   switch (command.type) {
     case 'purchase':
-      return { type: 'purchase', reservationId, lines: null, idempotencyKey: command.idempotencyKey, requestId: command.requestId };
+      return {
+        type: 'purchase',
+        reservationId,
+        lines: null,
+        idempotencyKey: command.idempotencyKey,
+        requestId: command.requestId,
+      };
     case 'cancel':
       return { type: 'cancel', reservationId, idempotencyKey: command.idempotencyKey, requestId: command.requestId };
     case 'extend':
-      return { type: 'extend', reservationId, ttlSeconds: command.ttlSeconds, idempotencyKey: command.idempotencyKey, requestId: command.requestId };
+      return {
+        type: 'extend',
+        reservationId,
+        ttlSeconds: command.ttlSeconds,
+        idempotencyKey: command.idempotencyKey,
+        requestId: command.requestId,
+      };
     case 'expire':
       return { type: 'expire', reservationId };
     default:
@@ -363,19 +390,35 @@ function reservationOpOf(reservationId: string, command: Command): Exclude<CartO
 }
 
 /** The one line's command of an operation on a one-line reservation of `sku`. */
-function oneLineCommand(op: Exclude<CartOp, { type: 'reserve' }>, sku: string): Command | Extract<CommandResult, { type: 'failed' }> {
+function oneLineCommand(
+  op: Exclude<CartOp, { type: 'reserve' }>,
+  sku: string,
+): Command | Extract<CommandResult, { type: 'failed' }> {
   const id = op.reservationId;
   switch (op.type) {
     case 'purchase': {
       const other = op.lines?.find((l) => l.sku !== sku);
-      if (other !== undefined) return { type: 'failed', code: 'validation_failed', reason: `${other.sku} is not a line of reservation ${id}` };
+      if (other !== undefined)
+        return { type: 'failed', code: 'validation_failed', reason: `${other.sku} is not a line of reservation ${id}` };
       const quantity = op.lines?.[0]?.quantity;
-      return { type: 'purchase', reservationId: id, idempotencyKey: op.idempotencyKey, requestId: op.requestId, ...(quantity === undefined ? {} : { quantity }) };
+      return {
+        type: 'purchase',
+        reservationId: id,
+        idempotencyKey: op.idempotencyKey,
+        requestId: op.requestId,
+        ...(quantity === undefined ? {} : { quantity }),
+      };
     }
     case 'cancel':
       return { type: 'cancel', reservationId: id, idempotencyKey: op.idempotencyKey, requestId: op.requestId };
     case 'extend':
-      return { type: 'extend', reservationId: id, ttlSeconds: op.ttlSeconds, idempotencyKey: op.idempotencyKey, requestId: op.requestId };
+      return {
+        type: 'extend',
+        reservationId: id,
+        ttlSeconds: op.ttlSeconds,
+        idempotencyKey: op.idempotencyKey,
+        requestId: op.requestId,
+      };
     case 'expire':
       return { type: 'expire', reservationId: id };
   }

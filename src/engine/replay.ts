@@ -22,7 +22,8 @@ export function stockAfter(before: Stock, e: Pick<EventDraft, 'type' | 'quantity
     case 'reserved':
       return e.quantity === null ? null : { ...before, reserved: before.reserved + e.quantity };
     case 'purchased':
-      return e.quantity === null ? null
+      return e.quantity === null
+        ? null
         : { ...before, reserved: before.reserved - e.quantity, purchased: before.purchased + e.quantity };
     case 'cancelled':
     case 'expired':

@@ -1,6 +1,11 @@
 import type { Clock } from './clock.ts';
 import { StorageError } from './errors.ts';
-import { idempotencyCleanupBatchMax, idempotencyRetentionMs, sweepBatchSizeMax, sweepRoundsPerTickMax } from './limits.ts';
+import {
+  idempotencyCleanupBatchMax,
+  idempotencyRetentionMs,
+  sweepBatchSizeMax,
+  sweepRoundsPerTickMax,
+} from './limits.ts';
 import type { EngineObserver } from './observer.ts';
 import type { Registry } from './registry.ts';
 import type { DueReservation, Store } from './store.ts';
@@ -54,10 +59,14 @@ export class Sweeper {
     let failed = 0;
     for (let round = 0; round < sweepRoundsPerTickMax; round++) {
       const batch = await this.store.findDueReservations(this.clock.nowMs(), sweepBatchSizeMax);
-      const results = await Promise.all(expiries(batch).map((r) => r.lines === 1
-        ? this.registry.execute(r.sku, { type: 'expire', reservationId: r.id })
-        // A cart expires as a whole, all its products in one transaction.
-        : this.registry.executeOnReservation(r.id, { type: 'expire', reservationId: r.id })));
+      const results = await Promise.all(
+        expiries(batch).map((r) =>
+          r.lines === 1
+            ? this.registry.execute(r.sku, { type: 'expire', reservationId: r.id })
+            : // A cart expires as a whole, all its products in one transaction.
+              this.registry.executeOnReservation(r.id, { type: 'expire', reservationId: r.id }),
+        ),
+      );
       const tally = tallyRound(results);
       due += batch.length;
       expired += tally.expired;
@@ -65,7 +74,10 @@ export class Sweeper {
       if (!sweepAgain(batch.length, tally.failed)) break;
     }
     if (expired > 0) this.observer.expiriesSwept?.(expired);
-    await this.store.deleteIdempotencyRecordsBefore(this.clock.nowMs() - idempotencyRetentionMs, idempotencyCleanupBatchMax);
+    await this.store.deleteIdempotencyRecordsBefore(
+      this.clock.nowMs() - idempotencyRetentionMs,
+      idempotencyCleanupBatchMax,
+    );
     return { due, expired, failed };
   }
 

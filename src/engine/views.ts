@@ -2,7 +2,6 @@ import { assert } from './errors.ts';
 import { isoOf } from './time.ts';
 import type { Counters, InventoryView, Reservation, ReservationLineView, ReservationView } from './types.ts';
 
-
 /** One line as a client sees it: what was bought shows once purchased. */
 function lineView(r: Reservation): ReservationLineView {
   return r.purchasedQuantity === null

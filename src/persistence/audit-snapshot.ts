@@ -167,14 +167,17 @@ export async function readAuditSnapshot<T>(
   onIdleError: (error: Error) => void,
   read: (snapshot: AuditSnapshot) => Promise<T>,
 ): Promise<T> {
-  const pool = createPool({
-    connectionString: databaseUrl,
-    poolSize: 1,
-    connectionAcquireTimeoutMs: 10_000,
-    statementTimeoutMs: verifyStatementTimeoutMs,
-    queryTimeoutMs: verifyStatementTimeoutMs + 30_000,
-    idleInTransactionTimeoutMs: 60_000,
-  }, onIdleError);
+  const pool = createPool(
+    {
+      connectionString: databaseUrl,
+      poolSize: 1,
+      connectionAcquireTimeoutMs: 10_000,
+      statementTimeoutMs: verifyStatementTimeoutMs,
+      queryTimeoutMs: verifyStatementTimeoutMs + 30_000,
+      idleInTransactionTimeoutMs: 60_000,
+    },
+    onIdleError,
+  );
   try {
     return await inTransaction(pool, sql.beginSnapshot, async (client) => {
       await client.query(sql.planCursorsForAllRows);
@@ -244,9 +247,15 @@ export class AuditSnapshot {
 
   /** Reservations whose rows disagree on status or are not lines 0..lines-1 (at most `reservationsMax`). */
   async irregularReservationLines(reservationsMax: number): Promise<ReservationLines[]> {
-    const { rows } = await this.client.query<IrregularLinesDbRow>(sql.selectIrregularReservationLines, [reservationsMax]);
+    const { rows } = await this.client.query<IrregularLinesDbRow>(sql.selectIrregularReservationLines, [
+      reservationsMax,
+    ]);
     return rows.map((r) => ({
-      id: r.id, skus: r.skus, statuses: r.statuses, lineNumbers: r.line_numbers, lines: r.lines,
+      id: r.id,
+      skus: r.skus,
+      statuses: r.statuses,
+      lineNumbers: r.line_numbers,
+      lines: r.lines,
     }));
   }
 

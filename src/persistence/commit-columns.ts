@@ -95,7 +95,13 @@ const idempotencyRows = kind<IdempotencyRecord>({
 });
 
 // Widened to unknown rows once, here, so that the kinds can be walked as one list.
-const rowKinds = [productRows, reservationRows, statusChangeRows, eventRows, idempotencyRows] as readonly RowKind<unknown>[];
+const rowKinds = [
+  productRows,
+  reservationRows,
+  statusChangeRows,
+  eventRows,
+  idempotencyRows,
+] as readonly RowKind<unknown>[];
 
 /** The function's parameters in order: name and SQL type (arrays but the last, a flag). */
 export const commitParameters: readonly { name: string; type: string }[] = [
@@ -104,8 +110,9 @@ export const commitParameters: readonly { name: string; type: string }[] = [
 ];
 
 /** The statement: every parameter by name, cast to its type. */
-export const commitBatchesSql = `select secventory_commit_batches(${
-  commitParameters.map((p, i) => `${p.name} => $${i + 1}::${p.type}`).join(', ')}) as results`;
+export const commitBatchesSql = `select secventory_commit_batches(${commitParameters
+  .map((p, i) => `${p.name} => $${i + 1}::${p.type}`)
+  .join(', ')}) as results`;
 
 /**
  * The statement's parameter values for a group of batches: one array literal per column, then

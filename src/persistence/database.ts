@@ -51,7 +51,18 @@ export const statusConflictSqlState = 'SV409';
 
 // Classes and codes after which a retry can succeed: the connection or the server went away,
 // a timeout fired, or the server is starting or shutting down.
-const transientSqlStates = new Set(['57014', '57P01', '57P02', '57P03', '53300', '53400', '40001', '40P01', '55P03', '25P03']);
+const transientSqlStates = new Set([
+  '57014',
+  '57P01',
+  '57P02',
+  '57P03',
+  '53300',
+  '53400',
+  '40001',
+  '40P01',
+  '55P03',
+  '25P03',
+]);
 
 export function isTransient(sqlState: string | undefined): boolean {
   if (sqlState === undefined) return true; // no SQLSTATE: a network or client-side failure
@@ -61,8 +72,14 @@ export function isTransient(sqlState: string | undefined): boolean {
 /** Turns any error from pg into a StorageError the engine understands. */
 export function storageError(error: unknown, what: string): StorageError {
   if (error instanceof StorageError) return error;
-  const sqlState = typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string'
-    && /^[0-9A-Z]{5}$/.test(error.code) ? error.code : undefined;
+  const sqlState =
+    typeof error === 'object' &&
+    error !== null &&
+    'code' in error &&
+    typeof error.code === 'string' &&
+    /^[0-9A-Z]{5}$/.test(error.code)
+      ? error.code
+      : undefined;
   const message = error instanceof Error ? error.message : String(error);
   return new StorageError(`${what}: ${message}`, isTransient(sqlState), sqlState, { cause: error });
 }

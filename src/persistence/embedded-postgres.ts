@@ -60,7 +60,9 @@ export function freePort(): Promise<number> {
     server.on('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port')),
+      );
     });
   });
 }
@@ -87,7 +89,12 @@ export function postmasterOf(dataDir: string): { pid: number; port: number } | u
 
 async function canConnect(port: number): Promise<boolean> {
   const client = new pg.Client({
-    host: '127.0.0.1', port, user, password, database: 'postgres', connectionTimeoutMillis: postgresProbeMsMax,
+    host: '127.0.0.1',
+    port,
+    user,
+    password,
+    database: 'postgres',
+    connectionTimeoutMillis: postgresProbeMsMax,
   });
   try {
     await client.connect();
@@ -102,7 +109,10 @@ async function canConnect(port: number): Promise<boolean> {
 
 /** The line of a failure's text that says what went wrong (initdb's "initdb: error: ..."). */
 function reasonIn(text: string): string {
-  const lines = text.split('\n').map((l) => l.replace(/^.*ERROR OUTPUT: /, '').trim()).filter((l) => l !== '');
+  const lines = text
+    .split('\n')
+    .map((l) => l.replace(/^.*ERROR OUTPUT: /, '').trim())
+    .filter((l) => l !== '');
   return lines.find((l) => /error:|FATAL|PANIC|denied/i.test(l)) ?? lines[0] ?? 'no reason given';
 }
 
@@ -170,7 +180,13 @@ export class EmbeddedServer {
       // rejects (with undefined: the reason only reaches the log); a server that another process
       // started meanwhile, or one still in crash recovery, is reused once it accepts connections.
       if (await this.reuseRunning()) return;
-      if (await this.fromInside(access, () => this.pg!.start()).then(() => true, () => false)) return;
+      if (
+        await this.fromInside(access, () => this.pg!.start()).then(
+          () => true,
+          () => false,
+        )
+      )
+        return;
       if (Date.now() > deadlineMs) throw this.startFailure();
       await new Promise((r) => setTimeout(r, startRetryMs));
     }
@@ -180,10 +196,16 @@ export class EmbeddedServer {
     const { dataDir } = this.options;
     const running = postmasterOf(dataDir);
     if (running !== undefined) {
-      return new EmbeddedPostgresError(`process ${running.pid}, named in ${dataDir}/postmaster.pid, does not accept `
-        + 'connections; stop it (or remove postmaster.pid if that process is not PostgreSQL)', 'start');
+      return new EmbeddedPostgresError(
+        `process ${running.pid}, named in ${dataDir}/postmaster.pid, does not accept ` +
+          'connections; stop it (or remove postmaster.pid if that process is not PostgreSQL)',
+        'start',
+      );
     }
-    return new EmbeddedPostgresError(`PostgreSQL did not start on ${dataDir}: ${reasonIn(this.logTail.join('\n'))}`, 'start');
+    return new EmbeddedPostgresError(
+      `PostgreSQL did not start on ${dataDir}: ${reasonIn(this.logTail.join('\n'))}`,
+      'start',
+    );
   }
 
   private async reuseRunning(): Promise<boolean> {

@@ -69,7 +69,11 @@ export class PgEventLog implements EventLog {
 
   productEvents(sku: string, afterSeq: string, limit: number): Promise<EventPage | null> {
     return guarded('read product events', async () => {
-      const { rows } = await this.pool.query<EventRow>({ name: 'select_product_events', text: events.selectProductEvents, values: [sku, afterSeq, limit + 1] });
+      const { rows } = await this.pool.query<EventRow>({
+        name: 'select_product_events',
+        text: events.selectProductEvents,
+        values: [sku, afterSeq, limit + 1],
+      });
       // Every product has its product_created event, so only an empty page can mean "no product".
       if (rows.length > 0) return pageOf(rows, limit);
       const product = await this.pool.query(products.selectProductVersion, [sku]);
@@ -80,7 +84,11 @@ export class PgEventLog implements EventLog {
   /** A reservation's events after a position; null when the reservation does not exist. */
   reservationEvents(id: string, afterPosition: string, limit: number): Promise<EventPage | null> {
     return guarded('read reservation events', async () => {
-      const { rows } = await this.pool.query<EventRow>({ name: 'select_reservation_events', text: events.selectReservationEvents, values: [id, afterPosition, limit + 1] });
+      const { rows } = await this.pool.query<EventRow>({
+        name: 'select_reservation_events',
+        text: events.selectReservationEvents,
+        values: [id, afterPosition, limit + 1],
+      });
       if (rows.length > 0) return pageOf(rows, limit);
       const reservation = await this.pool.query(reservations.selectReservationSkus, [id]);
       return reservation.rowCount === 0 ? null : pageOf(rows, limit);
@@ -91,10 +99,18 @@ export class PgEventLog implements EventLog {
   logEvents(afterPosition: string | null, limit: number): Promise<EventPage | null> {
     return guarded('read the event log', async () => {
       if (afterPosition === null) {
-        const { rows } = await this.pool.query<EventRow>({ name: 'select_log_head', text: events.selectLogHead, values: [limit + 1] });
+        const { rows } = await this.pool.query<EventRow>({
+          name: 'select_log_head',
+          text: events.selectLogHead,
+          values: [limit + 1],
+        });
         return pageOf(rows, limit);
       }
-      const { rows } = await this.pool.query<EventRow>({ name: 'select_log_after', text: events.selectLogAfter, values: [afterPosition, limit + 1] });
+      const { rows } = await this.pool.query<EventRow>({
+        name: 'select_log_after',
+        text: events.selectLogAfter,
+        values: [afterPosition, limit + 1],
+      });
       if (rows.length > 0) return pageOf(rows, limit);
       const cursor = await this.pool.query<{ found: boolean }>(events.selectEventExists, [afterPosition]);
       return cursor.rows[0]?.found === true ? pageOf(rows, limit) : null;

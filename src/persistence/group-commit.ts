@@ -22,7 +22,10 @@ interface CommitRow {
 /** One result per batch, in the group's order: anything else is a broken contract with the SQL function. */
 export function resultsOf(refusals: unknown, batches: number): CommitResult[] {
   assert(Array.isArray(refusals), 'the commit function answers an array');
-  assert(refusals.length === batches, `the commit function answers one result per batch (${refusals.length} for ${batches})`);
+  assert(
+    refusals.length === batches,
+    `the commit function answers one result per batch (${refusals.length} for ${batches})`,
+  );
   return (refusals as Refusal[]).map(resultOf);
 }
 
@@ -66,7 +69,10 @@ export class GroupCommitter {
         values: commitValues(sorted, true),
       });
       const results = resultsOf(rows[0]?.results, sorted.length);
-      assert(results.every((r) => r.type === 'committed'), 'an all-or-nothing group commits every product or raises');
+      assert(
+        results.every((r) => r.type === 'committed'),
+        'an all-or-nothing group commits every product or raises',
+      );
       return { type: 'committed' };
     } catch (error) {
       const code = (error as { code?: string }).code;
@@ -136,7 +142,10 @@ export class GroupCommitter {
     // Product rows are locked in SKU order, the same in every instance: two instances' groups
     // can wait for each other but never deadlock.
     const group = unordered.sort((a, b) => (a.write.sku < b.write.sku ? -1 : a.write.sku > b.write.sku ? 1 : 0));
-    const values = commitValues(group.map((g) => g.write), false);
+    const values = commitValues(
+      group.map((g) => g.write),
+      false,
+    );
     let results: unknown;
     try {
       const { rows } = await this.pool.query<CommitRow>({ name: 'commit_batches', text: commitBatchesSql, values });

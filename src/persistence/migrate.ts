@@ -95,7 +95,9 @@ async function applyFunctions(client: pg.Client, dir: string, log: MigrationLog)
 }
 
 /** The names of the migrations a database has, or null when it has none yet. */
-export async function appliedMigrations(query: (sql: string) => Promise<{ rows: { name: string }[] }>): Promise<string[] | null> {
+export async function appliedMigrations(
+  query: (sql: string) => Promise<{ rows: { name: string }[] }>,
+): Promise<string[] | null> {
   try {
     const { rows } = await query(`select name from ${migrationsTable} order by run_on, id`);
     return rows.map((r) => r.name);

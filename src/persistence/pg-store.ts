@@ -120,7 +120,12 @@ export class PgStore implements Store {
     const key = idempotency?.key ?? null;
     assert(event.idempotencyKey === key, `product ${sku}: its first event carries its record's key`);
     const values = [
-      sku, name, stock, isoOf(nowMs), event.requestId, event.hash,
+      sku,
+      name,
+      stock,
+      isoOf(nowMs),
+      event.requestId,
+      event.hash,
       key,
       idempotency?.fingerprint ?? null,
       idempotency === null ? null : JSON.stringify(idempotency.outcome),
@@ -148,7 +153,11 @@ export class PgStore implements Store {
 
   findReservations(sku: string, ids: readonly string[]): Promise<Reservation[]> {
     return guarded('find reservations', async () => {
-      const { rows } = await this.pool.query<ReservationRow>({ name: 'select_reservations_of_product', text: reservations.selectReservationsOfProduct, values: [sku, ids] });
+      const { rows } = await this.pool.query<ReservationRow>({
+        name: 'select_reservations_of_product',
+        text: reservations.selectReservationsOfProduct,
+        values: [sku, ids],
+      });
       return rows.map(reservationFromRow);
     });
   }
@@ -166,7 +175,11 @@ export class PgStore implements Store {
 
   findReservationLines(id: string): Promise<Reservation[]> {
     return guarded('find reservation lines', async () => {
-      const { rows } = await this.pool.query<ReservationRow>({ name: 'select_reservation', text: reservations.selectReservation, values: [id] });
+      const { rows } = await this.pool.query<ReservationRow>({
+        name: 'select_reservation',
+        text: reservations.selectReservation,
+        values: [id],
+      });
       return rows.map(reservationFromRow);
     });
   }

@@ -59,9 +59,10 @@ export async function postgresUserAccess(dataDir: string): Promise<PostgresUserA
   if (programsClosed !== undefined) {
     return {
       kind: 'unreachable',
-      reason: `PostgreSQL cannot run as root, and the user "postgres" it runs as instead cannot enter `
-        + `${programsClosed}, which holds its programs; install Secventory in a folder other users can read, `
-        + 'or run it as another user',
+      reason:
+        `PostgreSQL cannot run as root, and the user "postgres" it runs as instead cannot enter ` +
+        `${programsClosed}, which holds its programs; install Secventory in a folder other users can read, ` +
+        'or run it as another user',
     };
   }
   const dataClosed = closedToOthers(path.dirname(dataDir));
@@ -69,8 +70,9 @@ export async function postgresUserAccess(dataDir: string): Promise<PostgresUserA
   if (existsSync('/proc/self/cwd')) return { kind: 'from-inside' };
   return {
     kind: 'unreachable',
-    reason: `PostgreSQL cannot run as root, and the user "postgres" it runs as instead cannot enter ${dataClosed}, `
-      + 'which holds its data directory; choose a data directory that user can reach, '
-      + 'or run Secventory as another user',
+    reason:
+      `PostgreSQL cannot run as root, and the user "postgres" it runs as instead cannot enter ${dataClosed}, ` +
+      'which holds its data directory; choose a data directory that user can reach, ' +
+      'or run Secventory as another user',
   };
 }

@@ -25,7 +25,10 @@ export class PgReadModel implements ReadModel {
 
   countActiveReservations(): Promise<number> {
     return guarded('count active reservations', async () => {
-      const { rows } = await this.pool.query<{ active: number }>({ name: 'count_active_reservations', text: stats.countActiveReservations });
+      const { rows } = await this.pool.query<{ active: number }>({
+        name: 'count_active_reservations',
+        text: stats.countActiveReservations,
+      });
       return rows[0]!.active;
     });
   }

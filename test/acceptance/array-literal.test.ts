@@ -19,7 +19,21 @@ async function parsed(literal: string, type: 'text' | 'bigint' | 'uuid'): Promis
 
 describe('batch columns travel as array literals', () => {
   it('every string arrives as itself: quotes, backslashes, commas, braces, spaces, empty, the word NULL', async () => {
-    const awkward = ['', 'NULL', 'null', 'a"b', 'c\\d', '\\"', '"', '\\', '{x,y}', ' lead and trail ', 'a,b', 'ключ', '{"outcome":{"kind":"noop"}}'];
+    const awkward = [
+      '',
+      'NULL',
+      'null',
+      'a"b',
+      'c\\d',
+      '\\"',
+      '"',
+      '\\',
+      '{x,y}',
+      ' lead and trail ',
+      'a,b',
+      'ключ',
+      '{"outcome":{"kind":"noop"}}',
+    ];
     expect(await parsed(arrayLiteral(awkward), 'text')).toEqual(awkward);
   });
 
@@ -38,9 +52,19 @@ describe('batch columns travel as array literals', () => {
 
   it('any printable or unicode string round-trips (property)', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(fc.oneof(fc.string(), fc.string({ unit: 'grapheme' }).map((s) => s.replaceAll('\u0000', '')), fc.constant(null)), { maxLength: 20 }), async (values) => {
-        expect(await parsed(arrayLiteral(values), 'text')).toEqual(values);
-      }),
+      fc.asyncProperty(
+        fc.array(
+          fc.oneof(
+            fc.string(),
+            fc.string({ unit: 'grapheme' }).map((s) => s.replaceAll('\u0000', '')),
+            fc.constant(null),
+          ),
+          { maxLength: 20 },
+        ),
+        async (values) => {
+          expect(await parsed(arrayLiteral(values), 'text')).toEqual(values);
+        },
+      ),
       { numRuns: 200 },
     );
   });

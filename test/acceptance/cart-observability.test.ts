@@ -36,7 +36,12 @@ const expected = {
 };
 
 beforeAll(async () => {
-  const sink = new Writable({ write(chunk, _enc, done) { logLines.push(JSON.parse(String(chunk))); done(); } });
+  const sink = new Writable({
+    write(chunk, _enc, done) {
+      logLines.push(JSON.parse(String(chunk)));
+      done();
+    },
+  });
   t = await startTestApp({ env: { SECVENTORY_SWEEP_INTERVAL_MS: '100' }, logger: pino({ level: 'info' }, sink) });
   for (const sku of ['OC-A', 'OC-B', 'OC-C', 'OC-FAIL']) {
     expect((await t.http('POST', '/products', { body: { sku, name: sku, stock: 10 } })).status).toBe(201);
@@ -51,17 +56,62 @@ beforeAll(async () => {
     create trigger refuse_oc_fail before insert on reservations for each row execute function refuse_oc_fail()`);
 
   const firstKey = key();
-  const first = await cart([['OC-A', 1], ['OC-B', 1]], { key: firstKey });
-  const second = await cart([['OC-A', 1], ['OC-B', 1], ['OC-C', 1]]);
-  const third = await cart([['OC-B', 1], ['OC-C', 1]]);
-  const expiring = await cart([['OC-A', 1], ['OC-C', 1]], { ttlSeconds: 1 });
-  const replay = await cart([['OC-A', 1], ['OC-B', 1]], { key: firstKey });
+  const first = await cart(
+    [
+      ['OC-A', 1],
+      ['OC-B', 1],
+    ],
+    { key: firstKey },
+  );
+  const second = await cart([
+    ['OC-A', 1],
+    ['OC-B', 1],
+    ['OC-C', 1],
+  ]);
+  const third = await cart([
+    ['OC-B', 1],
+    ['OC-C', 1],
+  ]);
+  const expiring = await cart(
+    [
+      ['OC-A', 1],
+      ['OC-C', 1],
+    ],
+    { ttlSeconds: 1 },
+  );
+  const replay = await cart(
+    [
+      ['OC-A', 1],
+      ['OC-B', 1],
+    ],
+    { key: firstKey },
+  );
   expect([first, second, third, expiring, replay].map((r) => r.status)).toEqual([201, 201, 201, 201, 201]);
   expect(replay.headers['idempotent-replayed']).toBe('true');
-  expect((await cart([['OC-A', 1], ['OC-C', 100]])).status).toBe(409);
-  expect((await cart([['OC-A', 1], ['OC-NONE', 1]])).status).toBe(404);
+  expect(
+    (
+      await cart([
+        ['OC-A', 1],
+        ['OC-C', 100],
+      ])
+    ).status,
+  ).toBe(409);
+  expect(
+    (
+      await cart([
+        ['OC-A', 1],
+        ['OC-NONE', 1],
+      ])
+    ).status,
+  ).toBe(404);
   const failedKey = key();
-  const failed = await cart([['OC-A', 1], ['OC-FAIL', 1]], { key: failedKey });
+  const failed = await cart(
+    [
+      ['OC-A', 1],
+      ['OC-FAIL', 1],
+    ],
+    { key: failedKey },
+  );
   expect([failed.status, failed.body.code]).toEqual([503, 'storage_unavailable']);
   failedCart = { requestId: String(failed.headers['x-request-id']), key: failedKey };
 
@@ -74,10 +124,12 @@ beforeAll(async () => {
   const status = async () => (await t.http('GET', `/reservations/${expiring.body.id}`)).body.status;
   await waitUntil(async () => (await status()) === 'expired', 5_000, 'the sweeper expired the cart');
   // The sweeper's expiry is reported right after its commit, which a reader may see first.
-  const expiries = async () => (await scrape()).value('secventory_cart_operations_total', {
-    operation: 'expire', outcome: 'ok',
-  });
-  await waitUntil(async () => (await expiries()) === 1, 2_000, 'the sweeper\'s cart expiry was reported');
+  const expiries = async () =>
+    (await scrape()).value('secventory_cart_operations_total', {
+      operation: 'expire',
+      outcome: 'ok',
+    });
+  await waitUntil(async () => (await expiries()) === 1, 2_000, "the sweeper's cart expiry was reported");
 });
 
 afterAll(async () => {
@@ -137,9 +189,16 @@ describe('/metrics and /stats count cart operations', () => {
 describe('the log of cart operations', () => {
   it('a cart operation not acknowledged (503) is logged with its request id, key, SKUs and code', () => {
     const lines = logLines.filter((l) => l.msg === 'cart operation not acknowledged');
-    expect(lines).toEqual([expect.objectContaining({
-      level: 40, cart: 'reserve', code: 'storage_unavailable', inDoubt: true, skus: ['OC-A', 'OC-FAIL'],
-      requestId: failedCart.requestId, idempotencyKey: failedCart.key,
-    })]);
+    expect(lines).toEqual([
+      expect.objectContaining({
+        level: 40,
+        cart: 'reserve',
+        code: 'storage_unavailable',
+        inDoubt: true,
+        skus: ['OC-A', 'OC-FAIL'],
+        requestId: failedCart.requestId,
+        idempotencyKey: failedCart.key,
+      }),
+    ]);
   });
 });

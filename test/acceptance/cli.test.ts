@@ -11,7 +11,10 @@ const bin = path.resolve('bin/secventory.js');
 
 function run(args: string[], env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [bin, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     child.on('exit', (code) => resolve({ code, stderr }));
@@ -49,7 +52,11 @@ describe('secventory serve on the embedded default', () => {
     children.push(child);
     let out = '';
     child.stdout.on('data', (d) => (out += d));
-    await waitUntil(() => out.includes('secventory is serving') || child.exitCode !== null, 30_000, 'the server started');
+    await waitUntil(
+      () => out.includes('secventory is serving') || child.exitCode !== null,
+      30_000,
+      'the server started',
+    );
     expect(child.exitCode).toBeNull();
     expect(out).toMatch(/embedded PostgreSQL is running; its data lives in dataDir/);
     return child;
@@ -68,7 +75,9 @@ describe('secventory serve on the embedded default', () => {
     const port = await freePort();
     const base = `http://127.0.0.1:${port}`;
     const first = await serve(port);
-    expect((await http(base, 'POST', '/products', { body: { sku: 'KEEP-1', name: 'Kept', stock: 3 } })).status).toBe(201);
+    expect((await http(base, 'POST', '/products', { body: { sku: 'KEEP-1', name: 'Kept', stock: 3 } })).status).toBe(
+      201,
+    );
     expect(await stop(first)).toBe(0);
 
     const second = await serve(port);

@@ -27,7 +27,9 @@ describe('the commit interface', () => {
   });
 
   it('has one overload only, so a call can never pick a stale definition', async () => {
-    const { rows } = await db.sql.query(`select count(*)::int as n from pg_proc where proname = 'secventory_commit_batches'`);
+    const { rows } = await db.sql.query(
+      `select count(*)::int as n from pg_proc where proname = 'secventory_commit_batches'`,
+    );
     expect(rows[0].n).toBe(1);
   });
 });

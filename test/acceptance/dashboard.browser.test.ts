@@ -32,7 +32,9 @@ function startLoad(t: TestApp): { stop: () => Promise<void> } {
 interface PageCanvas {
   readonly width: number;
   readonly height: number;
-  getContext(kind: '2d'): { getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray; width: number } } | null;
+  getContext(
+    kind: '2d',
+  ): { getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray; width: number } } | null;
 }
 declare const document: { querySelector(selector: string): PageCanvas | null };
 
@@ -54,7 +56,8 @@ function strokePixels({ chartId, rgb }: Stroke): { count: number; rows: number }
   let top = Number.POSITIVE_INFINITY;
   let bottom = -1;
   for (let i = 0; i < data.length; i += 4) {
-    const near = Math.abs(data[i]! - rgb[0]) < 40 && Math.abs(data[i + 1]! - rgb[1]) < 40 && Math.abs(data[i + 2]! - rgb[2]) < 40;
+    const near =
+      Math.abs(data[i]! - rgb[0]) < 40 && Math.abs(data[i + 1]! - rgb[1]) < 40 && Math.abs(data[i + 2]! - rgb[2]) < 40;
     if (!near || data[i + 3]! < 200) continue;
     count++;
     const y = Math.floor(i / 4 / width);
@@ -77,7 +80,11 @@ describe('the dashboard in a browser', () => {
     const { browser, close } = await launchChromium({ width: 1400, height: 1100 });
     const load = { stop: async () => {} };
     try {
-      for (const [sku, stock] of [[hotSku, 1_000_000], ['DASH-OTHER', 1_000_000], ['DASH-SMALL', 10]] as const) {
+      for (const [sku, stock] of [
+        [hotSku, 1_000_000],
+        ['DASH-OTHER', 1_000_000],
+        ['DASH-SMALL', 10],
+      ] as const) {
         expect((await t.http('POST', '/products', { body: { sku, name: sku, stock } })).status).toBe(201);
       }
       load.stop = startLoad(t).stop;
@@ -89,16 +96,25 @@ describe('the dashboard in a browser', () => {
       expect(await page.locator('.chart canvas').count()).toBe(4);
 
       // Throughput rises off zero once a complete second of load has been reported.
-      await expect.poll(() => page.evaluate(strokePixels, throughputAll), { timeout: 20_000, interval: 250 })
+      await expect
+        .poll(() => page.evaluate(strokePixels, throughputAll), { timeout: 20_000, interval: 250 })
         .toSatisfy((p: { rows: number }) => p.rows > 20);
-      await expect.poll(() => page.evaluate(strokePixels, latencyP99), { timeout: 10_000, interval: 250 })
+      await expect
+        .poll(() => page.evaluate(strokePixels, latencyP99), { timeout: 10_000, interval: 250 })
         .toSatisfy((p: { count: number }) => p.count > 20);
-      await expect.poll(() => page.evaluate(strokePixels, activeReservations), { timeout: 10_000, interval: 250 })
+      await expect
+        .poll(() => page.evaluate(strokePixels, activeReservations), { timeout: 10_000, interval: 250 })
         .toSatisfy((p: { rows: number }) => p.rows > 20);
-      await expect.poll(() => page.evaluate(strokePixels, failureRate), { timeout: 10_000, interval: 250 })
+      await expect
+        .poll(() => page.evaluate(strokePixels, failureRate), { timeout: 10_000, interval: 250 })
         .toSatisfy((p: { count: number }) => p.count > 20);
 
-      await expect.poll(() => page.locator('#actors tbody tr:first-child td:first-child').textContent(), { timeout: 10_000, interval: 250 }).toBe(hotSku);
+      await expect
+        .poll(() => page.locator('#actors tbody tr:first-child td:first-child').textContent(), {
+          timeout: 10_000,
+          interval: 250,
+        })
+        .toBe(hotSku);
       await expect.poll(() => page.locator('#t-active').textContent(), { timeout: 5_000 }).toMatch(/^[0-9,]+$/);
       expect(await page.locator('#status').getAttribute('class')).not.toBe('down');
       expect(errors).toEqual([]);

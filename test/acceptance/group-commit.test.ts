@@ -33,15 +33,27 @@ describe('group commit across products', () => {
     const indexes = Array.from({ length: skus.length * 10 }, (_, i) => i);
     let answers = await Promise.all([...indexes.map(send), ...indexes.filter((i) => i % 5 === 0).map(send)]);
     for (let round = 0; round < 5 && answers.some((r) => r.status === 503); round++) {
-      answers = await Promise.all(answers.map((r, i) => (r.status === 503 ? send(i < indexes.length ? i : indexes.filter((j) => j % 5 === 0)[i - indexes.length]!) : Promise.resolve(r))));
+      answers = await Promise.all(
+        answers.map((r, i) =>
+          r.status === 503
+            ? send(i < indexes.length ? i : indexes.filter((j) => j % 5 === 0)[i - indexes.length]!)
+            : Promise.resolve(r),
+        ),
+      );
     }
     const createdIds = new Set(answers.filter((r) => r.status === 201).map((r) => r.body.id));
     expect(createdIds.size).toBe(skus.length * 5);
-    expect(answers.filter((r) => r.status === 409 && r.body.code === 'insufficient_stock').length).toBeGreaterThanOrEqual(skus.length * 5);
+    expect(
+      answers.filter((r) => r.status === 409 && r.body.code === 'insufficient_stock').length,
+    ).toBeGreaterThanOrEqual(skus.length * 5);
 
-    const { rows } = await db.sql.query(`select count(*)::int as rows, count(distinct sku)::int as products from reservations`);
+    const { rows } = await db.sql.query(
+      `select count(*)::int as rows, count(distinct sku)::int as products from reservations`,
+    );
     expect(rows[0]).toEqual({ rows: skus.length * 5, products: skus.length });
-    const { rows: [tx] } = await db.sql.query(`
+    const {
+      rows: [tx],
+    } = await db.sql.query(`
       select count(distinct tx_id)::int as transactions, count(distinct (tx_id, sku))::int as product_batches
         from inventory_events where type <> 'product_created'`);
     // Several products' batches went to the database together.
@@ -58,17 +70,27 @@ describe('group commit with two engines over one store', () => {
     cleanup.push(() => engine.stop());
     const twin = new Registry(engine.store, systemClock, engineSettings);
     await engine.registry.createProduct('TWIN-1', 'twin', 100, 'test');
-    const reserve = (r: Registry, i: number) => r.execute('TWIN-1', {
-      type: 'reserve', reservationId: randomUUID(), quantity: 1, ttlSeconds: 600, idempotencyKey: `twin-${i}`, requestId: `req-${i}`,
-    });
+    const reserve = (r: Registry, i: number) =>
+      r.execute('TWIN-1', {
+        type: 'reserve',
+        reservationId: randomUUID(),
+        quantity: 1,
+        ttlSeconds: 600,
+        idempotencyKey: `twin-${i}`,
+        requestId: `req-${i}`,
+      });
     let results = await Promise.all(Array.from({ length: 300 }, (_, i) => reserve(i % 2 ? engine.registry : twin, i)));
     // Conflicts exhausted (503) are not acknowledged: retry them under their keys.
     for (let round = 0; round < 10 && results.some((r) => r.type === 'failed'); round++) {
-      results = await Promise.all(results.map((r, i) => (r.type === 'failed' ? reserve(i % 2 ? twin : engine.registry, i) : Promise.resolve(r))));
+      results = await Promise.all(
+        results.map((r, i) => (r.type === 'failed' ? reserve(i % 2 ? twin : engine.registry, i) : Promise.resolve(r))),
+      );
     }
     const created = results.filter((r) => r.type === 'done' && r.outcome.kind === 'reservation');
     expect(created.length).toBe(100);
-    const { rows } = await db.sql.query(`select reserved::int, (select count(*)::int from reservations where sku = 'TWIN-1') as rows from products where sku = 'TWIN-1'`);
+    const { rows } = await db.sql.query(
+      `select reserved::int, (select count(*)::int from reservations where sku = 'TWIN-1') as rows from products where sku = 'TWIN-1'`,
+    );
     expect(rows[0]).toEqual({ reserved: 100, rows: 100 });
     expect(await databaseViolations(db.sql)).toEqual([]);
   });

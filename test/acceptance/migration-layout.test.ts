@@ -19,7 +19,10 @@ const quiet = { info: () => {}, warn: () => {}, error: () => {} };
  */
 const oldLayoutDir = fileURLToPath(new URL('../fixtures/migrations-d49035b', import.meta.url));
 /** Every numbered migration of this build: the old layout's and those written since. */
-const currentLayout = readdirSync(migrationsDir).filter((f) => /^\d{4}_.*\.sql$/.test(f)).map((f) => f.replace(/\.sql$/, '')).sort();
+const currentLayout = readdirSync(migrationsDir)
+  .filter((f) => /^\d{4}_.*\.sql$/.test(f))
+  .map((f) => f.replace(/\.sql$/, ''))
+  .sort();
 
 /** The runner as src/persistence/migrate.ts called it then, stopping after the first `count` files. */
 async function migrateWithOldRunner(databaseUrl: string, count: number): Promise<void> {
@@ -63,7 +66,7 @@ describe('databases migrated before migrations/functions/ existed', () => {
     await db?.drop();
   });
 
-  it.each([1, 2, 3])('a database with the first %i old migrations ends with a fresh one\'s schema', async (count) => {
+  it.each([1, 2, 3])("a database with the first %i old migrations ends with a fresh one's schema", async (count) => {
     db = await createEmptyDatabase();
     await migrateWithOldRunner(db.url, count);
     expect(await migrate(db.url, quiet)).toEqual(currentLayout.slice(count));
@@ -92,17 +95,20 @@ describe('migrations/functions/', () => {
     }
   });
 
-  it('are applied in the numbered migrations\' transaction: when one fails, nothing is applied', async () => {
+  it("are applied in the numbered migrations' transaction: when one fails, nothing is applied", async () => {
     const db = await createEmptyDatabase();
     const dir = await mkdtemp(path.join(os.tmpdir(), 'secventory-migrations-'));
     try {
       await cp(migrationsDir, dir, { recursive: true });
       // An SQL-language body is checked at creation: the column does not exist.
-      await writeFile(path.join(dir, 'functions', 'zz_broken.sql'),
-        `CREATE OR REPLACE FUNCTION zz_broken() RETURNS bigint LANGUAGE sql AS 'SELECT no_such_column FROM products';`);
+      await writeFile(
+        path.join(dir, 'functions', 'zz_broken.sql'),
+        `CREATE OR REPLACE FUNCTION zz_broken() RETURNS bigint LANGUAGE sql AS 'SELECT no_such_column FROM products';`,
+      );
       await expect(migrate(db.url, quiet, dir)).rejects.toThrow(/functions\/zz_broken\.sql: .*no_such_column/);
       const { rows } = await withClient(db.url, (c) =>
-        c.query(`select to_regclass('products') as products, to_regclass('${migrationsTable}') as migrations`));
+        c.query(`select to_regclass('products') as products, to_regclass('${migrationsTable}') as migrations`),
+      );
       expect(rows[0]).toEqual({ products: null, migrations: null });
     } finally {
       await rm(dir, { recursive: true, force: true });
@@ -110,7 +116,7 @@ describe('migrations/functions/', () => {
     }
   });
 
-  it('migrate waits for the advisory lock an older build\'s runner takes, and then migrates', async () => {
+  it("migrate waits for the advisory lock an older build's runner takes, and then migrates", async () => {
     const db = await createEmptyDatabase();
     const olderBuild = new pg.Client({ connectionString: db.url });
     await olderBuild.connect();
@@ -118,13 +124,17 @@ describe('migrations/functions/', () => {
       // What node-pg-migrate's runner does first when an older build migrates.
       await olderBuild.query(`select pg_advisory_lock(${PG_MIGRATE_LOCK_ID})`);
       const migrating = migrate(db.url, quiet);
-      await waitUntil(async () => {
-        const { rows } = await olderBuild.query(`select count(*)::int as n from pg_locks
+      await waitUntil(
+        async () => {
+          const { rows } = await olderBuild.query(`select count(*)::int as n from pg_locks
                                                   where locktype = 'advisory' and not granted
                                                     and database = (select oid from pg_database
                                                                      where datname = current_database())`);
-        return rows[0].n === 1;
-      }, 10_000, 'migrate waiting for the advisory lock');
+          return rows[0].n === 1;
+        },
+        10_000,
+        'migrate waiting for the advisory lock',
+      );
       await olderBuild.query(`select pg_advisory_unlock(${PG_MIGRATE_LOCK_ID})`);
       expect(await migrating).toEqual(currentLayout);
     } finally {

@@ -13,7 +13,10 @@ async function product(app: TestApp, sku: string, stock: number) {
 }
 
 function reserve(app: TestApp, sku: string, quantity = 1, ttlSeconds?: number) {
-  return app.http('POST', `/products/${sku}/reservations`, { key: key(), body: ttlSeconds === undefined ? { quantity } : { quantity, ttlSeconds } });
+  return app.http('POST', `/products/${sku}/reservations`, {
+    key: key(),
+    body: ttlSeconds === undefined ? { quantity } : { quantity, ttlSeconds },
+  });
 }
 
 async function scrape(app: TestApp): Promise<PrometheusSamples> {
@@ -55,7 +58,13 @@ const expected = {
   // The product that does not exist gets an actor too: it answered the reserve.
   liveActors: 1 + load.otherSkus.length + 1 + 1,
 };
-const operationsTotal = expected.reserveOk + expected.reserveRejected + expected.purchaseOk + expected.cancelOk + expected.adjustOk + expected.expireOk;
+const operationsTotal =
+  expected.reserveOk +
+  expected.reserveRejected +
+  expected.purchaseOk +
+  expected.cancelOk +
+  expected.adjustOk +
+  expected.expireOk;
 
 beforeAll(async () => {
   t = await startTestApp();
@@ -66,22 +75,41 @@ beforeAll(async () => {
   const hot = await Promise.all(Array.from({ length: load.hotReserves }, () => reserve(t, load.hotSku)));
   expect(tally(hot.map((r) => r.status))).toEqual({ 201: load.hotStock, 409: load.hotReserves - load.hotStock });
   const held = hot.filter((r) => r.status === 201).map((r) => r.body.id as string);
-  const purchased = await Promise.all(held.slice(0, load.purchases).map((id) => t.http('POST', `/reservations/${id}/purchase`)));
-  const cancelled = await Promise.all(held.slice(load.purchases, load.purchases + load.cancels).map((id) => t.http('POST', `/reservations/${id}/cancel`)));
+  const purchased = await Promise.all(
+    held.slice(0, load.purchases).map((id) => t.http('POST', `/reservations/${id}/purchase`)),
+  );
+  const cancelled = await Promise.all(
+    held.slice(load.purchases, load.purchases + load.cancels).map((id) => t.http('POST', `/reservations/${id}/cancel`)),
+  );
   expect([...purchased, ...cancelled].every((r) => r.status === 200)).toBe(true);
 
   for (const sku of load.otherSkus) {
     const others = await Promise.all(Array.from({ length: load.otherReserves }, () => reserve(t, sku)));
     expect(others.every((r) => r.status === 201)).toBe(true);
   }
-  expect((await t.http('POST', `/products/${load.otherSkus[0]}/stock-adjustments`, { key: key(), body: { delta: 5, reason: 'delivery' } })).status).toBe(200);
+  expect(
+    (
+      await t.http('POST', `/products/${load.otherSkus[0]}/stock-adjustments`, {
+        key: key(),
+        body: { delta: 5, reason: 'delivery' },
+      })
+    ).status,
+  ).toBe(200);
   expect((await reserve(t, 'OBS-NONE')).status).toBe(404);
 
   const expiring = await reserve(t, 'OBS-EXP', 1, 1);
   expect(expiring.status).toBe(201);
-  await waitUntil(async () => (await t.http('GET', `/reservations/${expiring.body.id}`)).body.status === 'expired', 10_000, 'the 1 s reservation expired');
+  await waitUntil(
+    async () => (await t.http('GET', `/reservations/${expiring.body.id}`)).body.status === 'expired',
+    10_000,
+    'the 1 s reservation expired',
+  );
   // The reservation turns expired in the sweeper's commit; the sweep reports it right after.
-  await waitUntil(async () => (await scrape(t)).value('secventory_expiries_total') === 1, 5_000, 'the sweep reported its expiry');
+  await waitUntil(
+    async () => (await scrape(t)).value('secventory_expiries_total') === 1,
+    5_000,
+    'the sweep reported its expiry',
+  );
 });
 
 afterAll(async () => {
@@ -98,7 +126,8 @@ describe('/metrics after a known load', () => {
     expect(ops('cancel', 'ok')).toBe(expected.cancelOk);
     expect(ops('adjust', 'ok')).toBe(expected.adjustOk);
     expect(ops('expire', 'ok')).toBe(expected.expireOk);
-    for (const operation of ['reserve', 'purchase', 'cancel', 'expire', 'adjust']) expect(ops(operation, 'error')).toBe(0);
+    for (const operation of ['reserve', 'purchase', 'cancel', 'expire', 'adjust'])
+      expect(ops(operation, 'error')).toBe(0);
     for (const operation of ['purchase', 'cancel', 'expire', 'adjust']) expect(ops(operation, 'rejected')).toBe(0);
   });
 
@@ -106,14 +135,20 @@ describe('/metrics after a known load', () => {
     const m = await scrape(t);
     const reserves = expected.reserveOk + expected.reserveRejected;
     expect(m.value('secventory_reservation_duration_seconds_count')).toBe(reserves);
-    expect(m.buckets('secventory_reservation_duration_seconds').at(-1)).toEqual({ le: Number.POSITIVE_INFINITY, count: reserves });
+    expect(m.buckets('secventory_reservation_duration_seconds').at(-1)).toEqual({
+      le: Number.POSITIVE_INFINITY,
+      count: reserves,
+    });
     const durations = (operation: string) => m.value('secventory_operation_duration_seconds_count', { operation });
     expect(durations('reserve')).toBe(reserves);
     expect(durations('purchase')).toBe(expected.purchaseOk);
     expect(durations('cancel')).toBe(expected.cancelOk);
     expect(durations('adjust')).toBe(expected.adjustOk);
     expect(durations('expire')).toBe(expected.expireOk);
-    expect(m.value('secventory_reservation_duration_seconds_sum')).toBeCloseTo(m.value('secventory_operation_duration_seconds_sum', { operation: 'reserve' }), 9);
+    expect(m.value('secventory_reservation_duration_seconds_sum')).toBeCloseTo(
+      m.value('secventory_operation_duration_seconds_sum', { operation: 'reserve' }),
+      9,
+    );
   });
 
   it('batch histograms add up to every command that reached a commit (all but the one on a missing product)', async () => {
@@ -133,10 +168,16 @@ describe('/metrics after a known load', () => {
   });
 
   it('secventory_active_reservations equals the database count of active reservations', async () => {
-    const { rows } = await t.db.sql.query<{ n: string }>(`select count(*) as n from reservations where status = 'active'`);
+    const { rows } = await t.db.sql.query<{ n: string }>(
+      `select count(*) as n from reservations where status = 'active'`,
+    );
     expect(Number(rows[0]!.n)).toBe(expected.activeReservations);
     // The gauge may serve a count up to 1 s old; a fresh one must then agree.
-    await waitUntil(async () => (await scrape(t)).value('secventory_active_reservations') === expected.activeReservations, 3_000, 'the gauge matched the database');
+    await waitUntil(
+      async () => (await scrape(t)).value('secventory_active_reservations') === expected.activeReservations,
+      3_000,
+      'the gauge matched the database',
+    );
   });
 
   it('gauges show the live actors and empty queues once the load is answered', async () => {
@@ -179,14 +220,23 @@ describe('/stats after a known load', () => {
       failureRate: 0,
       rejectionRate: expected.reserveRejected / operationsTotal,
     });
-    expect(stats.lastMinute).toMatchObject({ operations: operationsTotal, rejected: expected.reserveRejected, errors: 0, failureRate: 0 });
+    expect(stats.lastMinute).toMatchObject({
+      operations: operationsTotal,
+      rejected: expected.reserveRejected,
+      errors: 0,
+      failureRate: 0,
+    });
     expect(stats.lastMinute.reservations).toBe(expected.reserveOk + expected.reserveRejected);
     expect(stats.perSecond).toHaveLength(60);
     expect(Date.parse(stats.perSecond.at(-1).at)).toBeLessThanOrEqual(Date.parse(stats.at));
   });
 
   it('reports active reservations from the database, live actors and queue depths', async () => {
-    await waitUntil(async () => (await t.http('GET', '/stats')).body.activeReservations === expected.activeReservations, 3_000, '/stats matched the database');
+    await waitUntil(
+      async () => (await t.http('GET', '/stats')).body.activeReservations === expected.activeReservations,
+      3_000,
+      '/stats matched the database',
+    );
     const stats = (await t.http('GET', '/stats')).body;
     expect(stats).toMatchObject({ liveActors: expected.liveActors, queueDepthTotal: 0, queueDepthMax: 0 });
   });
@@ -222,7 +272,10 @@ describe('/actors after a known load', () => {
 describe('operations pages', () => {
   it('/openapi.json describes /stats and /actors with their response schemas', async () => {
     const doc = (await t.http('GET', '/openapi.json')).body;
-    for (const [path, name] of [['/stats', 'Stats'], ['/actors', 'ActorPage']] as const) {
+    for (const [path, name] of [
+      ['/stats', 'Stats'],
+      ['/actors', 'ActorPage'],
+    ] as const) {
       const schema = doc.paths[path].get.responses['200'].content['application/json'].schema;
       expect(schema).toEqual({ $ref: `#/components/schemas/${name}` });
       expect(doc.components.schemas[name].properties).toBeDefined();
@@ -246,11 +299,15 @@ describe('operations pages', () => {
   });
 
   it('every metric the Grafana dashboard queries is one that /metrics exposes', async () => {
-    const dashboard = JSON.parse(await readFile(new URL('../../ops/grafana/secventory-dashboard.json', import.meta.url), 'utf8'));
+    const dashboard = JSON.parse(
+      await readFile(new URL('../../ops/grafana/secventory-dashboard.json', import.meta.url), 'utf8'),
+    );
     const variables = dashboard.templating.list.map((v: { name: string; type: string }) => `${v.type}:${v.name}`);
     expect(variables).toContain('datasource:datasource');
     const exposed = (await scrape(t)).names;
-    const panels = dashboard.panels.flatMap((p: any) => [p, ...(p.panels ?? [])]).filter((p: any) => p.type !== 'row' && p.type !== 'text');
+    const panels = dashboard.panels
+      .flatMap((p: any) => [p, ...(p.panels ?? [])])
+      .filter((p: any) => p.type !== 'row' && p.type !== 'text');
     expect(panels.length).toBeGreaterThanOrEqual(8);
     for (const panel of panels) {
       expect(panel.datasource?.uid, panel.title).toBe('${datasource}');

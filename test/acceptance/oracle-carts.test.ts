@@ -28,10 +28,17 @@ describe("the tests' oracle on carts", () => {
 
   it('G4: a line whose status changed behind the engine is found, on the products asked about', async () => {
     const { db, carts } = await loaded();
-    await db.sql.query(`update reservations set status = 'cancelled', finished_at = now()
-                         where id = $1 and sku = 'C-B'`, [carts.active]);
-    const found = { check: 'cart-status', guarantee: 'G4', sku: 'C-A',
-      message: `reservation ${carts.active} has lines in different statuses: C-A active, C-B cancelled, C-C active` };
+    await db.sql.query(
+      `update reservations set status = 'cancelled', finished_at = now()
+                         where id = $1 and sku = 'C-B'`,
+      [carts.active],
+    );
+    const found = {
+      check: 'cart-status',
+      guarantee: 'G4',
+      sku: 'C-A',
+      message: `reservation ${carts.active} has lines in different statuses: C-A active, C-B cancelled, C-C active`,
+    };
     expect(ofCheck(await databaseViolations(db.sql), 'cart-status')).toEqual([found]);
     expect(ofCheck(await databaseViolations(db.sql, ['C-C']), 'cart-status')).toEqual([found]);
     expect(ofCheck(await databaseViolations(db.sql, ['C-D']), 'cart-status')).toEqual([]);
@@ -42,32 +49,54 @@ describe("the tests' oracle on carts", () => {
     await db.sql.query(`delete from reservations where id = $1 and sku = 'C-C'`, [carts.active]);
     await db.sql.query(`update reservations set line = 0 where id = $1 and sku = 'C-D'`, [carts.extended]);
     expect(ofCheck(await databaseViolations(db.sql), 'cart-lines')).toEqual([
-      { check: 'cart-lines', guarantee: 'G4', sku: 'C-A',
-        message: `reservation ${carts.active} has rows of lines {0,1}, but says it has 3 lines` },
-      { check: 'cart-lines', guarantee: 'G4', sku: 'C-C',
-        message: `reservation ${carts.extended} has rows of lines {0,0}, but says it has 2 lines` },
+      {
+        check: 'cart-lines',
+        guarantee: 'G4',
+        sku: 'C-A',
+        message: `reservation ${carts.active} has rows of lines {0,1}, but says it has 3 lines`,
+      },
+      {
+        check: 'cart-lines',
+        guarantee: 'G4',
+        sku: 'C-C',
+        message: `reservation ${carts.extended} has rows of lines {0,0}, but says it has 2 lines`,
+      },
     ]);
   });
 
   it('G1: a line that bought more than it reserved is found (with the CHECK dropped)', async () => {
     const { db, carts } = await loaded();
     await db.sql.query('alter table reservations drop constraint reservations_purchased_within_line');
-    await db.sql.query(`update reservations set purchased_quantity = quantity + 1 where id = $1 and sku = 'C-B'`,
-      [carts.purchased]);
+    await db.sql.query(`update reservations set purchased_quantity = quantity + 1 where id = $1 and sku = 'C-B'`, [
+      carts.purchased,
+    ]);
     expect(ofCheck(await databaseViolations(db.sql), 'line-purchase')).toEqual([
-      { check: 'line-purchase', guarantee: 'G1', sku: 'C-B',
-        message: `reservation ${carts.purchased} bought 2 of the 1 its line reserved` },
+      {
+        check: 'line-purchase',
+        guarantee: 'G1',
+        sku: 'C-B',
+        message: `reservation ${carts.purchased} bought 2 of the 1 its line reserved`,
+      },
     ]);
   });
 
   it('G4: a cart operation whose events two transactions wrote is found, and nothing else is', async () => {
     const { db, carts } = await loaded();
-    await tamper(db, `update inventory_events set tx_id = (tx_id::text::bigint + 1)::text::xid8
-                       where reservation_id = $1 and sku = 'C-C' and type = 'purchased'`, [carts.partlyPurchased]);
+    await tamper(
+      db,
+      `update inventory_events set tx_id = (tx_id::text::bigint + 1)::text::xid8
+                       where reservation_id = $1 and sku = 'C-C' and type = 'purchased'`,
+      [carts.partlyPurchased],
+    );
     const split = (sku: string) => ({
-      check: 'cart-transaction', guarantee: 'G4', sku,
-      message: expect.stringMatching(new RegExp(
-        `^event \\d+ \\(purchased\\) of reservation ${carts.partlyPurchased} was written by another transaction`)),
+      check: 'cart-transaction',
+      guarantee: 'G4',
+      sku,
+      message: expect.stringMatching(
+        new RegExp(
+          `^event \\d+ \\(purchased\\) of reservation ${carts.partlyPurchased} was written by another transaction`,
+        ),
+      ),
     });
     expect(await databaseViolations(db.sql)).toEqual([split('C-B'), split('C-C')]);
   });

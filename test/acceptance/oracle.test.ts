@@ -59,11 +59,12 @@ function expectFound(violations: readonly Violation[], check: CheckName, sku: st
   expect(violations).toContainEqual(expect.objectContaining({ check, sku, message: expect.stringMatching(message) }));
 }
 
-describe('the tests\' oracle', () => {
+describe("the tests' oracle", () => {
   it("finds nothing after a load with text that JSON must escape: its SQL hashes equal the engine's", async () => {
     const db = await loadedDatabase();
-    const { rows: [awkward] } = await db.sql.query(
-      `select count(*)::int as n from inventory_events where reason = $1`, [awkwardReason]);
+    const {
+      rows: [awkward],
+    } = await db.sql.query(`select count(*)::int as n from inventory_events where reason = $1`, [awkwardReason]);
     expect(awkward.n).toBe(2);
     expect(await databaseViolations(db.sql)).toEqual([]);
   });
@@ -80,8 +81,12 @@ describe('the tests\' oracle', () => {
     const db = await loadedDatabase();
     await tamper(db, `update inventory_events set reserved = reserved + 1 where sku = 'O-A' and seq = 3`);
     const violations = await databaseViolations(db.sql);
-    expectFound(violations, 'replay-step', 'O-A',
-      /^event 3 \(reserved\) states total 15\/reserved 3\/purchased 0, but .* gives total 15\/reserved 2\/purchased 0/);
+    expectFound(
+      violations,
+      'replay-step',
+      'O-A',
+      /^event 3 \(reserved\) states total 15\/reserved 3\/purchased 0, but .* gives total 15\/reserved 2\/purchased 0/,
+    );
   });
 
   it('G4, G7: a deleted event leaves the version and the seq run apart', async () => {
@@ -99,7 +104,7 @@ describe('the tests\' oracle', () => {
     expectFound(violations, 'row-replays', 'O-B', /but its row holds total 15\/reserved 3\/purchased 2$/);
   });
 
-  it('G1, G3: an oversold or negative product is found (with the schema\'s CHECK constraints dropped)', async () => {
+  it("G1, G3: an oversold or negative product is found (with the schema's CHECK constraints dropped)", async () => {
     const db = await loadedDatabase();
     await db.sql.query(`alter table products drop constraint products_g1_no_overselling,
                                               drop constraint products_g3_purchased_nonnegative`);
@@ -112,16 +117,28 @@ describe('the tests\' oracle', () => {
 
   it('G7: a reservation whose row contradicts its history is found, and an event naming no reservation', async () => {
     const db = await loadedDatabase();
-    const { rows: [active] } = await db.sql.query(
-      `select id::text from reservations where sku = 'O-A' and status = 'active' limit 1`);
+    const {
+      rows: [active],
+    } = await db.sql.query(`select id::text from reservations where sku = 'O-A' and status = 'active' limit 1`);
     await db.sql.query(`update reservations set status = 'expired', finished_at = now() where id = $1`, [active.id]);
-    await tamper(db, `update inventory_events set reservation_id = gen_random_uuid()
-                       where sku = 'O-B' and type = 'cancelled'`);
+    await tamper(
+      db,
+      `update inventory_events set reservation_id = gen_random_uuid()
+                       where sku = 'O-B' and type = 'cancelled'`,
+    );
     const violations = await databaseViolations(db.sql);
-    expectFound(violations, 'lifecycle', 'O-A',
-      new RegExp(`^reservation ${active.id} \\(2 of O-A\\) is expired, but its events are \\{reserved\\}$`));
-    expectFound(violations, 'orphan-event', 'O-B',
-      /^event \d+ \(cancelled\) names reservation [0-9a-f-]{36}, which does not exist$/);
+    expectFound(
+      violations,
+      'lifecycle',
+      'O-A',
+      new RegExp(`^reservation ${active.id} \\(2 of O-A\\) is expired, but its events are \\{reserved\\}$`),
+    );
+    expectFound(
+      violations,
+      'orphan-event',
+      'O-B',
+      /^event \d+ \(cancelled\) names reservation [0-9a-f-]{36}, which does not exist$/,
+    );
   });
 
   it('G2, G4: a key remembering a reservation that is not there, and rows of no product, are found', async () => {
@@ -130,11 +147,19 @@ describe('the tests\' oracle', () => {
                          where sku = 'O-A' and key = 'O-A-r2'`);
     await db.sql.query(`delete from products where sku = 'O-B'`);
     const violations = await databaseViolations(db.sql);
-    expectFound(violations, 'remembered-reservation', 'O-A',
-      /^key O-A-r2 remembers creating reservation [0-9a-f-]{36} of 7, which is not in the database$/);
+    expectFound(
+      violations,
+      'remembered-reservation',
+      'O-A',
+      /^key O-A-r2 remembers creating reservation [0-9a-f-]{36} of 7, which is not in the database$/,
+    );
     expectFound(violations, 'no-product', 'O-B', /^\d+ reservations rows belong to this sku, but no product row does$/);
-    expectFound(violations, 'no-product', 'O-B',
-      /^\d+ inventory_events rows belong to this sku, but no product row does$/);
+    expectFound(
+      violations,
+      'no-product',
+      'O-B',
+      /^\d+ inventory_events rows belong to this sku, but no product row does$/,
+    );
   });
 
   it('checks only the products it is given', async () => {

@@ -39,7 +39,8 @@ class GatedStore {
           const result = await target.commitBatch(write);
           record.result = result;
           record.settledAtMs = performance.now();
-          if (this.failAfterCommit.has(index)) throw new StorageError('connection lost after COMMIT was sent', true, '08006');
+          if (this.failAfterCommit.has(index))
+            throw new StorageError('connection lost after COMMIT was sent', true, '08006');
           return result;
         };
       },
@@ -64,7 +65,12 @@ async function engineWithGate(db: TestDatabase): Promise<{ engine: EngineInstanc
 }
 
 const reserve = (quantity = 1): Extract<Command, { type: 'reserve' }> => ({
-  type: 'reserve', reservationId: randomUUID(), quantity, ttlSeconds: 600, idempotencyKey: randomUUID(), requestId: 'pipelining-test',
+  type: 'reserve',
+  reservationId: randomUUID(),
+  quantity,
+  ttlSeconds: 600,
+  idempotencyKey: randomUUID(),
+  requestId: 'pipelining-test',
 });
 
 describe('pipelined batches of one product', () => {
@@ -103,7 +109,8 @@ describe('pipelined batches of one product', () => {
     expect(gate.commits.every((c) => c.result?.type === 'committed')).toBe(true);
     // Each caller was answered only after the commit of its own batch returned.
     for (const commit of gate.commits) {
-      for (const r of commit.write.inserted) expect(answeredAtMs.get(r.id)!).toBeGreaterThanOrEqual(commit.settledAtMs!);
+      for (const r of commit.write.inserted)
+        expect(answeredAtMs.get(r.id)!).toBeGreaterThanOrEqual(commit.settledAtMs!);
     }
     const { rows } = await db.sql.query(`select reserved::int, version::int from products where sku = 'PIPE-1'`);
     expect(rows[0]).toEqual({ reserved: 10, version: 11 });
@@ -166,14 +173,23 @@ describe('pipelined batches of one product', () => {
     expect(gate.commits[0]!.result).toEqual({ type: 'committed' });
     // The second was decided on top of it, and its base exists: durable, so it is answered.
     const secondResult = await second;
-    expect(secondResult.type === 'done' && secondResult.outcome.kind === 'reservation' && secondResult.outcome.created).toBe(true);
+    expect(
+      secondResult.type === 'done' && secondResult.outcome.kind === 'reservation' && secondResult.outcome.created,
+    ).toBe(true);
     expect(gate.commits[1]!.result).toEqual({ type: 'committed' });
 
     // A retry under the first key replays what was committed instead of reserving again.
-    const retry = await engine.registry.execute('PIPE-3', { ...reserve(1), idempotencyKey: firstCommand.idempotencyKey });
+    const retry = await engine.registry.execute('PIPE-3', {
+      ...reserve(1),
+      idempotencyKey: firstCommand.idempotencyKey,
+    });
     expect(retry).toMatchObject({ type: 'done', replayed: true });
-    expect(retry.type === 'done' && retry.outcome.kind === 'reservation' && retry.outcome.reservation.id).toBe(firstCommand.reservationId);
-    const { rows } = await db.sql.query(`select reserved::int, (select count(*)::int from reservations where sku = 'PIPE-3') as rows from products where sku = 'PIPE-3'`);
+    expect(retry.type === 'done' && retry.outcome.kind === 'reservation' && retry.outcome.reservation.id).toBe(
+      firstCommand.reservationId,
+    );
+    const { rows } = await db.sql.query(
+      `select reserved::int, (select count(*)::int from reservations where sku = 'PIPE-3') as rows from products where sku = 'PIPE-3'`,
+    );
     expect(rows[0]).toEqual({ reserved: 3, rows: 2 });
     expect(await databaseViolations(db.sql)).toEqual([]);
   });

@@ -32,7 +32,9 @@ async function eventsOf(sku: string) {
 
 async function recordOf(sku: string, key: string) {
   const { rows } = await db.sql.query(
-    'select fingerprint, outcome from idempotency_records where sku = $1::text and key = $2::text', [sku, key]);
+    'select fingerprint, outcome from idempotency_records where sku = $1::text and key = $2::text',
+    [sku, key],
+  );
   return rows;
 }
 

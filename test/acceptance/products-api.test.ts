@@ -9,10 +9,20 @@ afterAll(async () => {
   await t?.close();
 });
 
-function expectProblem(res: { status: number; headers: Record<string, unknown>; body: any }, status: number, code: string) {
+function expectProblem(
+  res: { status: number; headers: Record<string, unknown>; body: any },
+  status: number,
+  code: string,
+) {
   expect(res.status).toBe(status);
   expect(String(res.headers['content-type'])).toContain('application/problem+json');
-  expect(res.body).toMatchObject({ status, code, type: expect.any(String), title: expect.any(String), detail: expect.any(String) });
+  expect(res.body).toMatchObject({
+    status,
+    code,
+    type: expect.any(String),
+    title: expect.any(String),
+    detail: expect.any(String),
+  });
   expect(JSON.stringify(res.body)).not.toMatch(/at .*\.ts:\d+|select |insert |update /i);
 }
 
@@ -20,7 +30,11 @@ describe('products', () => {
   it('POST /products creates a product with its inventory (201)', async () => {
     const res = await t.http('POST', '/products', { body: { sku: 'P-1', name: 'Widget', stock: 10 } });
     expect(res.status).toBe(201);
-    expect(res.body).toMatchObject({ sku: 'P-1', name: 'Widget', inventory: { sku: 'P-1', total: 10, reserved: 0, purchased: 0, available: 10, activeReservations: 0, version: 1 } });
+    expect(res.body).toMatchObject({
+      sku: 'P-1',
+      name: 'Widget',
+      inventory: { sku: 'P-1', total: 10, reserved: 0, purchased: 0, available: 10, activeReservations: 0, version: 1 },
+    });
     expect(Date.parse(res.body.createdAt)).not.toBeNaN();
   });
 
@@ -34,8 +48,16 @@ describe('products', () => {
 
   it('creating the same sku with a different name or stock is 409 product_exists and changes nothing', async () => {
     await t.http('POST', '/products', { body: { sku: 'P-3', name: 'Thing', stock: 5 } });
-    expectProblem(await t.http('POST', '/products', { body: { sku: 'P-3', name: 'Other', stock: 5 } }), 409, 'product_exists');
-    expectProblem(await t.http('POST', '/products', { body: { sku: 'P-3', name: 'Thing', stock: 6 } }), 409, 'product_exists');
+    expectProblem(
+      await t.http('POST', '/products', { body: { sku: 'P-3', name: 'Other', stock: 5 } }),
+      409,
+      'product_exists',
+    );
+    expectProblem(
+      await t.http('POST', '/products', { body: { sku: 'P-3', name: 'Thing', stock: 6 } }),
+      409,
+      'product_exists',
+    );
     const inv = await t.http('GET', '/products/P-3/inventory');
     expect(inv.body).toMatchObject({ total: 5, version: 1 });
   });
@@ -53,7 +75,15 @@ describe('products', () => {
     await t.http('POST', '/products', { body: { sku: 'P-5', name: 'Counted', stock: 7 } });
     const res = await t.http('GET', '/products/P-5/inventory');
     expect(res.status).toBe(200);
-    expect(res.body).toEqual({ sku: 'P-5', total: 7, reserved: 0, purchased: 0, available: 7, activeReservations: 0, version: 1 });
+    expect(res.body).toEqual({
+      sku: 'P-5',
+      total: 7,
+      reserved: 0,
+      purchased: 0,
+      available: 7,
+      activeReservations: 0,
+      version: 1,
+    });
   });
 });
 
@@ -63,7 +93,11 @@ describe('bad input is a 4xx problem+json and changes nothing', () => {
   });
 
   it('malformed JSON is 400 validation_failed', async () => {
-    expectProblem(await t.http('POST', '/products', { rawBody: '{"sku": ', headers: { 'content-type': 'application/json' } }), 400, 'validation_failed');
+    expectProblem(
+      await t.http('POST', '/products', { rawBody: '{"sku": ', headers: { 'content-type': 'application/json' } }),
+      400,
+      'validation_failed',
+    );
   });
 
   it.each([
@@ -91,12 +125,27 @@ describe('bad input is a 4xx problem+json and changes nothing', () => {
   });
 
   it('a body over 16 KiB is 413 payload_too_large', async () => {
-    expectProblem(await t.http('POST', '/products', { body: { sku: 'B-2', name: 'x'.repeat(17 * 1024), stock: 1 } }), 413, 'payload_too_large');
+    expectProblem(
+      await t.http('POST', '/products', { body: { sku: 'B-2', name: 'x'.repeat(17 * 1024), stock: 1 } }),
+      413,
+      'payload_too_large',
+    );
   });
 
   it('a body that is not JSON is 415 unsupported_media_type', async () => {
-    expectProblem(await t.http('POST', '/products', { rawBody: 'sku=B-3', headers: { 'content-type': 'application/x-www-form-urlencoded' } }), 415, 'unsupported_media_type');
-    expectProblem(await t.http('POST', '/products', { rawBody: 'hello', headers: { 'content-type': 'text/plain' } }), 415, 'unsupported_media_type');
+    expectProblem(
+      await t.http('POST', '/products', {
+        rawBody: 'sku=B-3',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      }),
+      415,
+      'unsupported_media_type',
+    );
+    expectProblem(
+      await t.http('POST', '/products', { rawBody: 'hello', headers: { 'content-type': 'text/plain' } }),
+      415,
+      'unsupported_media_type',
+    );
     expectProblem(await t.http('GET', '/products/B-3'), 404, 'product_not_found');
   });
 });
@@ -129,9 +178,18 @@ describe('operations', () => {
     const res = await t.http('GET', '/openapi.json');
     expect(res.status).toBe(200);
     expect(res.body.openapi).toMatch(/^3\./);
-    for (const path of ['/products', '/products/{sku}', '/products/{sku}/inventory', '/products/{sku}/reservations',
-      '/products/{sku}/stock-adjustments', '/reservations/{id}', '/reservations/{id}/purchase', '/reservations/{id}/cancel',
-      '/health/live', '/health/ready']) {
+    for (const path of [
+      '/products',
+      '/products/{sku}',
+      '/products/{sku}/inventory',
+      '/products/{sku}/reservations',
+      '/products/{sku}/stock-adjustments',
+      '/reservations/{id}',
+      '/reservations/{id}/purchase',
+      '/reservations/{id}/cancel',
+      '/health/live',
+      '/health/ready',
+    ]) {
       expect(Object.keys(res.body.paths)).toContain(path);
     }
   });

@@ -23,7 +23,10 @@ async function inventory(sku: string) {
 }
 
 async function reserve(sku: string, quantity: number, ttlSeconds?: number, k = key()) {
-  return t.http('POST', `/products/${sku}/reservations`, { key: k, body: ttlSeconds === undefined ? { quantity } : { quantity, ttlSeconds } });
+  return t.http('POST', `/products/${sku}/reservations`, {
+    key: k,
+    body: ttlSeconds === undefined ? { quantity } : { quantity, ttlSeconds },
+  });
 }
 
 describe('reservations', () => {
@@ -33,7 +36,13 @@ describe('reservations', () => {
     expect(res.status).toBe(201);
     expect(res.body).toMatchObject({ sku: 'R-1', quantity: 3, status: 'active' });
     expect(Date.parse(res.body.expiresAt) - Date.parse(res.body.createdAt)).toBe(600_000);
-    expect(await inventory('R-1')).toMatchObject({ total: 10, reserved: 3, available: 7, activeReservations: 1, version: 2 });
+    expect(await inventory('R-1')).toMatchObject({
+      total: 10,
+      reserved: 3,
+      available: 7,
+      activeReservations: 1,
+      version: 2,
+    });
     const got = await t.http('GET', `/reservations/${res.body.id}`);
     expect(got.body).toEqual(res.body);
   });
@@ -94,7 +103,11 @@ describe('reservations', () => {
     await product('R-6', 3);
     const r = (await reserve('R-6', 2, 1)).body;
     expect(await inventory('R-6')).toMatchObject({ available: 1 });
-    await waitUntil(async () => (await t.http('GET', `/reservations/${r.id}`)).body.status === 'expired', 5000, 'the reservation expired');
+    await waitUntil(
+      async () => (await t.http('GET', `/reservations/${r.id}`)).body.status === 'expired',
+      5000,
+      'the reservation expired',
+    );
     expect(await inventory('R-6')).toMatchObject({ reserved: 0, available: 3, activeReservations: 0 });
     expect((await t.http('POST', `/reservations/${r.id}/purchase`)).body.code).toBe('reservation_expired');
   });
@@ -102,10 +115,16 @@ describe('reservations', () => {
   it('stock adjustments add and remove stock; removing below what is held is 409 insufficient_stock', async () => {
     await product('R-7', 5);
     await reserve('R-7', 4);
-    const up = await t.http('POST', '/products/R-7/stock-adjustments', { key: key(), body: { delta: 3, reason: 'delivery' } });
+    const up = await t.http('POST', '/products/R-7/stock-adjustments', {
+      key: key(),
+      body: { delta: 3, reason: 'delivery' },
+    });
     expect(up.status).toBe(200);
     expect(up.body).toMatchObject({ total: 8, reserved: 4, available: 4 });
-    const down = await t.http('POST', '/products/R-7/stock-adjustments', { key: key(), body: { delta: -5, reason: 'breakage' } });
+    const down = await t.http('POST', '/products/R-7/stock-adjustments', {
+      key: key(),
+      body: { delta: -5, reason: 'breakage' },
+    });
     expect(down.status).toBe(409);
     expect(down.body.code).toBe('insufficient_stock');
     expect(await inventory('R-7')).toMatchObject({ total: 8 });

@@ -25,27 +25,37 @@ describe('secventory verify on carts', () => {
     expect(report.violations).toEqual([]);
     expect(report.ok).toBe(true);
     // The load holds what the cart checks look at: carts in every status, their events on several products.
-    const { rows: [facts] } = await db.sql.query(`
+    const {
+      rows: [facts],
+    } = await db.sql.query(`
       select (select count(distinct id) from reservations where lines > 1)::int as carts,
              (select array_agg(distinct status order by status) from reservations where lines > 1) as statuses,
              (select count(*) from inventory_events e join reservations r on r.id = e.reservation_id and r.sku = e.sku
                where r.lines > 1)::int as cart_events`);
     expect(facts).toEqual({
-      carts: 6, statuses: ['active', 'cancelled', 'expired', 'purchased'], cart_events: expect.any(Number),
+      carts: 6,
+      statuses: ['active', 'cancelled', 'expired', 'purchased'],
+      cart_events: expect.any(Number),
     });
     expect(facts.cart_events).toBeGreaterThan(20);
   });
 
   it('G4: a line whose status changed behind the engine disagrees with the other lines of its cart', async () => {
     const { db, carts } = await loaded();
-    await db.sql.query(`update reservations set status = 'cancelled', finished_at = now()
-                         where id = $1 and sku = 'C-B'`, [carts.active]);
+    await db.sql.query(
+      `update reservations set status = 'cancelled', finished_at = now()
+                         where id = $1 and sku = 'C-B'`,
+      [carts.active],
+    );
     const report = await verifyDatabase(db.url);
     expect(report.ok).toBe(false);
     expect(report.violations).toContainEqual({
-      guarantee: 'G4', sku: 'C-A', reservationId: carts.active,
-      message: 'its lines disagree on its status (C-A active, C-B cancelled, C-C active): '
-        + 'all lines of a reservation share one status',
+      guarantee: 'G4',
+      sku: 'C-A',
+      reservationId: carts.active,
+      message:
+        'its lines disagree on its status (C-A active, C-B cancelled, C-C active): ' +
+        'all lines of a reservation share one status',
     });
   });
 
@@ -55,34 +65,53 @@ describe('secventory verify on carts', () => {
     await db.sql.query(`update reservations set line = 0 where id = $1 and sku = 'C-D'`, [carts.extended]);
     const report = await verifyDatabase(db.url);
     const lineFindings = report.violations.filter((v) => v.reservationId !== undefined && v.guarantee === 'G4');
-    expect(lineFindings).toEqual(expect.arrayContaining([
-      { guarantee: 'G4', sku: 'C-A', reservationId: carts.active, message: 'it has 2 rows, but 3 lines' },
-      { guarantee: 'G4', sku: 'C-C', reservationId: carts.extended,
-        message: 'its line numbers are 0, 0; 2 rows are lines 0..1, each once' },
-    ]));
+    expect(lineFindings).toEqual(
+      expect.arrayContaining([
+        { guarantee: 'G4', sku: 'C-A', reservationId: carts.active, message: 'it has 2 rows, but 3 lines' },
+        {
+          guarantee: 'G4',
+          sku: 'C-C',
+          reservationId: carts.extended,
+          message: 'its line numbers are 0, 0; 2 rows are lines 0..1, each once',
+        },
+      ]),
+    );
     expect(lineFindings).toHaveLength(2);
   });
 
   it('G1: a line that bought more than it reserved fails verify, though a CHECK forbids it', async () => {
     const { db, carts } = await loaded();
     await db.sql.query('alter table reservations drop constraint reservations_purchased_within_line');
-    await db.sql.query(`update reservations set purchased_quantity = quantity + 1 where id = $1 and sku = 'C-B'`,
-      [carts.purchased]);
+    await db.sql.query(`update reservations set purchased_quantity = quantity + 1 where id = $1 and sku = 'C-B'`, [
+      carts.purchased,
+    ]);
     const report = await verifyDatabase(db.url);
     expect(report.violations).toContainEqual({
-      guarantee: 'G1', sku: 'C-B', reservationId: carts.purchased, message: 'its line bought 2 of the 1 it reserved',
+      guarantee: 'G1',
+      sku: 'C-B',
+      reservationId: carts.purchased,
+      message: 'its line bought 2 of the 1 it reserved',
     });
   });
 
   it('G4: a cart operation whose events two transactions wrote fails verify, chains and counters intact', async () => {
     const { db, carts } = await loaded();
-    await tamper(db, `update inventory_events set tx_id = (tx_id::text::bigint + 1)::text::xid8
-                       where reservation_id = $1 and sku = 'C-C' and type = 'purchased'`, [carts.partlyPurchased]);
+    await tamper(
+      db,
+      `update inventory_events set tx_id = (tx_id::text::bigint + 1)::text::xid8
+                       where reservation_id = $1 and sku = 'C-C' and type = 'purchased'`,
+      [carts.partlyPurchased],
+    );
     const report = await verifyDatabase(db.url);
-    expect(report.violations).toEqual([{
-      guarantee: 'G4', sku: 'C-B', reservationId: carts.partlyPurchased,
-      message: expect.stringMatching(
-        /^its purchased events at \S+Z \(C-B seq \d+, C-C seq \d+\) were written by 2 transactions: /),
-    }]);
+    expect(report.violations).toEqual([
+      {
+        guarantee: 'G4',
+        sku: 'C-B',
+        reservationId: carts.partlyPurchased,
+        message: expect.stringMatching(
+          /^its purchased events at \S+Z \(C-B seq \d+, C-C seq \d+\) were written by 2 transactions: /,
+        ),
+      },
+    ]);
   });
 });

@@ -39,24 +39,38 @@ async function mixedLoad(t: TestApp, withExpiry = false): Promise<void> {
   }
   const reserve = (sku: string, quantity: number, k = key(), ttlSeconds = 600) =>
     t.http('POST', `/products/${sku}/reservations`, { key: k, body: { quantity, ttlSeconds } });
-  await Promise.all(['V-A', 'V-B', 'V-C'].map(async (sku) => {
-    await t.http('POST', `/products/${sku}/stock-adjustments`, { key: key(), body: { delta: 5, reason: 'delivery' } });
-    const ids: string[] = [];
-    for (let i = 0; i < 6; i++) ids.push((await reserve(sku, 2)).body.id);
-    const retried = key();
-    await reserve(sku, 1, retried);
-    expect((await reserve(sku, 1, retried)).headers['idempotent-replayed']).toBe('true');
-    await t.http('POST', `/reservations/${ids[0]}/purchase`);
-    await t.http('POST', `/reservations/${ids[1]}/purchase`, { key: key() });
-    await t.http('POST', `/reservations/${ids[2]}/cancel`);
-    await t.http('POST', `/reservations/${ids[2]}/purchase`);
-    expect((await reserve(sku, 1000)).status).toBe(409);
-    await t.http('POST', `/products/${sku}/stock-adjustments`, { key: key(), body: { delta: -1000, reason: 'count' } });
-  }));
+  await Promise.all(
+    ['V-A', 'V-B', 'V-C'].map(async (sku) => {
+      await t.http('POST', `/products/${sku}/stock-adjustments`, {
+        key: key(),
+        body: { delta: 5, reason: 'delivery' },
+      });
+      const ids: string[] = [];
+      for (let i = 0; i < 6; i++) ids.push((await reserve(sku, 2)).body.id);
+      const retried = key();
+      await reserve(sku, 1, retried);
+      expect((await reserve(sku, 1, retried)).headers['idempotent-replayed']).toBe('true');
+      await t.http('POST', `/reservations/${ids[0]}/purchase`);
+      await t.http('POST', `/reservations/${ids[1]}/purchase`, { key: key() });
+      await t.http('POST', `/reservations/${ids[2]}/cancel`);
+      await t.http('POST', `/reservations/${ids[2]}/purchase`);
+      expect((await reserve(sku, 1000)).status).toBe(409);
+      await t.http('POST', `/products/${sku}/stock-adjustments`, {
+        key: key(),
+        body: { delta: -1000, reason: 'count' },
+      });
+    }),
+  );
   if (withExpiry) {
     const short = (await reserve('V-A', 1, key(), 1)).body;
-    await waitUntil(async () => (await t.http('GET', `/reservations/${short.id}`)).body.status === 'expired', 5000, 'the sweeper expired the reservation');
-    expect((await t.http('POST', `/reservations/${short.id}/purchase`, { key: key() })).body.code).toBe('reservation_expired');
+    await waitUntil(
+      async () => (await t.http('GET', `/reservations/${short.id}`)).body.status === 'expired',
+      5000,
+      'the sweeper expired the reservation',
+    );
+    expect((await t.http('POST', `/reservations/${short.id}/purchase`, { key: key() })).body.code).toBe(
+      'reservation_expired',
+    );
   }
 }
 
@@ -74,7 +88,9 @@ async function loadedDatabase(withExpiry = false): Promise<TestDatabase> {
 
 function expectViolation(report: VerifyReport, guarantee: string, sku: string, message: RegExp) {
   expect(report.ok).toBe(false);
-  expect(report.violations).toContainEqual(expect.objectContaining({ guarantee, sku, message: expect.stringMatching(message) }));
+  expect(report.violations).toContainEqual(
+    expect.objectContaining({ guarantee, sku, message: expect.stringMatching(message) }),
+  );
   // The finding points at the product that was broken, not at its neighbours.
   expect(report.violations.map((v) => v.sku)).toEqual(report.violations.map(() => sku));
 }
@@ -85,7 +101,9 @@ describe('secventory verify', () => {
     const report = await verifyDatabase(db.url);
     expect(report.violations).toEqual([]);
     expect(report).toMatchObject({ ok: true, products: 3 });
-    const { rows } = await db.sql.query('select (select count(*) from inventory_events)::int as events, (select count(*) from reservations)::int as reservations');
+    const { rows } = await db.sql.query(
+      'select (select count(*) from inventory_events)::int as events, (select count(*) from reservations)::int as reservations',
+    );
     expect(report.events).toBe(rows[0].events);
     expect(report.reservations).toBe(rows[0].reservations);
   });
@@ -116,17 +134,26 @@ describe('secventory verify', () => {
   it("G7: a reservation's status changed behind the engine contradicts its history", async () => {
     const db = await loadedDatabase();
     const { rows } = await db.sql.query(`select id from reservations where sku = 'V-B' and status = 'active' limit 1`);
-    await db.sql.query(`update reservations set status = 'purchased', purchased_quantity = quantity, finished_at = now() where id = $1::uuid`, [rows[0].id]);
+    await db.sql.query(
+      `update reservations set status = 'purchased', purchased_quantity = quantity, finished_at = now() where id = $1::uuid`,
+      [rows[0].id],
+    );
     const report = await verifyDatabase(db.url);
     expect(report.violations).toContainEqual({
-      guarantee: 'G7', sku: 'V-B', reservationId: rows[0].id, message: 'its events end in active, but its row says purchased',
+      guarantee: 'G7',
+      sku: 'V-B',
+      reservationId: rows[0].id,
+      message: 'its events end in active, but its row says purchased',
     });
     expectViolation(report, 'G4', 'V-B', /purchased is \d+, but its purchased reservations hold \d+/);
   });
 
   it('G7: a gap in the sequence (an event renumbered, the version moved along) fails verify', async () => {
     const db = await loadedDatabase();
-    await tamper(db, `update inventory_events set seq = seq + 1 where sku = 'V-C' and seq = (select version from products where sku = 'V-C')`);
+    await tamper(
+      db,
+      `update inventory_events set seq = seq + 1 where sku = 'V-C' and seq = (select version from products where sku = 'V-C')`,
+    );
     await db.sql.query(`update products set version = version + 1 where sku = 'V-C'`);
     const report = await verifyDatabase(db.url);
     expectViolation(report, 'G7', 'V-C', /seq gap: seq \d+ is followed by seq \d+ \(missing \d+\)/);
@@ -154,15 +181,39 @@ describe('secventory verify', () => {
        limit 1`);
     const r = rows[0];
     const forged: EventDraft = {
-      seq: r.version + 1, type: 'rejected', reservationId: null, quantity: r.quantity, delta: null, reason: null,
-      code: r.code, requestId: 'forged', idempotencyKey: r.idempotency_key, source: 'api', lateMs: null, expiresAtMs: null,
-      total: r.total, reserved: r.reserved, purchased: r.purchased, atMs: Number(r.at_ms) + 1,
+      seq: r.version + 1,
+      type: 'rejected',
+      reservationId: null,
+      quantity: r.quantity,
+      delta: null,
+      reason: null,
+      code: r.code,
+      requestId: 'forged',
+      idempotencyKey: r.idempotency_key,
+      source: 'api',
+      lateMs: null,
+      expiresAtMs: null,
+      total: r.total,
+      reserved: r.reserved,
+      purchased: r.purchased,
+      atMs: Number(r.at_ms) + 1,
     };
-    await db.sql.query(`
+    await db.sql.query(
+      `
       insert into inventory_events (sku, seq, type, quantity, code, request_id, idempotency_key, source, total, reserved, purchased, at, hash)
       values ('V-A', $1, 'rejected', $2, $3, 'forged', $4, 'api', $5, $6, $7, to_timestamp($8::double precision / 1000), $9)`,
-    [forged.seq, forged.quantity, forged.code, forged.idempotencyKey, forged.total, forged.reserved, forged.purchased, forged.atMs,
-      eventHash(r.head, 'V-A', forged)]);
+      [
+        forged.seq,
+        forged.quantity,
+        forged.code,
+        forged.idempotencyKey,
+        forged.total,
+        forged.reserved,
+        forged.purchased,
+        forged.atMs,
+        eventHash(r.head, 'V-A', forged),
+      ],
+    );
     await db.sql.query(`update products set version = version + 1 where sku = 'V-A'`);
     const report = await verifyDatabase(db.url);
     expectViolation(report, 'G2', 'V-A', /took effect twice/);
@@ -171,17 +222,23 @@ describe('secventory verify', () => {
 
   it('the CLI exits 0 on a sound database and 1, naming product and guarantee, on a broken one', async () => {
     const db = await loadedDatabase();
-    const cli = () => run(process.execPath, ['bin/secventory.js', 'verify'], {
-      cwd: repoRoot,
-      env: { ...process.env, DATABASE_URL: db.url, LOG_LEVEL: 'silent' },
-      timeout: 60_000,
-    });
+    const cli = () =>
+      run(process.execPath, ['bin/secventory.js', 'verify'], {
+        cwd: repoRoot,
+        env: { ...process.env, DATABASE_URL: db.url, LOG_LEVEL: 'silent' },
+        timeout: 60_000,
+      });
     const passed = await cli();
     expect(passed.stdout).toMatch(/^checked 3 products, \d+ events and \d+ reservations in [\d.]+ s\nOK: /);
 
     await db.sql.query(`update products set total = total + 1 where sku = 'V-A'`);
-    const failed = await cli().then(() => null, (error: { code: number; stdout: string }) => error);
+    const failed = await cli().then(
+      () => null,
+      (error: { code: number; stdout: string }) => error,
+    );
     expect(failed?.code).toBe(1);
-    expect(failed?.stdout).toMatch(/FAILED: 1 violation\n {2}G7 \(auditability\) product V-A: replaying its events gives/);
+    expect(failed?.stdout).toMatch(
+      /FAILED: 1 violation\n {2}G7 \(auditability\) product V-A: replaying its events gives/,
+    );
   });
 });

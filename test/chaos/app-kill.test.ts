@@ -2,7 +2,13 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { committedUnacknowledged, startLoad } from '../../scripts/lib/request-accounting.ts';
 import { waitUntil } from '../../scripts/lib/wait.ts';
 import {
-  chaosRigFor, chaosRounds, expectAcknowledgedDurable, expectDatabaseConsistent, itKeepsTheGuarantees, report, retryWithinMs,
+  chaosRigFor,
+  chaosRounds,
+  expectAcknowledgedDurable,
+  expectDatabaseConsistent,
+  itKeepsTheGuarantees,
+  report,
+  retryWithinMs,
 } from '../support/chaos.ts';
 
 // The app is SIGKILLed - no shutdown hook, no draining - while clients reserve and purchase.
@@ -22,12 +28,22 @@ describe('the app SIGKILLed during a reserve/purchase load, then restarted', () 
     for (let round = 0; round < chaosRounds; round++) {
       const load = startLoad(log, {
         workers: 24,
-        next: (w, i) => ({ kind: 'reserve', sku: skus[(w + i) % 3]!, key: `r${round}-${w}-${i}`, quantity: 1 + (i % 3), ttlSeconds: 600 }),
-        then: (r, w, i) => ((w + i) % 2 === 0 ? { kind: 'purchase', sku: r.sku, key: `buy-${r.id}`, reservationId: r.id } : null),
+        next: (w, i) => ({
+          kind: 'reserve',
+          sku: skus[(w + i) % 3]!,
+          key: `r${round}-${w}-${i}`,
+          quantity: 1 + (i % 3),
+          ttlSeconds: 600,
+        }),
+        then: (r, w, i) =>
+          (w + i) % 2 === 0 ? { kind: 'purchase', sku: r.sku, key: `buy-${r.id}`, reservationId: r.id } : null,
       });
       const answeredBefore = log.finalCount();
-      await waitUntil(() => log.finalCount() >= answeredBefore + answeredBeforeKill, 20_000,
-        `${answeredBeforeKill} answered requests before the kill`);
+      await waitUntil(
+        () => log.finalCount() >= answeredBefore + answeredBeforeKill,
+        20_000,
+        `${answeredBeforeKill} answered requests before the kill`,
+      );
       const pid = rig().app.pid;
       await rig().app.kill();
       await load.stop();
@@ -56,23 +72,42 @@ describe('reservations that expire while the app is down', () => {
   beforeAll(async () => {
     const { log, sql } = rig();
     const reserve = async (quantity: number, ttlSeconds: number, key: string) =>
-      (await log.acknowledged({ kind: 'reserve', sku, key, quantity, ttlSeconds })).body as { id: string; expiresAt: string };
+      (await log.acknowledged({ kind: 'reserve', sku, key, quantity, ttlSeconds })).body as {
+        id: string;
+        expiresAt: string;
+      };
     const short = await Promise.all([1, 2, 3, 4, 5].map((n) => reserve(n, 1, `short-${n}`)));
     const long = await Promise.all([1, 2].map((n) => reserve(n, 600, `long-${n}`)));
     shortIds = short.map((r) => r.id);
     longIds = long.map((r) => r.id);
     const expiresAtMs = Math.max(...short.map((r) => Date.parse(r.expiresAt)));
     await rig().app.kill();
-    await waitUntil(() => Date.now() > expiresAtMs + 500, 5_000, 'the short reservations expired while the app was down');
-    const { rows } = await sql.query(`select count(*)::int as n from reservations where id = any($1::uuid[]) and status = 'active'`, [shortIds]);
+    await waitUntil(
+      () => Date.now() > expiresAtMs + 500,
+      5_000,
+      'the short reservations expired while the app was down',
+    );
+    const { rows } = await sql.query(
+      `select count(*)::int as n from reservations where id = any($1::uuid[]) and status = 'active'`,
+      [shortIds],
+    );
     expect(rows[0].n, 'nobody was there to expire them').toBe(shortIds.length);
 
     const startedMs = performance.now();
     await rig().restartApp();
-    await waitUntil(async () => {
-      const { rows: [r] } = await sql.query(`select count(*)::int as n from reservations where id = any($1::uuid[]) and status = 'expired'`, [shortIds]);
-      return r.n === shortIds.length;
-    }, 10_000, 'the restarted app expired them');
+    await waitUntil(
+      async () => {
+        const {
+          rows: [r],
+        } = await sql.query(
+          `select count(*)::int as n from reservations where id = any($1::uuid[]) and status = 'expired'`,
+          [shortIds],
+        );
+        return r.n === shortIds.length;
+      },
+      10_000,
+      'the restarted app expired them',
+    );
     report('expiry while the app is down', { reconcileMsIncludingAppStart: performance.now() - startedMs });
   }, 60_000);
 
@@ -84,7 +119,9 @@ describe('reservations that expire while the app is down', () => {
     const inventory = await rig().log.client.send('GET', `/products/${sku}/inventory`);
     expect(inventory.body).toMatchObject({ reserved: 1 + 2, activeReservations: 2 });
     const { rows: events } = await rig().sql.query(
-      `select source, late_ms::float8 from inventory_events where type = 'expired' and reservation_id = any($1::uuid[])`, [shortIds]);
+      `select source, late_ms::float8 from inventory_events where type = 'expired' and reservation_id = any($1::uuid[])`,
+      [shortIds],
+    );
     expect(events).toHaveLength(shortIds.length);
     for (const e of events) {
       expect(e.source).toBe('sweeper');

@@ -4,7 +4,12 @@ import { createPool, inTransaction } from '../../src/persistence/database.ts';
 import { committedUnacknowledged, startLoad } from '../../scripts/lib/request-accounting.ts';
 import { sleep, waitUntil } from '../../scripts/lib/wait.ts';
 import {
-  chaosRigFor, chaosRounds, itKeepsTheGuarantees, report, retryWithinMs, shortTimeouts,
+  chaosRigFor,
+  chaosRounds,
+  itKeepsTheGuarantees,
+  report,
+  retryWithinMs,
+  shortTimeouts,
 } from '../support/chaos.ts';
 
 // An operator (or a failover, or a connection pooler) terminates the app's backends with
@@ -33,8 +38,17 @@ describe('backends terminated with pg_terminate_backend during a reserve/purchas
       for (let round = 0; round < chaosRounds; round++) {
         const load = startLoad(log, {
           workers: 16,
-          next: (w, i) => ({ kind: 'reserve', sku: skus[(w + i) % 3]!, key: `tb${round}-${w}-${i}`, quantity: 1 + (i % 2), ttlSeconds: 600 }),
-          then: (r, w) => (w % 3 === 0 ? null : { kind: w % 3 === 1 ? 'purchase' : 'cancel', sku: r.sku, key: `fin-${r.id}`, reservationId: r.id }),
+          next: (w, i) => ({
+            kind: 'reserve',
+            sku: skus[(w + i) % 3]!,
+            key: `tb${round}-${w}-${i}`,
+            quantity: 1 + (i % 2),
+            ttlSeconds: 600,
+          }),
+          then: (r, w) =>
+            w % 3 === 0
+              ? null
+              : { kind: w % 3 === 1 ? 'purchase' : 'cancel', sku: r.sku, key: `fin-${r.id}`, reservationId: r.id },
         });
         const answeredBefore = log.finalCount();
         await waitUntil(() => log.finalCount() >= answeredBefore + 50, 20_000, 'requests under way');
@@ -43,20 +57,35 @@ describe('backends terminated with pg_terminate_backend during a reserve/purchas
         while (Date.now() < stopAtMs) {
           const { rows } = await admin.query(
             `select count(*) filter (where pg_terminate_backend(pid))::int as n
-               from pg_stat_activity where application_name = 'secventory' and pid <> pg_backend_pid()`);
+               from pg_stat_activity where application_name = 'secventory' and pid <> pg_backend_pid()`,
+          );
           terminated += rows[0].n;
           await sleep(terminateEveryMs);
         }
         servedWhileTerminating += log.finalCount() - servedBefore;
         await load.stop();
         if (!rig().app.running) {
-          crashes.push(rig().app.recentOutput().split('\n').filter((l) => l.includes('"level":50') || l.includes('"level":60') || l.includes('HOOK')).join('\n'));
+          crashes.push(
+            rig()
+              .app.recentOutput()
+              .split('\n')
+              .filter((l) => l.includes('"level":50') || l.includes('"level":60') || l.includes('HOOK'))
+              .join('\n'),
+          );
           await rig().restartApp();
         }
         const retried = await log.retryOpen(retryWithinMs);
         const committedBut503 = committedUnacknowledged(retried);
         const status503 = log.answers().filter((a) => a.status === 503).length;
-        report('pg_terminate_backend', { round, backendsTerminated: terminated, servedWhileTerminating, answered503: status503, retried: retried.length, committedBut503, appCrashes: crashes.length });
+        report('pg_terminate_backend', {
+          round,
+          backendsTerminated: terminated,
+          servedWhileTerminating,
+          answered503: status503,
+          retried: retried.length,
+          committedBut503,
+          appCrashes: crashes.length,
+        });
       }
     } finally {
       await admin.end();
@@ -68,8 +97,11 @@ describe('backends terminated with pg_terminate_backend during a reserve/purchas
     expect(servedWhileTerminating).toBeGreaterThan(0);
     expect(crashes, 'the app process died').toEqual([]);
     // What it could not confirm it answered 503 storage_unavailable, never 500.
-    const failures = rig().log.answers().filter((a) => a.status !== null && a.status >= 500);
-    for (const a of failures) expect({ status: a.status, code: a.body?.code }).toEqual({ status: 503, code: 'storage_unavailable' });
+    const failures = rig()
+      .log.answers()
+      .filter((a) => a.status !== null && a.status >= 500);
+    for (const a of failures)
+      expect({ status: a.status, code: a.body?.code }).toEqual({ status: 503, code: 'storage_unavailable' });
   });
 
   itKeepsTheGuarantees(rig, skus, 'terminated backends');
@@ -81,10 +113,17 @@ describe('a backend terminated between two statements of a transaction', () => {
   // error as an 'error' event on the client; pg-pool listens for it only while the client is idle
   // in the pool. Nobody listening, the event is an uncaught exception, which stops the app.
   it('fails that transaction, and nothing escapes as an uncaught exception that would stop the app', async () => {
-    const pool = createPool({
-      connectionString: rig().db.url, poolSize: 1, connectionAcquireTimeoutMs: 5_000, statementTimeoutMs: 5_000,
-      queryTimeoutMs: 5_000, idleInTransactionTimeoutMs: 10_000,
-    }, () => {});
+    const pool = createPool(
+      {
+        connectionString: rig().db.url,
+        poolSize: 1,
+        connectionAcquireTimeoutMs: 5_000,
+        statementTimeoutMs: 5_000,
+        queryTimeoutMs: 5_000,
+        idleInTransactionTimeoutMs: 10_000,
+      },
+      () => {},
+    );
     const admin = new pg.Client({ connectionString: rig().db.adminUrl });
     await admin.connect();
     const uncaught: Error[] = [];
@@ -92,7 +131,9 @@ describe('a backend terminated between two statements of a transaction', () => {
     process.on('uncaughtException', onUncaught);
     try {
       const transaction = inTransaction(pool, 'begin', async (c) => {
-        const { rows: [{ pid }] } = await c.query('select pg_backend_pid() as pid');
+        const {
+          rows: [{ pid }],
+        } = await c.query('select pg_backend_pid() as pid');
         await admin.query('select pg_terminate_backend($1)', [pid]);
         // The backend's FATAL arrives while this client is checked out with no query running.
         await sleep(300);
@@ -113,16 +154,26 @@ describe('a backend terminated between two statements of a transaction', () => {
     // client and at once hands it to the next waiter (removing its idle 'error' listener), and only
     // then parses the FATAL - before the waiter's `await pool.connect()` has resumed to add its own.
     // Emitting the error right after release() is that sequence without the network timing.
-    const pool = createPool({
-      connectionString: rig().db.url, poolSize: 1, connectionAcquireTimeoutMs: 5_000, statementTimeoutMs: 5_000,
-      queryTimeoutMs: 5_000, idleInTransactionTimeoutMs: 10_000,
-    }, () => {});
+    const pool = createPool(
+      {
+        connectionString: rig().db.url,
+        poolSize: 1,
+        connectionAcquireTimeoutMs: 5_000,
+        statementTimeoutMs: 5_000,
+        queryTimeoutMs: 5_000,
+        idleInTransactionTimeoutMs: 10_000,
+      },
+      () => {},
+    );
     try {
       const first = await pool.connect();
       const waiting = inTransaction(pool, 'begin', async (c) => c.query('select 1'));
       first.release();
       expect(() => first.emit('error', new Error('terminating connection due to administrator command'))).not.toThrow();
-      await waiting.then(() => undefined, () => undefined);
+      await waiting.then(
+        () => undefined,
+        () => undefined,
+      );
     } finally {
       await pool.end();
     }

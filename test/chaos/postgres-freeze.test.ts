@@ -3,7 +3,12 @@ import { answeredAtMs, type Answer } from '../../scripts/lib/api-client.ts';
 import { committedUnacknowledged, startLoad } from '../../scripts/lib/request-accounting.ts';
 import { sleep, waitUntil } from '../../scripts/lib/wait.ts';
 import {
-  chaosRigFor, chaosRounds, itKeepsTheGuarantees, report, retryWithinMs, shortTimeouts,
+  chaosRigFor,
+  chaosRounds,
+  itKeepsTheGuarantees,
+  report,
+  retryWithinMs,
+  shortTimeouts,
 } from '../support/chaos.ts';
 
 // PostgreSQL is frozen (SIGSTOP to the postmaster and every backend) for a few seconds while
@@ -33,7 +38,13 @@ describe('PostgreSQL frozen with SIGSTOP for a few seconds, then SIGCONT', () =>
     for (let round = 0; round < chaosRounds; round++) {
       const load = startLoad(log, {
         workers: 16,
-        next: (w, i) => ({ kind: 'reserve', sku: skus[(w + i) % 2]!, key: `fr${round}-${w}-${i}`, quantity: 1, ttlSeconds: 600 }),
+        next: (w, i) => ({
+          kind: 'reserve',
+          sku: skus[(w + i) % 2]!,
+          key: `fr${round}-${w}-${i}`,
+          quantity: 1,
+          ttlSeconds: 600,
+        }),
         then: (r) => ({ kind: 'purchase', sku: r.sku, key: `buy-${r.id}`, reservationId: r.id }),
       });
       const answeredBefore = log.finalCount();
@@ -46,19 +57,33 @@ describe('PostgreSQL frozen with SIGSTOP for a few seconds, then SIGCONT', () =>
       db.thaw();
       const recoveryStartedMs = performance.now();
       const probe = log.start({ kind: 'reserve', sku: skus[0]!, key: `probe-${round}`, quantity: 1, ttlSeconds: 600 });
-      await waitUntil(async () => (await log.send(probe)).status === 201, recoverWithinMs, 'the app served a reservation again after SIGCONT');
+      await waitUntil(
+        async () => (await log.send(probe)).status === 201,
+        recoverWithinMs,
+        'the app served a reservation again after SIGCONT',
+      );
       const recoveryMs = performance.now() - recoveryStartedMs;
       await load.stop();
 
       for (const answer of log.answersDuring(frozenAtMs, thawedAtMs)) {
-        duringFreeze.push({ answer, waitedMs: Math.min(answeredAtMs(answer), thawedAtMs) - Math.max(answer.sentAtMs, frozenAtMs) });
+        duringFreeze.push({
+          answer,
+          waitedMs: Math.min(answeredAtMs(answer), thawedAtMs) - Math.max(answer.sentAtMs, frozenAtMs),
+        });
       }
       const retried = await log.retryOpen(retryWithinMs);
       const committedBut503 = committedUnacknowledged(retried);
       const waits = duringFreeze.map((d) => d.answer.latencyMs).sort((a, b) => a - b);
       report('PostgreSQL SIGSTOP', {
-        round, processesFrozen: pids.length, frozenMs, answersDuringFreeze: duringFreeze.length,
-        latencyMsP50: waits[Math.floor(waits.length / 2)] ?? 0, latencyMsMax: waits.at(-1) ?? 0, recoveryMs, retried: retried.length, committedBut503,
+        round,
+        processesFrozen: pids.length,
+        frozenMs,
+        answersDuringFreeze: duringFreeze.length,
+        latencyMsP50: waits[Math.floor(waits.length / 2)] ?? 0,
+        latencyMsMax: waits.at(-1) ?? 0,
+        recoveryMs,
+        retried: retried.length,
+        committedBut503,
       });
     }
   }, 180_000);

@@ -3,8 +3,14 @@ import { answeredAtMs, isFinal, type Answer } from '../../scripts/lib/api-client
 import { committedUnacknowledged, scopeOf, startLoad } from '../../scripts/lib/request-accounting.ts';
 import { sleep, waitUntil } from '../../scripts/lib/wait.ts';
 import {
-  chaosRigFor, chaosRounds, expectAcknowledgedDurable, expectDatabaseConsistent, itKeepsTheGuarantees, report,
-  retryWithinMs, shortTimeouts,
+  chaosRigFor,
+  chaosRounds,
+  expectAcknowledgedDurable,
+  expectDatabaseConsistent,
+  itKeepsTheGuarantees,
+  report,
+  retryWithinMs,
+  shortTimeouts,
 } from '../support/chaos.ts';
 
 // PostgreSQL is SIGKILLed - the postmaster and every backend at once, as in a crash - while
@@ -21,7 +27,11 @@ const recoverWithinMs = 10_000;
 async function recovered(key: string): Promise<number> {
   const { log } = rig();
   const probe = log.start({ kind: 'reserve', sku: 'PGKILL-A', key, quantity: 1, ttlSeconds: 600 });
-  return waitUntil(async () => (await log.send(probe)).status === 201, recoverWithinMs, 'the app served a reservation again');
+  return waitUntil(
+    async () => (await log.send(probe)).status === 201,
+    recoverWithinMs,
+    'the app served a reservation again',
+  );
 }
 
 describe('PostgreSQL SIGKILLed mid-purchase, then restarted on the same data directory', () => {
@@ -34,9 +44,19 @@ describe('PostgreSQL SIGKILLed mid-purchase, then restarted on the same data dir
     appPid = rig().app.pid;
     for (let round = 0; round < chaosRounds; round++) {
       // Reservations to purchase, acknowledged before anything goes wrong.
-      const toPurchase = await Promise.all(Array.from({ length: 200 }, (_, i) =>
-        log.acknowledged({ kind: 'reserve', sku: skus[i % 2]!, key: `pre-${round}-${i}`, quantity: 1, ttlSeconds: 600 })
-          .then((a) => a.body as { id: string; sku: string })));
+      const toPurchase = await Promise.all(
+        Array.from({ length: 200 }, (_, i) =>
+          log
+            .acknowledged({
+              kind: 'reserve',
+              sku: skus[i % 2]!,
+              key: `pre-${round}-${i}`,
+              quantity: 1,
+              ttlSeconds: 600,
+            })
+            .then((a) => a.body as { id: string; sku: string }),
+        ),
+      );
       let next = 0;
       const load = startLoad(log, {
         workers: 16,
@@ -66,7 +86,16 @@ describe('PostgreSQL SIGKILLed mid-purchase, then restarted on the same data dir
       const committedBut503 = committedUnacknowledged(retried);
       // How long after the kill (or after it was sent, if later) each of these was answered.
       const answerMsMax = Math.max(...thisOutage.map((a) => answeredAtMs(a) - Math.max(a.sentAtMs, killedAtMs)));
-      report('PostgreSQL SIGKILL', { round, processesKilled: pids.length, answersDuringOutage: thisOutage.length, answerMsMax, postgresRestartMs: restartMs, recoveryMs, retried: retried.length, committedBut503 });
+      report('PostgreSQL SIGKILL', {
+        round,
+        processesKilled: pids.length,
+        answersDuringOutage: thisOutage.length,
+        answerMsMax,
+        postgresRestartMs: restartMs,
+        recoveryMs,
+        retried: retried.length,
+        committedBut503,
+      });
     }
   }, 180_000);
 
@@ -91,7 +120,8 @@ describe('PostgreSQL SIGKILLed mid-purchase, then restarted on the same data dir
   it('G2: every purchase, retried or not, ends purchased: none was lost to the crash', () => {
     const purchases = rig().log.attempted.filter((e) => e.op.kind === 'purchase');
     expect(purchases.length).toBeGreaterThan(0);
-    for (const e of purchases) expect(e.answers.find(isFinal)?.body.status, `${e.op.kind} ${scopeOf(e.op)}`).toBe('purchased');
+    for (const e of purchases)
+      expect(e.answers.find(isFinal)?.body.status, `${e.op.kind} ${scopeOf(e.op)}`).toBe('purchased');
   });
 });
 
@@ -102,7 +132,10 @@ describe('reservations that expire while PostgreSQL is down', () => {
   beforeAll(async () => {
     const { log, db, sql } = rig();
     const reserve = async (quantity: number, ttlSeconds: number, key: string) =>
-      (await log.acknowledged({ kind: 'reserve', sku, key, quantity, ttlSeconds })).body as { id: string; expiresAt: string };
+      (await log.acknowledged({ kind: 'reserve', sku, key, quantity, ttlSeconds })).body as {
+        id: string;
+        expiresAt: string;
+      };
     const short = await Promise.all([1, 2, 3].map((n) => reserve(n, 1, `short-${n}`)));
     await reserve(4, 600, 'long-1');
     shortIds = short.map((r) => r.id);
@@ -111,17 +144,29 @@ describe('reservations that expire while PostgreSQL is down', () => {
     await waitUntil(() => Date.now() > expiresAtMs + 500, 5_000, 'the reservations expired while PostgreSQL was down');
     const startedMs = performance.now();
     await db.restart();
-    await waitUntil(async () => {
-      const { rows: [r] } = await sql.query(`select count(*)::int as n from reservations where id = any($1::uuid[]) and status = 'expired'`, [shortIds]);
-      return r.n === shortIds.length;
-    }, recoverWithinMs, 'the app expired them once PostgreSQL was back');
+    await waitUntil(
+      async () => {
+        const {
+          rows: [r],
+        } = await sql.query(
+          `select count(*)::int as n from reservations where id = any($1::uuid[]) and status = 'expired'`,
+          [shortIds],
+        );
+        return r.n === shortIds.length;
+      },
+      recoverWithinMs,
+      'the app expired them once PostgreSQL was back',
+    );
     report('expiry while PostgreSQL is down', { reconcileMsAfterPostgresRestart: performance.now() - startedMs });
   }, 60_000);
 
   it('G6: reservations that expired while PostgreSQL was down are expired after it is back, and their stock is available again', async () => {
     const inventory = await rig().log.client.send('GET', `/products/${sku}/inventory`);
     expect(inventory.body).toMatchObject({ reserved: 4, activeReservations: 1 });
-    const { rows } = await rig().sql.query(`select source from inventory_events where type = 'expired' and reservation_id = any($1::uuid[])`, [shortIds]);
+    const { rows } = await rig().sql.query(
+      `select source from inventory_events where type = 'expired' and reservation_id = any($1::uuid[])`,
+      [shortIds],
+    );
     expect(rows.map((r) => r.source)).toEqual(['sweeper', 'sweeper', 'sweeper']);
   });
 

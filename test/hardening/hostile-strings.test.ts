@@ -35,7 +35,9 @@ describe('text PostgreSQL cannot store as sent', () => {
   it('G7: a reason with an unpaired surrogate is 400 validation_failed naming reason; the chain still verifies', async () => {
     const before = await version('STR-1');
     const res = await t.http('POST', '/products/STR-1/stock-adjustments', {
-      key: 'adjust-surrogate', headers: { 'content-type': 'application/json' }, rawBody: '{"delta":1,"reason":"\\ud800"}',
+      key: 'adjust-surrogate',
+      headers: { 'content-type': 'application/json' },
+      rawBody: '{"delta":1,"reason":"\\ud800"}',
     });
     expectRefused(res, 'reason');
     expect(await version('STR-1')).toBe(before);
@@ -44,7 +46,8 @@ describe('text PostgreSQL cannot store as sent', () => {
 
   it('a name with an unpaired surrogate is 400 validation_failed naming name, and no product is created', async () => {
     const res = await t.http('POST', '/products', {
-      headers: { 'content-type': 'application/json' }, rawBody: '{"sku":"STR-2","name":"a\\udc00b","stock":1}',
+      headers: { 'content-type': 'application/json' },
+      rawBody: '{"sku":"STR-2","name":"a\\udc00b","stock":1}',
     });
     expectRefused(res, 'name');
     expect((await t.http('GET', '/products/STR-2')).status).toBe(404);
@@ -58,21 +61,35 @@ describe('text PostgreSQL cannot store as sent', () => {
 
   it('U+0000 in a reason is 400 validation_failed, not 500 internal_error, and changes nothing', async () => {
     const before = await version('STR-1');
-    const res = await t.http('POST', '/products/STR-1/stock-adjustments', { key: 'adjust-nul', body: { delta: 1, reason: '\u0000' } });
+    const res = await t.http('POST', '/products/STR-1/stock-adjustments', {
+      key: 'adjust-nul',
+      body: { delta: 1, reason: '\u0000' },
+    });
     expectRefused(res, 'reason');
     expect(await version('STR-1')).toBe(before);
     await expectChainVerifies();
   });
 
-  it('a path or query parameter with U+0000 or a lone surrogate\'s bytes is 400 validation_failed, never a 5xx', async () => {
+  it("a path or query parameter with U+0000 or a lone surrogate's bytes is 400 validation_failed, never a 5xx", async () => {
     const targets = [
-      '/products/%00', '/products/%00/inventory', '/products/%ED%A0%80', '/products/STR-1/events?after=%00',
-      '/products/STR-1/events?limit=%ED%A0%80', '/events?after=%00', '/events?sku=%00', '/reservations/%00',
-      '/reservations/%ED%B0%80/events', '/actors?limit=%00',
+      '/products/%00',
+      '/products/%00/inventory',
+      '/products/%ED%A0%80',
+      '/products/STR-1/events?after=%00',
+      '/products/STR-1/events?limit=%ED%A0%80',
+      '/events?after=%00',
+      '/events?sku=%00',
+      '/reservations/%00',
+      '/reservations/%ED%B0%80/events',
+      '/actors?limit=%00',
     ];
     for (const target of targets) {
       const res = await t.http('GET', target);
-      expect({ target, status: res.status, code: res.body.code }).toEqual({ target, status: 400, code: 'validation_failed' });
+      expect({ target, status: res.status, code: res.body.code }).toEqual({
+        target,
+        status: 400,
+        code: 'validation_failed',
+      });
     }
   });
 });
@@ -84,7 +101,10 @@ describe('text PostgreSQL stores as sent', () => {
     const created = await t.http('POST', '/products', { body: { sku: 'STR-4', name, stock: 5 } });
     expect(created.status).toBe(201);
     expect((await t.http('GET', '/products/STR-4')).body.name).toBe(name);
-    const adjusted = await t.http('POST', '/products/STR-4/stock-adjustments', { key: 'adjust-astral', body: { delta: 2, reason } });
+    const adjusted = await t.http('POST', '/products/STR-4/stock-adjustments', {
+      key: 'adjust-astral',
+      body: { delta: 2, reason },
+    });
     expect(adjusted.status).toBe(200);
     const events = (await t.http('GET', '/products/STR-4/events')).body.events;
     expect(events.at(-1)).toMatchObject({ type: 'stock_adjusted', reason });

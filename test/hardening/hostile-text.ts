@@ -33,7 +33,24 @@ export const hostileString = fc.oneof(
   fc.string({ maxLength: 80 }),
   fc.string({ unit: 'binary', maxLength: 40 }),
   hostileText,
-  fc.constantFrom('', ' ', '..', '../..', '%00', '%2e%2e', '%ZZ', 'é', '💥', 'a'.repeat(300), '-1', '1e309', 'NaN', 'null', '__proto__', 'constructor'),
+  fc.constantFrom(
+    '',
+    ' ',
+    '..',
+    '../..',
+    '%00',
+    '%2e%2e',
+    '%ZZ',
+    'é',
+    '💥',
+    'a'.repeat(300),
+    '-1',
+    '1e309',
+    'NaN',
+    'null',
+    '__proto__',
+    'constructor',
+  ),
 );
 
 /**

@@ -49,10 +49,18 @@ function faultOnce<K extends 'loadProduct' | 'commitBatch' | 'commitAllOrNothing
 }
 
 const reserve = (quantity: number): Command => ({
-  type: 'reserve', reservationId: randomUUID(), quantity, ttlSeconds: 600, idempotencyKey: randomUUID(), requestId: 'req',
+  type: 'reserve',
+  reservationId: randomUUID(),
+  quantity,
+  ttlSeconds: 600,
+  idempotencyKey: randomUUID(),
+  requestId: 'req',
 });
 
-async function withEngine(wrapStore: (s: Store) => Store, body: (engine: EngineInstance) => Promise<void>): Promise<void> {
+async function withEngine(
+  wrapStore: (s: Store) => Store,
+  body: (engine: EngineInstance) => Promise<void>,
+): Promise<void> {
   const engine = startEngine(db.url, new ManualClock(), { wrapStore });
   try {
     await body(engine);
@@ -103,36 +111,42 @@ describe('a broken invariant', () => {
 });
 
 describe('a broken invariant in a cart', () => {
-  it('after its commit: the cart answers internal_error, the observer hears of it, and the next cart decides '
-    + 'on what was committed', async () => {
-    const fault = faultOnce('commitAllOrNothing', (real) => async (writes) => {
-      await real.commitAllOrNothing(writes);
-      throw new TypeError('a bug after the cart commit');
-    });
-    const cart = (a: number, b: number) => ({
-      type: 'reserve' as const,
-      reservationId: randomUUID(),
-      ttlSeconds: 600,
-      idempotencyKey: randomUUID(),
-      requestId: 'req',
-      lines: [{ sku: 'INV-CART-A', quantity: a }, { sku: 'INV-CART-B', quantity: b }],
-    });
-    await withEngine(fault.wrap, async (engine) => {
-      await engine.registry.createProduct('INV-CART-A', 'x', 5, 'req');
-      await engine.registry.createProduct('INV-CART-B', 'x', 5, 'req');
-      fault.state.armed = true;
-      const first = await engine.registry.executeCart(cart(4, 4));
-      expect(fault.state.faulted).toBe(true);
-      expect(first).toMatchObject({ type: 'failed', code: 'internal_error' });
-      expect(engine.watch.violations.map((v) => v.error.message)).toEqual(['a bug after the cart commit']);
-      // The first cart did commit: 1 is left of each product.
-      const second = await engine.registry.executeCart(cart(2, 1));
-      expect(second).toMatchObject({ type: 'done', outcome: { kind: 'rejected', code: 'insufficient_stock' } });
-      const third = await engine.registry.executeCart(cart(1, 1));
-      expect(third).toMatchObject({ type: 'done', outcome: { kind: 'reservation', created: true } });
-      expect((await engine.registry.product('INV-CART-A'))?.inventory).toMatchObject({ reserved: 5, available: 0 });
-    });
-  });
+  it(
+    'after its commit: the cart answers internal_error, the observer hears of it, and the next cart decides ' +
+      'on what was committed',
+    async () => {
+      const fault = faultOnce('commitAllOrNothing', (real) => async (writes) => {
+        await real.commitAllOrNothing(writes);
+        throw new TypeError('a bug after the cart commit');
+      });
+      const cart = (a: number, b: number) => ({
+        type: 'reserve' as const,
+        reservationId: randomUUID(),
+        ttlSeconds: 600,
+        idempotencyKey: randomUUID(),
+        requestId: 'req',
+        lines: [
+          { sku: 'INV-CART-A', quantity: a },
+          { sku: 'INV-CART-B', quantity: b },
+        ],
+      });
+      await withEngine(fault.wrap, async (engine) => {
+        await engine.registry.createProduct('INV-CART-A', 'x', 5, 'req');
+        await engine.registry.createProduct('INV-CART-B', 'x', 5, 'req');
+        fault.state.armed = true;
+        const first = await engine.registry.executeCart(cart(4, 4));
+        expect(fault.state.faulted).toBe(true);
+        expect(first).toMatchObject({ type: 'failed', code: 'internal_error' });
+        expect(engine.watch.violations.map((v) => v.error.message)).toEqual(['a bug after the cart commit']);
+        // The first cart did commit: 1 is left of each product.
+        const second = await engine.registry.executeCart(cart(2, 1));
+        expect(second).toMatchObject({ type: 'done', outcome: { kind: 'rejected', code: 'insufficient_stock' } });
+        const third = await engine.registry.executeCart(cart(1, 1));
+        expect(third).toMatchObject({ type: 'done', outcome: { kind: 'reservation', created: true } });
+        expect((await engine.registry.product('INV-CART-A'))?.inventory).toMatchObject({ reserved: 5, available: 0 });
+      });
+    },
+  );
 });
 
 describe('the group commit reads its results strictly', () => {

@@ -23,7 +23,11 @@ describe('several instances on one database', () => {
     const [a] = servers;
     expect((await http(a!.url, 'POST', '/products', { body: { sku: 'STORM-1', name: 'x', stock } })).status).toBe(201);
 
-    const send = (i: number, via: number) => http(servers[via % 3]!.url, 'POST', '/products/STORM-1/reservations', { key: `storm-${i}`, body: { quantity: 1 } });
+    const send = (i: number, via: number) =>
+      http(servers[via % 3]!.url, 'POST', '/products/STORM-1/reservations', {
+        key: `storm-${i}`,
+        body: { quantity: 1 },
+      });
     let answers = await Promise.all(Array.from({ length: storm }, (_, i) => send(i, i)));
     // What was not acknowledged (503) is retried with its key through another instance.
     for (let round = 1; round <= 5 && answers.some((r) => r.status === 503); round++) {
@@ -31,15 +35,22 @@ describe('several instances on one database', () => {
     }
     const created = answers.filter((r) => r.status === 201);
     const refused = answers.filter((r) => r.status === 409 && r.body.code === 'insufficient_stock');
-    console.info(`multi-instance storm: ${created.length} created, ${refused.length} insufficient_stock, ${storm - created.length - refused.length} other`);
+    console.info(
+      `multi-instance storm: ${created.length} created, ${refused.length} insufficient_stock, ${storm - created.length - refused.length} other`,
+    );
     expect(created.length).toBe(stock);
     expect(refused.length).toBe(storm - stock);
 
     // Every acknowledged reservation is in the database, as acknowledged.
     const ids = created.map((r) => r.body.id);
-    const { rows } = await db.sql.query(`select count(*)::int as n from reservations where id = any($1::uuid[]) and status = 'active' and quantity = 1`, [ids]);
+    const { rows } = await db.sql.query(
+      `select count(*)::int as n from reservations where id = any($1::uuid[]) and status = 'active' and quantity = 1`,
+      [ids],
+    );
     expect(rows[0].n).toBe(stock);
-    const product = await db.sql.query(`select reserved::int, purchased::int, total::int from products where sku = 'STORM-1'`);
+    const product = await db.sql.query(
+      `select reserved::int, purchased::int, total::int from products where sku = 'STORM-1'`,
+    );
     expect(product.rows[0]).toEqual({ reserved: stock, purchased: 0, total: stock });
     expect(await databaseViolations(db.sql)).toEqual([]);
     const report = await verifyDatabase(db.url);

@@ -105,98 +105,127 @@ function expectOneLine(stderr: string, message: RegExp): void {
 }
 
 describe('verify and migrate beside a running service', () => {
-  it('reuse the service\'s embedded PostgreSQL and leave it running: the service stays ready and writing', async () => {
-    const dataDir = await openDataDir();
-    const server = await serve(dataDir);
-    await expectWriting(server.url, 'OPS-BEFORE');
-    const pid = postmasterPid(dataDir);
+  it(
+    "reuse the service's embedded PostgreSQL and leave it running: the service stays ready and writing",
+    async () => {
+      const dataDir = await openDataDir();
+      const server = await serve(dataDir);
+      await expectWriting(server.url, 'OPS-BEFORE');
+      const pid = postmasterPid(dataDir);
 
-    const verify = await run(['verify'], { SECVENTORY_DATA_DIR: dataDir });
-    expect(verify.code, verify.stderr).toBe(0);
-    expect(verify.stdout).toMatch(/^OK: /m);
-    const migrate = await run(['migrate'], { SECVENTORY_DATA_DIR: dataDir });
-    expect(migrate.code, migrate.stderr).toBe(0);
+      const verify = await run(['verify'], { SECVENTORY_DATA_DIR: dataDir });
+      expect(verify.code, verify.stderr).toBe(0);
+      expect(verify.stdout).toMatch(/^OK: /m);
+      const migrate = await run(['migrate'], { SECVENTORY_DATA_DIR: dataDir });
+      expect(migrate.code, migrate.stderr).toBe(0);
 
-    expect(postmasterPid(dataDir)).toBe(pid);
-    expect((await http(server.url, 'GET', '/health/ready')).status).toBe(200);
-    await expectWriting(server.url, 'OPS-AFTER');
-  }, startupMs);
+      expect(postmasterPid(dataDir)).toBe(pid);
+      expect((await http(server.url, 'GET', '/health/ready')).status).toBe(200);
+      await expectWriting(server.url, 'OPS-AFTER');
+    },
+    startupMs,
+  );
 
-  it('with no service running, migrate and verify each start PostgreSQL for themselves and stop it again', async () => {
-    const dataDir = await openDataDir();
-    const pgDir = path.join(dataDir, 'postgres');
-    for (const command of ['migrate', 'verify']) {
-      const finished = await run([command], { SECVENTORY_DATA_DIR: dataDir });
-      expect(finished.code, finished.stderr).toBe(0);
-      expect(processesWorkingIn(pgDir)).toEqual([]);
-    }
-  }, startupMs);
+  it(
+    'with no service running, migrate and verify each start PostgreSQL for themselves and stop it again',
+    async () => {
+      const dataDir = await openDataDir();
+      const pgDir = path.join(dataDir, 'postgres');
+      for (const command of ['migrate', 'verify']) {
+        const finished = await run([command], { SECVENTORY_DATA_DIR: dataDir });
+        expect(finished.code, finished.stderr).toBe(0);
+        expect(processesWorkingIn(pgDir)).toEqual([]);
+      }
+    },
+    startupMs,
+  );
 });
 
 describe('a service killed without a shutdown', () => {
-  it('leaves its PostgreSQL running, and the next start on the same directory reuses it', async () => {
-    const dataDir = await openDataDir();
-    const first = await serve(dataDir);
-    await expectWriting(first.url, 'KILLED-1');
-    const pid = postmasterPid(dataDir);
-    servers.splice(servers.indexOf(first), 1);
-    process.kill(first.pid, 'SIGKILL');
-    await waitUntil(() => first.rssBytes() === 0, 10_000, 'the killed service is gone');
-    // Only to end its memory sampling: stop() awaits an exit that a killed process has already had.
-    void first.stop();
+  it(
+    'leaves its PostgreSQL running, and the next start on the same directory reuses it',
+    async () => {
+      const dataDir = await openDataDir();
+      const first = await serve(dataDir);
+      await expectWriting(first.url, 'KILLED-1');
+      const pid = postmasterPid(dataDir);
+      servers.splice(servers.indexOf(first), 1);
+      process.kill(first.pid, 'SIGKILL');
+      await waitUntil(() => first.rssBytes() === 0, 10_000, 'the killed service is gone');
+      // Only to end its memory sampling: stop() awaits an exit that a killed process has already had.
+      void first.stop();
 
-    const second = await serve(dataDir);
-    expect(postmasterPid(dataDir)).toBe(pid);
-    expect((await http(second.url, 'GET', '/products/KILLED-1')).status).toBe(200);
-  }, startupMs);
+      const second = await serve(dataDir);
+      expect(postmasterPid(dataDir)).toBe(pid);
+      expect((await http(second.url, 'GET', '/products/KILLED-1')).status).toBe(200);
+    },
+    startupMs,
+  );
 });
 
 describe('shutdown', () => {
-  it(`ends within shutdownMsMax (${shutdownMsMax} ms) after the service's PostgreSQL was SIGKILLed`, async () => {
-    const dataDir = await openDataDir();
-    const server = await serve(dataDir);
-    await expectWriting(server.url, 'GONE-1');
-    process.kill(postmasterPid(dataDir), 'SIGKILL');
-    // Its backends notice the postmaster's death and end their connections; new ones are refused.
-    const unready = async () => (await http(server.url, 'GET', '/health/ready')).status === 503;
-    await waitUntil(unready, 20_000, 'the service saw its database go');
-    expect(await stopTimed(server)).toBeLessThan(shutdownMsMax + exitSlackMs);
-  }, startupMs);
+  it(
+    `ends within shutdownMsMax (${shutdownMsMax} ms) after the service's PostgreSQL was SIGKILLed`,
+    async () => {
+      const dataDir = await openDataDir();
+      const server = await serve(dataDir);
+      await expectWriting(server.url, 'GONE-1');
+      process.kill(postmasterPid(dataDir), 'SIGKILL');
+      // Its backends notice the postmaster's death and end their connections; new ones are refused.
+      const unready = async () => (await http(server.url, 'GET', '/health/ready')).status === 503;
+      await waitUntil(unready, 20_000, 'the service saw its database go');
+      expect(await stopTimed(server)).toBeLessThan(shutdownMsMax + exitSlackMs);
+    },
+    startupMs,
+  );
 
-  it(`ends within shutdownMsMax (${shutdownMsMax} ms) while its PostgreSQL is frozen, requests waiting`, async () => {
-    const dataDir = await openDataDir();
-    const server = await serve(dataDir);
-    await expectWriting(server.url, 'FROZEN-1');
-    for (const pid of processesWorkingIn(path.join(dataDir, 'postgres'))) process.kill(pid, 'SIGSTOP');
-    // Reserves go out until some wait in the product's mailbox behind batches stuck in the database.
-    let sent = 0;
-    await waitUntil(async () => {
-      const reserve = { key: `frozen-${sent++}`, body: { quantity: 1 } };
-      void http(server.url, 'POST', '/products/FROZEN-1/reservations', reserve).catch(() => {});
-      const { body } = await http<{ actors: { sku: string; queueDepth: number }[] }>(server.url, 'GET', '/actors');
-      return body.actors.some((a) => a.sku === 'FROZEN-1' && a.queueDepth > 0);
-    }, 20_000, 'reserves queued behind the frozen database', 100);
-    expect(await stopTimed(server)).toBeLessThan(shutdownMsMax + exitSlackMs);
-  }, startupMs);
+  it(
+    `ends within shutdownMsMax (${shutdownMsMax} ms) while its PostgreSQL is frozen, requests waiting`,
+    async () => {
+      const dataDir = await openDataDir();
+      const server = await serve(dataDir);
+      await expectWriting(server.url, 'FROZEN-1');
+      for (const pid of processesWorkingIn(path.join(dataDir, 'postgres'))) process.kill(pid, 'SIGSTOP');
+      // Reserves go out until some wait in the product's mailbox behind batches stuck in the database.
+      let sent = 0;
+      await waitUntil(
+        async () => {
+          const reserve = { key: `frozen-${sent++}`, body: { quantity: 1 } };
+          void http(server.url, 'POST', '/products/FROZEN-1/reservations', reserve).catch(() => {});
+          const { body } = await http<{ actors: { sku: string; queueDepth: number }[] }>(server.url, 'GET', '/actors');
+          return body.actors.some((a) => a.sku === 'FROZEN-1' && a.queueDepth > 0);
+        },
+        20_000,
+        'reserves queued behind the frozen database',
+        100,
+      );
+      expect(await stopTimed(server)).toBeLessThan(shutdownMsMax + exitSlackMs);
+    },
+    startupMs,
+  );
 });
 
 describe('a failed start', () => {
-  it('on a port in use exits 1 with one line naming the port, and leaves no PostgreSQL running', async () => {
-    const dataDir = await openDataDir();
-    const held = net.createServer();
-    const port = await freePort();
-    await new Promise<void>((resolve) => held.listen(port, '127.0.0.1', resolve));
-    try {
-      const start = await run(['serve'], { SECVENTORY_DATA_DIR: dataDir, PORT: String(port) });
-      expect(start.code).toBe(1);
-      expectOneLine(start.stderr, new RegExp(`^secventory: port ${port} on 127\\.0\\.0\\.1 is in use; set PORT$`));
-      // The service started PostgreSQL before it tried the port; the failed start stopped it.
-      expect(existsSync(path.join(dataDir, 'postgres', 'PG_VERSION'))).toBe(true);
-      expect(processesWorkingIn(path.join(dataDir, 'postgres'))).toEqual([]);
-    } finally {
-      held.close();
-    }
-  }, startupMs);
+  it(
+    'on a port in use exits 1 with one line naming the port, and leaves no PostgreSQL running',
+    async () => {
+      const dataDir = await openDataDir();
+      const held = net.createServer();
+      const port = await freePort();
+      await new Promise<void>((resolve) => held.listen(port, '127.0.0.1', resolve));
+      try {
+        const start = await run(['serve'], { SECVENTORY_DATA_DIR: dataDir, PORT: String(port) });
+        expect(start.code).toBe(1);
+        expectOneLine(start.stderr, new RegExp(`^secventory: port ${port} on 127\\.0\\.0\\.1 is in use; set PORT$`));
+        // The service started PostgreSQL before it tried the port; the failed start stopped it.
+        expect(existsSync(path.join(dataDir, 'postgres', 'PG_VERSION'))).toBe(true);
+        expect(processesWorkingIn(path.join(dataDir, 'postgres'))).toEqual([]);
+      } finally {
+        held.close();
+      }
+    },
+    startupMs,
+  );
 });
 
 describe('data directories in private folders', () => {
@@ -206,44 +235,58 @@ describe('data directories in private folders', () => {
     return { mode: mode & 0o7777, uid, gid };
   };
 
-  it('a data directory inside a 0700 folder (mktemp -d) works, and the folder stays 0700', async () => {
-    const folder = await mkdtemp(path.join(os.tmpdir(), 'secventory-private-'));
-    dataDirs.push(folder);
-    const before = access(folder);
-    expect(before.mode).toBe(0o700);
-    let server = await serve(folder);
-    await expectWriting(server.url, 'PRIVATE-1');
-    await stopTimed(server);
-    // Restarted on the same directory: the data is kept.
-    server = await serve(folder);
-    expect((await http(server.url, 'GET', '/products/PRIVATE-1')).status).toBe(200);
-    expect(access(folder)).toEqual(before);
-  }, startupMs);
+  it(
+    'a data directory inside a 0700 folder (mktemp -d) works, and the folder stays 0700',
+    async () => {
+      const folder = await mkdtemp(path.join(os.tmpdir(), 'secventory-private-'));
+      dataDirs.push(folder);
+      const before = access(folder);
+      expect(before.mode).toBe(0o700);
+      let server = await serve(folder);
+      await expectWriting(server.url, 'PRIVATE-1');
+      await stopTimed(server);
+      // Restarted on the same directory: the data is kept.
+      server = await serve(folder);
+      expect((await http(server.url, 'GET', '/products/PRIVATE-1')).status).toBe(200);
+      expect(access(folder)).toEqual(before);
+    },
+    startupMs,
+  );
 
   const underRoot = asRoot
     ? 'as root, a data directory under /root works, and /root stays closed to others'
     : 'as a user other than root, a data directory under /root is refused';
-  it(underRoot, async () => {
-    const before = access('/root');
-    if (!asRoot) {
-      const start = await run(['serve'], { SECVENTORY_DATA_DIR: `/root/secventory-test-${process.pid}`, PORT: '0' });
-      expect(start.code).toBe(1);
-      return;
-    }
-    const folder = await mkdtemp('/root/secventory-test-');
-    dataDirs.push(folder);
-    const server = await serve(folder);
-    await expectWriting(server.url, 'ROOT-1');
-    expect(access('/root')).toEqual(before);
-  }, startupMs);
+  it(
+    underRoot,
+    async () => {
+      const before = access('/root');
+      if (!asRoot) {
+        const start = await run(['serve'], { SECVENTORY_DATA_DIR: `/root/secventory-test-${process.pid}`, PORT: '0' });
+        expect(start.code).toBe(1);
+        return;
+      }
+      const folder = await mkdtemp('/root/secventory-test-');
+      dataDirs.push(folder);
+      const server = await serve(folder);
+      await expectWriting(server.url, 'ROOT-1');
+      expect(access('/root')).toEqual(before);
+    },
+    startupMs,
+  );
 
-  it('as a user other than root, a data directory under /root is refused with one line saying what to do', async () => {
-    // As root the command runs as `nobody`; as another user, as that user.
-    const user = asRoot ? { uid: 65534, gid: 65534 } : undefined;
-    const dataDir = `/root/secventory-test-${process.pid}`;
-    const start = await run(['serve'], { SECVENTORY_DATA_DIR: dataDir, PORT: '0' }, user);
-    expect(start.code).toBe(1);
-    expectOneLine(start.stderr,
-      /^secventory: cannot create the data directory \/root\/\S+: permission denied; set SECVENTORY_DATA_DIR/);
-  }, startupMs);
+  it(
+    'as a user other than root, a data directory under /root is refused with one line saying what to do',
+    async () => {
+      // As root the command runs as `nobody`; as another user, as that user.
+      const user = asRoot ? { uid: 65534, gid: 65534 } : undefined;
+      const dataDir = `/root/secventory-test-${process.pid}`;
+      const start = await run(['serve'], { SECVENTORY_DATA_DIR: dataDir, PORT: '0' }, user);
+      expect(start.code).toBe(1);
+      expectOneLine(
+        start.stderr,
+        /^secventory: cannot create the data directory \/root\/\S+: permission denied; set SECVENTORY_DATA_DIR/,
+      );
+    },
+    startupMs,
+  );
 });

@@ -18,13 +18,19 @@ describe('overload', () => {
     // Every request on the wire at once: 100 connections with 30 pipelined requests each
     // (idempotent + non-blocking, or undici would send one POST per connection at a time).
     const flood = new Agent({ connections: 100, pipelining: 30 });
-    const answers = await Promise.all(Array.from({ length: 3000 }, async (_, i) => {
-      const res = await request(`${t.baseUrl}/products/FLOOD-1/reservations`, {
-        method: 'POST', dispatcher: flood, idempotent: true, blocking: false,
-        headers: { 'content-type': 'application/json', 'idempotency-key': `flood-${i}` }, body: '{"quantity":1}',
-      });
-      return { status: res.statusCode, headers: res.headers, body: (await res.body.json()) as { code?: string } };
-    }));
+    const answers = await Promise.all(
+      Array.from({ length: 3000 }, async (_, i) => {
+        const res = await request(`${t.baseUrl}/products/FLOOD-1/reservations`, {
+          method: 'POST',
+          dispatcher: flood,
+          idempotent: true,
+          blocking: false,
+          headers: { 'content-type': 'application/json', 'idempotency-key': `flood-${i}` },
+          body: '{"quantity":1}',
+        });
+        return { status: res.statusCode, headers: res.headers, body: (await res.body.json()) as { code?: string } };
+      }),
+    );
     await flood.close();
     const accepted = answers.filter((a) => a.status === 201);
     const refused = answers.filter((a) => a.status === 503);
@@ -43,7 +49,10 @@ describe('overload', () => {
     expect(await databaseViolations(t.db.sql)).toEqual([]);
 
     // A refused request was not executed: retrying its key now executes it, once.
-    const retry = await t.http('POST', '/products/FLOOD-1/reservations', { key: `flood-${answers.indexOf(refused[0]!)}`, body: { quantity: 1 } });
+    const retry = await t.http('POST', '/products/FLOOD-1/reservations', {
+      key: `flood-${answers.indexOf(refused[0]!)}`,
+      body: { quantity: 1 },
+    });
     expect(retry.status).toBe(201);
     expect(retry.headers['idempotent-replayed']).toBeUndefined();
   });

@@ -34,8 +34,11 @@ function fieldValue(value: Buffer | string): Buffer {
 }
 
 function requestBytes(host: string, request: RawRequest): Buffer {
-  const head: Buffer[] = [Buffer.from(`${request.method} ${request.target} HTTP/1.1\r\nhost: ${host}\r\nconnection: close\r\n`, 'latin1')];
-  for (const [name, value] of request.headers) head.push(Buffer.from(`${name}: `, 'latin1'), fieldValue(value), Buffer.from('\r\n'));
+  const head: Buffer[] = [
+    Buffer.from(`${request.method} ${request.target} HTTP/1.1\r\nhost: ${host}\r\nconnection: close\r\n`, 'latin1'),
+  ];
+  for (const [name, value] of request.headers)
+    head.push(Buffer.from(`${name}: `, 'latin1'), fieldValue(value), Buffer.from('\r\n'));
   if (request.body !== undefined) head.push(Buffer.from(`content-length: ${request.body.length}\r\n`));
   head.push(Buffer.from('\r\n'));
   if (request.body !== undefined) head.push(request.body);

@@ -21,21 +21,36 @@ describe('resilience', () => {
       const until = Date.now() + ms;
       const statuses: number[] = [];
       while (Date.now() < until) {
-        const batch = await Promise.all(Array.from({ length: 20 }, () => http(url, 'POST', '/products/RES-1/reservations', { key: `res-${n++}`, body: { quantity: 1 } })));
+        const batch = await Promise.all(
+          Array.from({ length: 20 }, () =>
+            http(url, 'POST', '/products/RES-1/reservations', { key: `res-${n++}`, body: { quantity: 1 } }),
+          ),
+        );
         statuses.push(...batch.map((r) => r.status));
       }
       return statuses;
     };
     for (let round = 0; round < 5; round++) {
       const running = load(400);
-      await db.sql.query(`select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and application_name = 'secventory'`);
+      await db.sql.query(
+        `select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and application_name = 'secventory'`,
+      );
       const statuses = await running;
       expect(statuses.every((s) => s === 201 || s === 503)).toBe(true);
     }
     // Idle connections die too: wait until the pool holds idle ones, then kill them.
-    await db.sql.query(`select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and application_name = 'secventory'`);
-    await waitUntil(async () => (await http(url, 'GET', '/health/ready')).status === 200, 10_000, 'the service is ready again');
-    const after = await http(url, 'POST', '/products/RES-1/reservations', { key: 'after-the-storm', body: { quantity: 1 } });
+    await db.sql.query(
+      `select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and application_name = 'secventory'`,
+    );
+    await waitUntil(
+      async () => (await http(url, 'GET', '/health/ready')).status === 200,
+      10_000,
+      'the service is ready again',
+    );
+    const after = await http(url, 'POST', '/products/RES-1/reservations', {
+      key: 'after-the-storm',
+      body: { quantity: 1 },
+    });
     expect(after.status).toBe(201);
     expect(server.rssBytes()).toBeGreaterThan(0); // the process is alive
   });

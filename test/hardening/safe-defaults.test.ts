@@ -14,7 +14,12 @@ const contract = new ContractWatch();
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  const sink = new Writable({ write(chunk, _enc, done) { lines.push(String(chunk)); done(); } });
+  const sink = new Writable({
+    write(chunk, _enc, done) {
+      lines.push(String(chunk));
+      done();
+    },
+  });
   app = await startApp({
     config: loadConfig({ DATABASE_URL: db.url, PORT: '0', LOG_LEVEL: 'trace' }),
     logger: pino({ level: 'trace' }, sink),
@@ -38,13 +43,19 @@ describe('safe defaults', () => {
     await http(app.url, 'POST', '/products', { body: { sku: 'LOG-1', name: secret, stock: 1 } });
     await http(app.url, 'POST', '/products', { body: { sku: 'LOG-1', name: secret, stock: 1, extra: secret } });
     await http(app.url, 'POST', '/products/LOG-1/stock-adjustments', { key: 'k', body: { delta: 1, reason: secret } });
-    await http(app.url, 'POST', '/products', { rawBody: `{"sku": "${secret}`, headers: { 'content-type': 'application/json' } });
+    await http(app.url, 'POST', '/products', {
+      rawBody: `{"sku": "${secret}`,
+      headers: { 'content-type': 'application/json' },
+    });
     expect(lines.length).toBeGreaterThan(0);
     expect(lines.join('\n')).not.toContain(secret);
   });
 
   it('answers to malformed input carry no stack trace or SQL', async () => {
-    const res = await http(app.url, 'POST', '/products', { rawBody: '{"sku":', headers: { 'content-type': 'application/json' } });
+    const res = await http(app.url, 'POST', '/products', {
+      rawBody: '{"sku":',
+      headers: { 'content-type': 'application/json' },
+    });
     expect(res.status).toBe(400);
     expect(JSON.stringify(res.body)).not.toMatch(/\.ts:\d+|node_modules|select |insert /i);
   });

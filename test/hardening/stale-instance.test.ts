@@ -43,7 +43,11 @@ describe('an instance whose view of a product is stale', () => {
     const purchased = await b.http('POST', `/reservations/${id}/purchase`);
     expect(purchased.status).toBe(200);
     expect(purchased.body.status).toBe('purchased');
-    expect((await b.http('GET', '/products/STALE-PURCHASE/inventory')).body).toMatchObject({ reserved: 0, purchased: 1, available: 4 });
+    expect((await b.http('GET', '/products/STALE-PURCHASE/inventory')).body).toMatchObject({
+      reserved: 0,
+      purchased: 1,
+      available: 4,
+    });
   });
 
   it('G4 G7: after both, the database verifies', async () => {

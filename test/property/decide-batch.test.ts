@@ -5,13 +5,7 @@ import { decideBatch, type Base, type BatchCommand, type BatchDecision } from '.
 import { eventHash, genesisHash } from '../../src/engine/event-hash.ts';
 import { fingerprintOf, idempotencyKeyOf } from '../../src/engine/fingerprint.ts';
 import { stockAfter, type Stock } from '../../src/engine/replay.ts';
-import type {
-  Command,
-  Counters,
-  IdempotencyRecord,
-  Outcome,
-  Reservation,
-} from '../../src/engine/types.ts';
+import type { Command, Counters, IdempotencyRecord, Outcome, Reservation } from '../../src/engine/types.ts';
 
 // Pure properties of decideBatch over whole batches: no database, so many runs.
 // PROPERTY_RUNS scales them with the other property files (x20 here, 1000 by default).
@@ -44,17 +38,35 @@ interface Case {
 }
 
 const activeArb = (id: string): fc.Arbitrary<Reservation> =>
-  fc.record({ quantity: fc.integer({ min: 1, max: 10 }), ttlSeconds: fc.integer({ min: 1, max: 600 }) })
+  fc
+    .record({ quantity: fc.integer({ min: 1, max: 10 }), ttlSeconds: fc.integer({ min: 1, max: 600 }) })
     .map(({ quantity, ttlSeconds }) => ({
-      id, sku, quantity, status: 'active' as const, createdAtMs: baseMs,
-      expiresAtMs: baseMs + ttlSeconds * 1000, finishedAtMs: null, line: 0, lines: 1, purchasedQuantity: null,
+      id,
+      sku,
+      quantity,
+      status: 'active' as const,
+      createdAtMs: baseMs,
+      expiresAtMs: baseMs + ttlSeconds * 1000,
+      finishedAtMs: null,
+      line: 0,
+      lines: 1,
+      purchasedQuantity: null,
     }));
 
 const finalArb = (id: string): fc.Arbitrary<Reservation> =>
-  fc.record({ quantity: fc.integer({ min: 1, max: 10 }), status: fc.constantFrom('purchased', 'cancelled', 'expired') })
+  fc
+    .record({ quantity: fc.integer({ min: 1, max: 10 }), status: fc.constantFrom('purchased', 'cancelled', 'expired') })
     .map(({ quantity, status }) => ({
-      id, sku, quantity, status, createdAtMs: baseMs, expiresAtMs: baseMs + 60_000, finishedAtMs: baseMs + 1000,
-      line: 0, lines: 1, purchasedQuantity: status === 'purchased' ? quantity : null,
+      id,
+      sku,
+      quantity,
+      status,
+      createdAtMs: baseMs,
+      expiresAtMs: baseMs + 60_000,
+      finishedAtMs: baseMs + 1000,
+      line: 0,
+      lines: 1,
+      purchasedQuantity: status === 'purchased' ? quantity : null,
     }));
 
 /** A chain head as a product's newest event would have it. */
@@ -103,11 +115,22 @@ function commandOf(step: Step, i: number, origin: number, targets: readonly stri
   const requestId = `r${i}`;
   switch (step.type) {
     case 'reserve':
-      return { type: 'reserve', reservationId: uuid(0x100 + i), quantity: step.quantity, ttlSeconds: step.ttlSeconds,
-        idempotencyKey: step.key ?? `u${origin}`, requestId };
+      return {
+        type: 'reserve',
+        reservationId: uuid(0x100 + i),
+        quantity: step.quantity,
+        ttlSeconds: step.ttlSeconds,
+        idempotencyKey: step.key ?? `u${origin}`,
+        requestId,
+      };
     case 'adjust':
-      return { type: 'adjust', delta: step.delta, reason: 'count',
-        idempotencyKey: step.key ?? `u${origin}`, requestId };
+      return {
+        type: 'adjust',
+        delta: step.delta,
+        reason: 'count',
+        idempotencyKey: step.key ?? `u${origin}`,
+        requestId,
+      };
     case 'purchase':
     case 'cancel':
       return { type: step.type, reservationId, idempotencyKey: step.key, requestId };
@@ -121,10 +144,9 @@ function commandOf(step: Step, i: number, origin: number, targets: readonly stri
 }
 
 /** Records the database holds for pooled keys: for a payload of the batch (a retry), or for another. */
-const knownArb = fc.array(
-  fc.record({ key: fc.constantFrom(...keyPool), samePayload: fc.boolean(), pick: fc.nat() }),
-  { maxLength: 2 },
-);
+const knownArb = fc.array(fc.record({ key: fc.constantFrom(...keyPool), samePayload: fc.boolean(), pick: fc.nat() }), {
+  maxLength: 2,
+});
 
 const caseArb: fc.Arbitrary<Case> = fc
   .record({
@@ -145,9 +167,8 @@ const caseArb: fc.Arbitrary<Case> = fc
     const records = new Map<string, IdempotencyRecord>();
     for (const { key, samePayload, pick } of known) {
       const uses = batch.filter(({ command }) => idempotencyKeyOf(command) === key);
-      const fingerprint = samePayload && uses.length > 0
-        ? uses[pick % uses.length]!.fingerprint
-        : 'adjust:999:"elsewhere"';
+      const fingerprint =
+        samePayload && uses.length > 0 ? uses[pick % uses.length]!.fingerprint : 'adjust:999:"elsewhere"';
       records.set(key, { key, fingerprint, outcome: storedOutcome });
     }
     return { base, active, loaded, batch, known: records, nowMs };
@@ -179,7 +200,7 @@ function countersAfter(c: Case, d: BatchDecision): Counters {
 // ---------------------------------------------------------------------------------------------
 
 describe('decideBatch', () => {
-  test.prop([caseArb], params)('G7: replaying the write\'s events from the base counters gives its counters', (c) => {
+  test.prop([caseArb], params)("G7: replaying the write's events from the base counters gives its counters", (c) => {
     const d = decided(c);
     const events = d.write?.events ?? [];
     let stock = stockOf(c.base.counters);
@@ -214,7 +235,7 @@ describe('decideBatch', () => {
   });
 
   const replayOrRefuse =
-    'G2: one result per command; a key\'s later uses replay its first outcome or are idempotency_key_reused';
+    "G2: one result per command; a key's later uses replay its first outcome or are idempotency_key_reused";
   test.prop([caseArb], params)(replayOrRefuse, (c) => {
     const d = decided(c);
     expect(d.results).toHaveLength(c.batch.length);
@@ -247,7 +268,7 @@ describe('decideBatch', () => {
     expect((d.write?.idempotency ?? []).map((r) => r.key)).toEqual(rememberedInBatch);
   });
 
-  test.prop([caseArb], params)('G7: each event hashes onto the one before it, the first onto the base\'s head', (c) => {
+  test.prop([caseArb], params)("G7: each event hashes onto the one before it, the first onto the base's head", (c) => {
     const d = decided(c);
     if (d.write !== null) {
       expect(d.write.versionBefore).toBe(c.base.counters.version);

@@ -3,7 +3,15 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/engine/clock.ts';
 import { stockMax } from '../../src/engine/limits.ts';
-import type { Command, CommandResult, FailureCode, Outcome, RejectionCode, ReservationStatus, ReservationView } from '../../src/engine/types.ts';
+import type {
+  Command,
+  CommandResult,
+  FailureCode,
+  Outcome,
+  RejectionCode,
+  ReservationStatus,
+  ReservationView,
+} from '../../src/engine/types.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { startEngine, type EngineInstance } from '../support/engine.ts';
 import { databaseViolations } from '../../scripts/lib/oracle.ts';
@@ -78,11 +86,21 @@ const iso = (ms: number) => new Date(ms).toISOString();
 const unknownReservationId = '00000000-0000-4000-8000-000000000000';
 
 function lineOf(r: ModelReservation): ReservationView['lines'][number] {
-  return r.status === 'purchased' ? { sku: r.sku, quantity: r.quantity, purchasedQuantity: r.quantity } : { sku: r.sku, quantity: r.quantity };
+  return r.status === 'purchased'
+    ? { sku: r.sku, quantity: r.quantity, purchasedQuantity: r.quantity }
+    : { sku: r.sku, quantity: r.quantity };
 }
 
 function viewOf(r: ModelReservation): ReservationView {
-  const view: ReservationView = { id: r.id, sku: r.sku, quantity: r.quantity, lines: [lineOf(r)], status: r.status, createdAt: iso(r.createdAtMs), expiresAt: iso(r.expiresAtMs) };
+  const view: ReservationView = {
+    id: r.id,
+    sku: r.sku,
+    quantity: r.quantity,
+    lines: [lineOf(r)],
+    status: r.status,
+    createdAt: iso(r.createdAtMs),
+    expiresAt: iso(r.expiresAtMs),
+  };
   if (r.status === 'purchased') view.purchasedAt = iso(r.finishedAtMs!);
   if (r.status === 'cancelled') view.cancelledAt = iso(r.finishedAtMs!);
   if (r.status === 'expired') view.expiredAt = iso(r.finishedAtMs!);
@@ -130,8 +148,13 @@ function modelDecide(m: Model, p: ModelProduct, command: Exclude<Command, { type
       p.version++;
       if (p.total - p.reserved - p.purchased < command.quantity) return rejected('insufficient_stock');
       const r: ModelReservation = {
-        id: command.reservationId, sku: p.sku, quantity: command.quantity, status: 'active',
-        createdAtMs: now, expiresAtMs: now + command.ttlSeconds * 1000, finishedAtMs: null,
+        id: command.reservationId,
+        sku: p.sku,
+        quantity: command.quantity,
+        status: 'active',
+        createdAtMs: now,
+        expiresAtMs: now + command.ttlSeconds * 1000,
+        finishedAtMs: null,
       };
       m.reservations.push(r);
       p.reserved += r.quantity;
@@ -144,8 +167,13 @@ function modelDecide(m: Model, p: ModelProduct, command: Exclude<Command, { type
       if (totalAfter > stockMax) return rejected('stock_limit_exceeded');
       p.total = totalAfter;
       const inventory = {
-        sku: p.sku, total: p.total, reserved: p.reserved, purchased: p.purchased,
-        available: p.total - p.reserved - p.purchased, activeReservations: activeCount(m, p.sku), version: p.version,
+        sku: p.sku,
+        total: p.total,
+        reserved: p.reserved,
+        purchased: p.purchased,
+        available: p.total - p.reserved - p.purchased,
+        activeReservations: activeCount(m, p.sku),
+        version: p.version,
       };
       return { kind: 'inventory', inventory };
     }
@@ -237,7 +265,12 @@ function expectResult(actual: CommandResult, expected: Expected, what: string): 
 }
 
 /** After a fresh keyed command: remember what the engine really answered, for its replays. */
-function rememberReal(m: Model, sku: string, command: Exclude<Command, { type: 'expire' }>, actual: CommandResult): void {
+function rememberReal(
+  m: Model,
+  sku: string,
+  command: Exclude<Command, { type: 'expire' }>,
+  actual: CommandResult,
+): void {
   if (command.idempotencyKey === null || actual.type !== 'done' || actual.replayed) return;
   m.records.set(recordKey(sku, command.idempotencyKey), { sku, command, outcome: actual.outcome });
 }
@@ -249,18 +282,26 @@ async function checkWorld(m: Model, w: World): Promise<void> {
   expect(await databaseViolations(db.sql, skus)).toEqual([]);
 
   const { rows: products } = await db.sql.query(
-    `select sku, total::float8, reserved::float8, purchased::float8, version::float8 from products where sku = any($1::text[]) order by sku`, [skus]);
-  const expected = [...m.products.values()].sort((a, b) => a.sku.localeCompare(b.sku))
+    `select sku, total::float8, reserved::float8, purchased::float8, version::float8 from products where sku = any($1::text[]) order by sku`,
+    [skus],
+  );
+  const expected = [...m.products.values()]
+    .sort((a, b) => a.sku.localeCompare(b.sku))
     .map(({ sku, total, reserved, purchased, version }) => ({ sku, total, reserved, purchased, version }));
   expect(products, 'product rows equal the model').toEqual(expected);
 
   const { rows: reservations } = await db.sql.query(
-    `select id::text, status, (extract(epoch from finished_at) * 1000)::float8 as finished_at_ms from reservations where sku = any($1::text[]) order by id`, [skus]);
-  const expectedReservations = m.reservations.map((r) => ({ id: r.id, status: r.status, finished_at_ms: r.finishedAtMs }))
+    `select id::text, status, (extract(epoch from finished_at) * 1000)::float8 as finished_at_ms from reservations where sku = any($1::text[]) order by id`,
+    [skus],
+  );
+  const expectedReservations = m.reservations
+    .map((r) => ({ id: r.id, status: r.status, finished_at_ms: r.finishedAtMs }))
     .sort((a, b) => (a.id < b.id ? -1 : 1));
   expect(reservations, 'reservation rows equal the model').toEqual(expectedReservations);
 
-  const { rows: [records] } = await db.sql.query(`select count(*)::int as n from idempotency_records where sku = any($1::text[])`, [skus]);
+  const {
+    rows: [records],
+  } = await db.sql.query(`select count(*)::int as n from idempotency_records where sku = any($1::text[])`, [skus]);
   expect(records.n, 'one idempotency record per answered key').toBe(m.records.size);
 
   // Reads through either instance are real-time (the actor checks the committed version).
@@ -268,8 +309,13 @@ async function checkWorld(m: Model, w: World): Promise<void> {
     for (const p of m.products.values()) {
       const read = await instance.registry.product(p.sku);
       expect(read?.inventory, `inventory of ${p.sku} read through instance ${i}`).toEqual({
-        sku: p.sku, total: p.total, reserved: p.reserved, purchased: p.purchased,
-        available: p.total - p.reserved - p.purchased, activeReservations: activeCount(m, p.sku), version: p.version,
+        sku: p.sku,
+        total: p.total,
+        reserved: p.reserved,
+        purchased: p.purchased,
+        available: p.total - p.reserved - p.purchased,
+        activeReservations: activeCount(m, p.sku),
+        version: p.version,
       });
     }
   }
@@ -298,7 +344,10 @@ abstract class Step implements EngineCommand {
 }
 
 class CreateProduct extends Step {
-  constructor(readonly letter: Letter, readonly stock: number) {
+  constructor(
+    readonly letter: Letter,
+    readonly stock: number,
+  ) {
     super();
   }
   describe() {
@@ -314,12 +363,22 @@ class CreateProduct extends Step {
     const p = m.products.get(sku)!;
     expect(result.type, this.describe()).toBe(existing === undefined ? 'created' : 'exists');
     const { total, reserved, purchased, version } = result.product.counters;
-    expect({ total, reserved, purchased, version }).toEqual({ total: p.total, reserved: p.reserved, purchased: p.purchased, version: p.version });
+    expect({ total, reserved, purchased, version }).toEqual({
+      total: p.total,
+      reserved: p.reserved,
+      purchased: p.purchased,
+      version: p.version,
+    });
   }
 }
 
 class Reserve extends Step {
-  constructor(readonly letter: Letter, readonly quantity: number, readonly ttlSeconds: number, readonly via: number) {
+  constructor(
+    readonly letter: Letter,
+    readonly quantity: number,
+    readonly ttlSeconds: number,
+    readonly via: number,
+  ) {
     super();
   }
   describe() {
@@ -328,7 +387,14 @@ class Reserve extends Step {
   async apply(m: Model, w: World) {
     const sku = w.sku(this.letter);
     const key = `k${++m.keySeq}`;
-    const command = { type: 'reserve', reservationId: randomUUID(), quantity: this.quantity, ttlSeconds: this.ttlSeconds, idempotencyKey: key, requestId: 'req' } as const;
+    const command = {
+      type: 'reserve',
+      reservationId: randomUUID(),
+      quantity: this.quantity,
+      ttlSeconds: this.ttlSeconds,
+      idempotencyKey: key,
+      requestId: 'req',
+    } as const;
     this.note = key;
     const expected = modelExecute(m, sku, command);
     const actual = await w.instances[this.via]!.registry.execute(sku, command);
@@ -338,7 +404,12 @@ class Reserve extends Step {
 }
 
 class Finish extends Step {
-  constructor(readonly action: 'purchase' | 'cancel', readonly pick: number, readonly keyed: boolean, readonly via: number) {
+  constructor(
+    readonly action: 'purchase' | 'cancel',
+    readonly pick: number,
+    readonly keyed: boolean,
+    readonly via: number,
+  ) {
     super();
   }
   describe() {
@@ -351,7 +422,8 @@ class Finish extends Step {
     const key = this.keyed ? `k${++m.keySeq}` : null;
     const command = { type: this.action, reservationId: id, idempotencyKey: key, requestId: 'req' } as const;
     this.note = `${id.slice(0, 8)}${key === null ? '' : ` ${key}`}`;
-    const expected: Expected = r === undefined ? { type: 'failed', code: 'reservation_not_found' } : modelExecute(m, r.sku, command);
+    const expected: Expected =
+      r === undefined ? { type: 'failed', code: 'reservation_not_found' } : modelExecute(m, r.sku, command);
     const actual = await w.instances[this.via]!.registry.executeOnReservation(id, command);
     expectResult(actual, expected, this.toString());
     if (r !== undefined) rememberReal(m, r.sku, command, actual);
@@ -359,7 +431,11 @@ class Finish extends Step {
 }
 
 class Adjust extends Step {
-  constructor(readonly letter: Letter, readonly delta: number, readonly via: number) {
+  constructor(
+    readonly letter: Letter,
+    readonly delta: number,
+    readonly via: number,
+  ) {
     super();
   }
   describe() {
@@ -368,7 +444,13 @@ class Adjust extends Step {
   async apply(m: Model, w: World) {
     const sku = w.sku(this.letter);
     const key = `k${++m.keySeq}`;
-    const command = { type: 'adjust', delta: this.delta, reason: 'count', idempotencyKey: key, requestId: 'req' } as const;
+    const command = {
+      type: 'adjust',
+      delta: this.delta,
+      reason: 'count',
+      idempotencyKey: key,
+      requestId: 'req',
+    } as const;
     this.note = key;
     const expected = modelExecute(m, sku, command);
     const actual = await w.instances[this.via]!.registry.execute(sku, command);
@@ -382,7 +464,12 @@ function rememberedAt(m: Readonly<Model>, pick: number): Remembered | undefined 
   return all[pick % Math.max(all.length, 1)];
 }
 
-async function send(w: World, via: number, sku: string, command: Exclude<Command, { type: 'expire' }>): Promise<CommandResult> {
+async function send(
+  w: World,
+  via: number,
+  sku: string,
+  command: Exclude<Command, { type: 'expire' }>,
+): Promise<CommandResult> {
   const registry = w.instances[via]!.registry;
   return command.type === 'purchase' || command.type === 'cancel'
     ? registry.executeOnReservation(command.reservationId, command)
@@ -391,7 +478,10 @@ async function send(w: World, via: number, sku: string, command: Exclude<Command
 
 /** G2: the same request with the same key again - the stored answer, and nothing changes. */
 class Replay extends Step {
-  constructor(readonly pick: number, readonly via: number) {
+  constructor(
+    readonly pick: number,
+    readonly via: number,
+  ) {
     super();
   }
   override check(m: Readonly<Model>) {
@@ -403,7 +493,8 @@ class Replay extends Step {
   async apply(m: Model, w: World) {
     const prior = rememberedAt(m, this.pick)!;
     // Like the API, a retried reserve comes with a fresh reservation id; the key decides.
-    const command = prior.command.type === 'reserve' ? { ...prior.command, reservationId: randomUUID() } : prior.command;
+    const command =
+      prior.command.type === 'reserve' ? { ...prior.command, reservationId: randomUUID() } : prior.command;
     this.note = `${command.type} ${command.idempotencyKey}`;
     const expected = modelExecute(m, prior.sku, command);
     expect(expected).toEqual({ type: 'done', replayed: true, outcome: prior.outcome });
@@ -413,7 +504,10 @@ class Replay extends Step {
 
 /** The same key with a different payload: idempotency_key_reused, and nothing changes. */
 class ReuseKey extends Step {
-  constructor(readonly pick: number, readonly via: number) {
+  constructor(
+    readonly pick: number,
+    readonly via: number,
+  ) {
     super();
   }
   override check(m: Readonly<Model>) {
@@ -426,9 +520,11 @@ class ReuseKey extends Step {
     const prior = rememberedAt(m, this.pick)!;
     const c = prior.command;
     const command: Exclude<Command, { type: 'expire' }> =
-      c.type === 'reserve' ? { ...c, reservationId: randomUUID(), quantity: c.quantity + 1 }
-      : c.type === 'adjust' ? { ...c, delta: c.delta === -1 ? 1 : c.delta + 1 }
-      : { ...c, type: c.type === 'purchase' ? 'cancel' : 'purchase' };
+      c.type === 'reserve'
+        ? { ...c, reservationId: randomUUID(), quantity: c.quantity + 1 }
+        : c.type === 'adjust'
+          ? { ...c, delta: c.delta === -1 ? 1 : c.delta + 1 }
+          : { ...c, type: c.type === 'purchase' ? 'cancel' : 'purchase' };
     this.note = `${command.type} ${command.idempotencyKey}`;
     const expected = modelExecute(m, prior.sku, command);
     expect(expected).toEqual({ type: 'failed', code: 'idempotency_key_reused' });
@@ -438,7 +534,12 @@ class ReuseKey extends Step {
 
 /** Keys are scoped to a product: a key answered on one product is a new key on another. */
 class KeyOnOtherProduct extends Step {
-  constructor(readonly pick: number, readonly letter: Letter, readonly quantity: number, readonly via: number) {
+  constructor(
+    readonly pick: number,
+    readonly letter: Letter,
+    readonly quantity: number,
+    readonly via: number,
+  ) {
     super();
   }
   override check(m: Readonly<Model>) {
@@ -450,8 +551,16 @@ class KeyOnOtherProduct extends Step {
   async apply(m: Model, w: World) {
     const prior = rememberedAt(m, this.pick)!;
     const letters: Letter[] = ['A', 'B', 'C'];
-    const sku = w.sku(this.letter) === prior.sku ? w.sku(letters[(letters.indexOf(this.letter) + 1) % 3]!) : w.sku(this.letter);
-    const command = { type: 'reserve', reservationId: randomUUID(), quantity: this.quantity, ttlSeconds: 60, idempotencyKey: prior.command.idempotencyKey!, requestId: 'req' } as const;
+    const sku =
+      w.sku(this.letter) === prior.sku ? w.sku(letters[(letters.indexOf(this.letter) + 1) % 3]!) : w.sku(this.letter);
+    const command = {
+      type: 'reserve',
+      reservationId: randomUUID(),
+      quantity: this.quantity,
+      ttlSeconds: 60,
+      idempotencyKey: prior.command.idempotencyKey!,
+      requestId: 'req',
+    } as const;
     this.note = `${command.idempotencyKey} on ${sku.slice(-1)}`;
     const expected = modelExecute(m, sku, command);
     const actual = await w.instances[this.via]!.registry.execute(sku, command);
@@ -475,7 +584,10 @@ class Advance extends Step {
 
 /** Moves the clock to just before, at or just after an active reservation's expiry: the boundary. */
 class AdvanceToExpiry extends Step {
-  constructor(readonly pick: number, readonly offsetMs: -1 | 0 | 1) {
+  constructor(
+    readonly pick: number,
+    readonly offsetMs: -1 | 0 | 1,
+  ) {
     super();
   }
   private target(m: Readonly<Model>): number | undefined {
@@ -537,11 +649,29 @@ const via = fc.constantFrom(0, 1);
 const pick = fc.nat(64);
 const commandArbitraries = [
   fc.tuple(letter, fc.integer({ min: 0, max: 20 })).map(([l, stock]) => new CreateProduct(l, stock)),
-  fc.tuple(letter, fc.integer({ min: 1, max: 8 }), fc.integer({ min: 1, max: 300 }), via).map(([l, q, ttl, v]) => new Reserve(l, q, ttl, v)),
-  fc.tuple(letter, fc.integer({ min: 1, max: 8 }), fc.integer({ min: 1, max: 300 }), via).map(([l, q, ttl, v]) => new Reserve(l, q, ttl, v)),
-  fc.tuple(fc.constantFrom<'purchase' | 'cancel'>('purchase', 'cancel'), pick, fc.boolean(), via).map(([a, p, k, v]) => new Finish(a, p, k, v)),
-  fc.tuple(fc.constantFrom<'purchase' | 'cancel'>('purchase', 'cancel'), pick, fc.boolean(), via).map(([a, p, k, v]) => new Finish(a, p, k, v)),
-  fc.tuple(letter, fc.oneof({ weight: 5, arbitrary: fc.integer({ min: -15, max: -1 }) }, { weight: 5, arbitrary: fc.integer({ min: 1, max: 15 }) }, { weight: 1, arbitrary: fc.constant(stockMax) }), via).map(([l, d, v]) => new Adjust(l, d, v)),
+  fc
+    .tuple(letter, fc.integer({ min: 1, max: 8 }), fc.integer({ min: 1, max: 300 }), via)
+    .map(([l, q, ttl, v]) => new Reserve(l, q, ttl, v)),
+  fc
+    .tuple(letter, fc.integer({ min: 1, max: 8 }), fc.integer({ min: 1, max: 300 }), via)
+    .map(([l, q, ttl, v]) => new Reserve(l, q, ttl, v)),
+  fc
+    .tuple(fc.constantFrom<'purchase' | 'cancel'>('purchase', 'cancel'), pick, fc.boolean(), via)
+    .map(([a, p, k, v]) => new Finish(a, p, k, v)),
+  fc
+    .tuple(fc.constantFrom<'purchase' | 'cancel'>('purchase', 'cancel'), pick, fc.boolean(), via)
+    .map(([a, p, k, v]) => new Finish(a, p, k, v)),
+  fc
+    .tuple(
+      letter,
+      fc.oneof(
+        { weight: 5, arbitrary: fc.integer({ min: -15, max: -1 }) },
+        { weight: 5, arbitrary: fc.integer({ min: 1, max: 15 }) },
+        { weight: 1, arbitrary: fc.constant(stockMax) },
+      ),
+      via,
+    )
+    .map(([l, d, v]) => new Adjust(l, d, v)),
   fc.tuple(pick, via).map(([p, v]) => new Replay(p, v)),
   fc.tuple(pick, via).map(([p, v]) => new ReuseKey(p, v)),
   fc.tuple(pick, letter, fc.integer({ min: 1, max: 4 }), via).map(([p, l, q, v]) => new KeyOnOtherProduct(p, l, q, v)),
@@ -554,28 +684,43 @@ const commandArbitraries = [
 
 /** The stock of A and B, created before the commands run. */
 class InitialStocks {
-  constructor(readonly a: number, readonly b: number) {}
+  constructor(
+    readonly a: number,
+    readonly b: number,
+  ) {}
   [fc.toStringMethod](): string {
     return `create A stock=${this.a}, create B stock=${this.b}`;
   }
 }
-const initialStocks = fc.tuple(fc.integer({ min: 0, max: 20 }), fc.integer({ min: 0, max: 20 })).map(([a, b]) => new InitialStocks(a, b));
+const initialStocks = fc
+  .tuple(fc.integer({ min: 0, max: 20 }), fc.integer({ min: 0, max: 20 }))
+  .map(([a, b]) => new InitialStocks(a, b));
 
 describe('engine model', () => {
   it('G1 G2 G3 G4 G6 G7: any sequence of commands, clock moves, sweeps, restarts and a second instance keeps the engine equal to the model and the database consistent', async () => {
     await fc.assert(
-      fc.asyncProperty(initialStocks, fc.commands(commandArbitraries, { maxCommands: commandsMax, size: 'max' }), async (stocks, commands) => {
-        const world = new World();
-        try {
-          const model: Model = { nowMs: world.clock.nowMs(), products: new Map(), reservations: [], records: new Map(), keySeq: 0 };
-          // A and B exist from the start, so most commands meet a product; C only when created.
-          await new CreateProduct('A', stocks.a).run(model, world);
-          await new CreateProduct('B', stocks.b).run(model, world);
-          await fc.asyncModelRun(() => ({ model, real: world }), commands);
-        } finally {
-          await world.stop();
-        }
-      }),
+      fc.asyncProperty(
+        initialStocks,
+        fc.commands(commandArbitraries, { maxCommands: commandsMax, size: 'max' }),
+        async (stocks, commands) => {
+          const world = new World();
+          try {
+            const model: Model = {
+              nowMs: world.clock.nowMs(),
+              products: new Map(),
+              reservations: [],
+              records: new Map(),
+              keySeq: 0,
+            };
+            // A and B exist from the start, so most commands meet a product; C only when created.
+            await new CreateProduct('A', stocks.a).run(model, world);
+            await new CreateProduct('B', stocks.b).run(model, world);
+            await fc.asyncModelRun(() => ({ model, real: world }), commands);
+          } finally {
+            await world.stop();
+          }
+        },
+      ),
       { numRuns, seed, path, verbose: 1 },
     );
   }, 600_000);

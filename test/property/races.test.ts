@@ -43,21 +43,23 @@ class StorageGate {
 
   /** Wraps every method of a store so that it starts only when the scheduler says so. */
   wrap(instance: string): (store: Store) => Store {
-    return (store) => new Proxy(store, {
-      get: (target, property, receiver) => {
-        const value = Reflect.get(target, property, receiver);
-        if (typeof value !== 'function') return value;
-        return async (...args: unknown[]) => {
-          if (this.enabled) await this.s.schedule(Promise.resolve(), `${instance}.${String(property)}(${describeArgs(args)})`);
-          this.inFlight++;
-          try {
-            return await value.apply(target, args);
-          } finally {
-            this.inFlight--;
-          }
-        };
-      },
-    });
+    return (store) =>
+      new Proxy(store, {
+        get: (target, property, receiver) => {
+          const value = Reflect.get(target, property, receiver);
+          if (typeof value !== 'function') return value;
+          return async (...args: unknown[]) => {
+            if (this.enabled)
+              await this.s.schedule(Promise.resolve(), `${instance}.${String(property)}(${describeArgs(args)})`);
+            this.inFlight++;
+            try {
+              return await value.apply(target, args);
+            } finally {
+              this.inFlight--;
+            }
+          };
+        },
+      });
   }
 }
 
@@ -84,7 +86,10 @@ async function settle(gate: StorageGate): Promise<void> {
 /** Runs `work` to its end, releasing one gated storage call at a time in the scheduler's order. */
 async function drive<T>(s: fc.Scheduler, gate: StorageGate, work: Promise<T>): Promise<T> {
   let settled = false;
-  work.then(() => (settled = true), () => (settled = true));
+  work.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
   for (let turn = 0; turn < turnsMax; turn++) {
     await settle(gate);
     if (settled) return work;
@@ -95,7 +100,11 @@ async function drive<T>(s: fc.Scheduler, gate: StorageGate, work: Promise<T>): P
 }
 
 /** A client that retries a 503 with the same command (and so the same key), as docs/API.md allows. */
-async function driveRetrying(s: fc.Scheduler, gate: StorageGate, send: () => Promise<CommandResult>): Promise<CommandResult> {
+async function driveRetrying(
+  s: fc.Scheduler,
+  gate: StorageGate,
+  send: () => Promise<CommandResult>,
+): Promise<CommandResult> {
   let result = await drive(s, gate, send());
   for (let i = 0; i < retriesMax && result.type === 'failed' && result.code === 'storage_unavailable'; i++) {
     result = await drive(s, gate, send());
@@ -112,11 +121,16 @@ class Race {
   readonly instances: EngineInstance[];
   readonly sku = `race-${randomUUID().slice(0, 8)}`;
 
-  constructor(private readonly s: fc.Scheduler, batchSizeMax: number, startMs = Date.parse('2026-01-01T00:00:00Z')) {
+  constructor(
+    private readonly s: fc.Scheduler,
+    batchSizeMax: number,
+    startMs = Date.parse('2026-01-01T00:00:00Z'),
+  ) {
     this.clock = new ManualClock(startMs);
     this.gate = new StorageGate(s);
     this.instances = ['A', 'B'].map((name) =>
-      startEngine(db.url, this.clock, { settings: { batchSizeMax }, wrapStore: this.gate.wrap(name), poolSize: 3 }));
+      startEngine(db.url, this.clock, { settings: { batchSizeMax }, wrapStore: this.gate.wrap(name), poolSize: 3 }),
+    );
   }
 
   send(via: number, command: Exclude<Command, { type: 'expire' }>): Promise<CommandResult> {
@@ -141,8 +155,12 @@ class Race {
   async expectConsistent(): Promise<void> {
     this.gate.enabled = false;
     expect(await databaseViolations(db.sql, [this.sku])).toEqual([]);
-    const { rows: [row] } = await db.sql.query(
-      `select total::float8, reserved::float8, purchased::float8, version::float8 from products where sku = $1`, [this.sku]);
+    const {
+      rows: [row],
+    } = await db.sql.query(
+      `select total::float8, reserved::float8, purchased::float8, version::float8 from products where sku = $1`,
+      [this.sku],
+    );
     for (const instance of this.instances) {
       const read = await instance.registry.product(this.sku);
       expect(read?.inventory).toMatchObject(row);
@@ -162,12 +180,18 @@ function reserveCommand(quantity: number, key: string, ttlSeconds = 600): Extrac
 }
 
 async function eventsWithKey(sku: string, key: string): Promise<string[]> {
-  const { rows } = await db.sql.query(`select type from inventory_events where sku = $1 and idempotency_key = $2 order by seq`, [sku, key]);
+  const { rows } = await db.sql.query(
+    `select type from inventory_events where sku = $1 and idempotency_key = $2 order by seq`,
+    [sku, key],
+  );
   return rows.map((r) => r.type);
 }
 
 async function storedOutcome(sku: string, key: string): Promise<Outcome[]> {
-  const { rows } = await db.sql.query(`select outcome from idempotency_records where sku = $1 and key = $2`, [sku, key]);
+  const { rows } = await db.sql.query(`select outcome from idempotency_records where sku = $1 and key = $2`, [
+    sku,
+    key,
+  ]);
   return rows.map((r) => r.outcome);
 }
 
@@ -206,14 +230,24 @@ function commandsOf(ops: readonly Op[], existing: readonly string[]): Sent[] {
     if (o.op === 'duplicate') {
       const keyed = sent.filter((x) => x.command.idempotencyKey !== null);
       const original = keyed[o.pick % Math.max(keyed.length, 1)]?.command;
-      if (original !== undefined) sent.push({ via: o.via, command: original.type === 'reserve' ? { ...original, reservationId: randomUUID() } : original });
+      if (original !== undefined)
+        sent.push({
+          via: o.via,
+          command: original.type === 'reserve' ? { ...original, reservationId: randomUUID() } : original,
+        });
     } else if (o.op === 'reserve') {
       sent.push({ via: o.via, command: reserveCommand(o.quantity, `k${i}`) });
     } else if (o.op === 'adjust') {
-      sent.push({ via: o.via, command: { type: 'adjust', delta: o.delta, reason: 'count', idempotencyKey: `k${i}`, requestId: 'req' } });
+      sent.push({
+        via: o.via,
+        command: { type: 'adjust', delta: o.delta, reason: 'count', idempotencyKey: `k${i}`, requestId: 'req' },
+      });
     } else if (existing.length > 0) {
       const id = existing[o.pick % existing.length]!;
-      sent.push({ via: o.via, command: { type: o.op, reservationId: id, idempotencyKey: o.keyed ? `k${i}` : null, requestId: 'req' } });
+      sent.push({
+        via: o.via,
+        command: { type: o.op, reservationId: id, idempotencyKey: o.keyed ? `k${i}` : null, requestId: 'req' },
+      });
     }
   });
   return sent;
@@ -224,7 +258,12 @@ function commandsOf(ops: readonly Op[], existing: readonly string[]): Sent[] {
  * every acknowledged purchase or cancel is the status the database holds; every key has one
  * stored answer, which every request with that key got, and at most one event.
  */
-async function expectEachOnce(race: Race, existing: readonly string[], sent: readonly Sent[], outcomes: readonly Outcome[]): Promise<void> {
+async function expectEachOnce(
+  race: Race,
+  existing: readonly string[],
+  sent: readonly Sent[],
+  outcomes: readonly Outcome[],
+): Promise<void> {
   const created = outcomes.flatMap((o) => (o.kind === 'reservation' && o.created ? [o.reservation.id] : []));
   const { rows } = await db.sql.query(`select id::text, status from reservations where sku = $1`, [race.sku]);
   expect(rows.map((r) => r.id).sort()).toEqual([...new Set([...existing, ...created])].sort());
@@ -233,13 +272,16 @@ async function expectEachOnce(race: Race, existing: readonly string[], sent: rea
   for (const [i, o] of outcomes.entries()) {
     const command = sent[i]!.command;
     if ((command.type === 'purchase' || command.type === 'cancel') && o.kind === 'reservation') {
-      expect(statusOf.get(command.reservationId), `${command.type} ${command.reservationId}`).toBe(o.reservation.status);
+      expect(statusOf.get(command.reservationId), `${command.type} ${command.reservationId}`).toBe(
+        o.reservation.status,
+      );
     }
   }
 
   const byKey = new Map<string, Outcome[]>();
   sent.forEach(({ command }, i) => {
-    if (command.idempotencyKey !== null) byKey.set(command.idempotencyKey, [...(byKey.get(command.idempotencyKey) ?? []), outcomes[i]!]);
+    if (command.idempotencyKey !== null)
+      byKey.set(command.idempotencyKey, [...(byKey.get(command.idempotencyKey) ?? []), outcomes[i]!]);
   });
   for (const [key, answered] of byKey) {
     for (const o of answered) expect(o, `answers for ${key}`).toEqual(answered[0]);
@@ -260,45 +302,58 @@ describe('races', () => {
       others: fc.array(fc.record({ via, quantity: fc.integer({ min: 1, max: 3 }) }), { maxLength: 3 }),
       batchSizeMax,
     });
-    await fc.assert(fc.asyncProperty(fc.scheduler(), caseArb, async (s, c) => {
-      const race = new Race(s, c.batchSizeMax);
-      try {
-        await race.createProduct(c.stock + (c.kind === 'purchase' ? c.quantity : 0));
-        const key = 'the-key';
-        let command: Exclude<Command, { type: 'expire' }>;
-        if (c.kind === 'purchase') {
-          const id = (await race.reserve(c.quantity))!;
-          command = { type: 'purchase', reservationId: id, idempotencyKey: key, requestId: 'req' };
-        } else if (c.kind === 'adjust') {
-          command = { type: 'adjust', delta: -c.quantity, reason: 'count', idempotencyKey: key, requestId: 'req' };
-        } else {
-          command = reserveCommand(c.quantity, key);
-        }
-        race.gate.enabled = true;
-        // A retried reserve arrives with a fresh reservation id (the API makes one per request).
-        const copy = () => (command.type === 'reserve' ? { ...command, reservationId: randomUUID() } : command);
-        const all = Promise.all([
-          ...c.copies.map((v) => race.send(v, copy())),
-          ...c.others.map((o, i) => race.send(o.via, reserveCommand(o.quantity, `other-${i}`))),
-        ]);
-        const results = await drive(s, race.gate, all);
-        const answers = await Promise.all(results.slice(0, c.copies.length).map((r, i) =>
-          r.type === 'failed' && r.code === 'storage_unavailable' ? driveRetrying(s, race.gate, () => race.send(c.copies[i]!, copy())) : Promise.resolve(r)));
-        race.gate.enabled = false;
+    await fc.assert(
+      fc.asyncProperty(fc.scheduler(), caseArb, async (s, c) => {
+        const race = new Race(s, c.batchSizeMax);
+        try {
+          await race.createProduct(c.stock + (c.kind === 'purchase' ? c.quantity : 0));
+          const key = 'the-key';
+          let command: Exclude<Command, { type: 'expire' }>;
+          if (c.kind === 'purchase') {
+            const id = (await race.reserve(c.quantity))!;
+            command = { type: 'purchase', reservationId: id, idempotencyKey: key, requestId: 'req' };
+          } else if (c.kind === 'adjust') {
+            command = { type: 'adjust', delta: -c.quantity, reason: 'count', idempotencyKey: key, requestId: 'req' };
+          } else {
+            command = reserveCommand(c.quantity, key);
+          }
+          race.gate.enabled = true;
+          // A retried reserve arrives with a fresh reservation id (the API makes one per request).
+          const copy = () => (command.type === 'reserve' ? { ...command, reservationId: randomUUID() } : command);
+          const all = Promise.all([
+            ...c.copies.map((v) => race.send(v, copy())),
+            ...c.others.map((o, i) => race.send(o.via, reserveCommand(o.quantity, `other-${i}`))),
+          ]);
+          const results = await drive(s, race.gate, all);
+          const answers = await Promise.all(
+            results
+              .slice(0, c.copies.length)
+              .map((r, i) =>
+                r.type === 'failed' && r.code === 'storage_unavailable'
+                  ? driveRetrying(s, race.gate, () => race.send(c.copies[i]!, copy()))
+                  : Promise.resolve(r),
+              ),
+          );
+          race.gate.enabled = false;
 
-        const first = outcomeOf(answers[0]!);
-        for (const answer of answers) expect(outcomeOf(answer)).toEqual(first);
-        expect(answers.filter((a) => a.type === 'done' && !a.replayed), 'exactly one answer executed').toHaveLength(1);
-        expect(await storedOutcome(race.sku, key)).toEqual([first]);
-        expect(await eventsWithKey(race.sku, key)).toHaveLength(1);
-        if (first.kind === 'reservation' && command.type === 'reserve') {
-          expect(await reservationStatus(first.reservation.id)).toBe('active');
+          const first = outcomeOf(answers[0]!);
+          for (const answer of answers) expect(outcomeOf(answer)).toEqual(first);
+          expect(
+            answers.filter((a) => a.type === 'done' && !a.replayed),
+            'exactly one answer executed',
+          ).toHaveLength(1);
+          expect(await storedOutcome(race.sku, key)).toEqual([first]);
+          expect(await eventsWithKey(race.sku, key)).toHaveLength(1);
+          if (first.kind === 'reservation' && command.type === 'reserve') {
+            expect(await reservationStatus(first.reservation.id)).toBe('active');
+          }
+          await race.expectConsistent();
+        } finally {
+          await race.stop();
         }
-        await race.expectConsistent();
-      } finally {
-        await race.stop();
-      }
-    }), { numRuns, seed, path, verbose: 1 });
+      }),
+      { numRuns, seed, path, verbose: 1 },
+    );
   }, 600_000);
 
   it('G1 G2: a second instance writing the same product races a batch: nothing oversold, every command takes effect exactly once', async () => {
@@ -312,39 +367,58 @@ describe('races', () => {
       passivations: fc.array(via, { maxLength: 2 }),
       batchSizeMax,
     });
-    await fc.assert(fc.asyncProperty(fc.scheduler(), caseArb, async (s, c) => {
-      const race = new Race(s, c.batchSizeMax);
-      try {
-        await race.createProduct(c.stock);
-        const existing: string[] = [];
-        for (const q of c.before) {
-          const id = await race.reserve(q);
-          if (id !== null) existing.push(id);
+    await fc.assert(
+      fc.asyncProperty(fc.scheduler(), caseArb, async (s, c) => {
+        const race = new Race(s, c.batchSizeMax);
+        try {
+          await race.createProduct(c.stock);
+          const existing: string[] = [];
+          for (const q of c.before) {
+            const id = await race.reserve(q);
+            if (id !== null) existing.push(id);
+          }
+          const sent = commandsOf(c.ops, existing);
+          race.gate.enabled = true;
+          const [first, reads] = await drive(
+            s,
+            race.gate,
+            Promise.all([
+              Promise.all(sent.map((x) => race.send(x.via, x.command))),
+              Promise.all(c.reads.map((v) => race.instances[v]!.registry.product(race.sku))),
+              Promise.all(
+                c.passivations.map((v) =>
+                  s
+                    .schedule(Promise.resolve(), `passivate idle actors of ${'AB'[v]}`)
+                    .then(() => race.instances[v]!.registry.passivateIdle()),
+                ),
+              ),
+            ]),
+          );
+          const results = await Promise.all(
+            first.map((r, i) =>
+              r.type === 'failed' && r.code === 'storage_unavailable'
+                ? driveRetrying(s, race.gate, () => race.send(sent[i]!.via, sent[i]!.command))
+                : Promise.resolve(r),
+            ),
+          );
+          race.gate.enabled = false;
+          await expectEachOnce(race, existing, sent, results.map(outcomeOf));
+          // A read is a committed state, never a batch's working copy: the counters of some event.
+          for (const read of reads) {
+            const { total, reserved, purchased, version } = read!.inventory;
+            const { rows } = await db.sql.query(
+              `select total::float8, reserved::float8, purchased::float8 from inventory_events where sku = $1 and seq = $2`,
+              [race.sku, version],
+            );
+            expect(rows, `read at version ${version}`).toEqual([{ total, reserved, purchased }]);
+          }
+          await race.expectConsistent();
+        } finally {
+          await race.stop();
         }
-        const sent = commandsOf(c.ops, existing);
-        race.gate.enabled = true;
-        const [first, reads] = await drive(s, race.gate, Promise.all([
-          Promise.all(sent.map((x) => race.send(x.via, x.command))),
-          Promise.all(c.reads.map((v) => race.instances[v]!.registry.product(race.sku))),
-          Promise.all(c.passivations.map((v) => s.schedule(Promise.resolve(), `passivate idle actors of ${'AB'[v]}`)
-            .then(() => race.instances[v]!.registry.passivateIdle()))),
-        ]));
-        const results = await Promise.all(first.map((r, i) =>
-          r.type === 'failed' && r.code === 'storage_unavailable' ? driveRetrying(s, race.gate, () => race.send(sent[i]!.via, sent[i]!.command)) : Promise.resolve(r)));
-        race.gate.enabled = false;
-        await expectEachOnce(race, existing, sent, results.map(outcomeOf));
-        // A read is a committed state, never a batch's working copy: the counters of some event.
-        for (const read of reads) {
-          const { total, reserved, purchased, version } = read!.inventory;
-          const { rows } = await db.sql.query(
-            `select total::float8, reserved::float8, purchased::float8 from inventory_events where sku = $1 and seq = $2`, [race.sku, version]);
-          expect(rows, `read at version ${version}`).toEqual([{ total, reserved, purchased }]);
-        }
-        await race.expectConsistent();
-      } finally {
-        await race.stop();
-      }
-    }), { numRuns, seed, path, verbose: 1 });
+      }),
+      { numRuns, seed, path, verbose: 1 },
+    );
   }, 600_000);
 });
 
@@ -365,48 +439,83 @@ describe('races with the sweeper', () => {
       cancelVia: fc.option(via),
       batchSizeMax,
     });
-    await fc.assert(fc.asyncProperty(fc.scheduler(), caseArb, async (s, c) => {
-      const race = new Race(s, c.batchSizeMax, Date.parse('2026-01-01T00:00:00Z') - ++run * 7 * 24 * 3600 * 1000);
-      try {
-        await race.createProduct(5);
-        const id = (await race.reserve(c.quantity, c.ttlSeconds))!;
-        const expiresAtMs = race.clock.nowMs() + c.ttlSeconds * 1000;
-        race.gate.enabled = true;
+    await fc.assert(
+      fc.asyncProperty(fc.scheduler(), caseArb, async (s, c) => {
+        const race = new Race(s, c.batchSizeMax, Date.parse('2026-01-01T00:00:00Z') - ++run * 7 * 24 * 3600 * 1000);
+        try {
+          await race.createProduct(5);
+          const id = (await race.reserve(c.quantity, c.ttlSeconds))!;
+          const expiresAtMs = race.clock.nowMs() + c.ttlSeconds * 1000;
+          race.gate.enabled = true;
 
-        const purchase = { type: 'purchase', reservationId: id, idempotencyKey: c.keyed ? 'buy' : null, requestId: 'req' } as const;
-        const cancel = { type: 'cancel', reservationId: id, idempotencyKey: null, requestId: 'req' } as const;
-        const clockMoved = s.schedule(Promise.resolve(), `clock -> expiresAt${c.offsetMs >= 0 ? '+' : ''}${c.offsetMs}ms`)
-          .then(() => race.clock.advance(expiresAtMs + c.offsetMs - race.clock.nowMs()));
-        const [purchased, cancelled, report] = await drive(s, race.gate, Promise.all([
-          race.send(c.purchaseVia, purchase),
-          c.cancelVia === null ? Promise.resolve(null) : race.send(c.cancelVia, cancel),
-          race.instances[c.sweepVia]!.sweeper.sweepOnce(),
-          clockMoved,
-        ]));
-        const purchaseAnswer = outcomeOf(purchased.type === 'failed' ? await driveRetrying(s, race.gate, () => race.send(c.purchaseVia, purchase)) : purchased);
-        const cancelAnswer = cancelled === null ? null
-          : outcomeOf(cancelled.type === 'failed' ? await driveRetrying(s, race.gate, () => race.send(c.cancelVia!, cancel)) : cancelled);
-        race.gate.enabled = false;
+          const purchase = {
+            type: 'purchase',
+            reservationId: id,
+            idempotencyKey: c.keyed ? 'buy' : null,
+            requestId: 'req',
+          } as const;
+          const cancel = { type: 'cancel', reservationId: id, idempotencyKey: null, requestId: 'req' } as const;
+          const clockMoved = s
+            .schedule(Promise.resolve(), `clock -> expiresAt${c.offsetMs >= 0 ? '+' : ''}${c.offsetMs}ms`)
+            .then(() => race.clock.advance(expiresAtMs + c.offsetMs - race.clock.nowMs()));
+          const [purchased, cancelled, report] = await drive(
+            s,
+            race.gate,
+            Promise.all([
+              race.send(c.purchaseVia, purchase),
+              c.cancelVia === null ? Promise.resolve(null) : race.send(c.cancelVia, cancel),
+              race.instances[c.sweepVia]!.sweeper.sweepOnce(),
+              clockMoved,
+            ]),
+          );
+          const purchaseAnswer = outcomeOf(
+            purchased.type === 'failed'
+              ? await driveRetrying(s, race.gate, () => race.send(c.purchaseVia, purchase))
+              : purchased,
+          );
+          const cancelAnswer =
+            cancelled === null
+              ? null
+              : outcomeOf(
+                  cancelled.type === 'failed'
+                    ? await driveRetrying(s, race.gate, () => race.send(c.cancelVia!, cancel))
+                    : cancelled,
+                );
+          race.gate.enabled = false;
 
-        const status = await reservationStatus(id);
-        const { rows: events } = await db.sql.query(
-          `select type, source from inventory_events where reservation_id = $1 and type <> 'rejected' order by seq`, [id]);
-        // One end, and every answer agrees with it.
-        expect(events.map((e) => e.type)).toEqual(['reserved', status]);
-        const said = (o: Outcome) => (o.kind === 'reservation' ? o.reservation.status : o.kind === 'rejected' ? o.code.replace('reservation_', '') : o.kind);
-        expect(said(purchaseAnswer)).toBe(status);
-        if (cancelAnswer !== null) expect(said(cancelAnswer)).toBe(status);
-        // Purchased or cancelled only before expiresAt, expired only at or after it.
-        const { rows: [row] } = await db.sql.query(`select (extract(epoch from finished_at) * 1000)::float8 as finished_at_ms from reservations where id = $1`, [id]);
-        if (status === 'expired') expect(row.finished_at_ms).toBeGreaterThanOrEqual(expiresAtMs);
-        else expect(row.finished_at_ms).toBeLessThan(expiresAtMs);
-        if (c.offsetMs < 0) expect(status).not.toBe('expired');
-        expect(report.failed).toBe(0);
-        expect(report.expired).toBe(status === 'expired' && events[1].source === 'sweeper' ? 1 : 0);
-        await race.expectConsistent();
-      } finally {
-        await race.stop();
-      }
-    }), { numRuns, seed, path, verbose: 1 });
+          const status = await reservationStatus(id);
+          const { rows: events } = await db.sql.query(
+            `select type, source from inventory_events where reservation_id = $1 and type <> 'rejected' order by seq`,
+            [id],
+          );
+          // One end, and every answer agrees with it.
+          expect(events.map((e) => e.type)).toEqual(['reserved', status]);
+          const said = (o: Outcome) =>
+            o.kind === 'reservation'
+              ? o.reservation.status
+              : o.kind === 'rejected'
+                ? o.code.replace('reservation_', '')
+                : o.kind;
+          expect(said(purchaseAnswer)).toBe(status);
+          if (cancelAnswer !== null) expect(said(cancelAnswer)).toBe(status);
+          // Purchased or cancelled only before expiresAt, expired only at or after it.
+          const {
+            rows: [row],
+          } = await db.sql.query(
+            `select (extract(epoch from finished_at) * 1000)::float8 as finished_at_ms from reservations where id = $1`,
+            [id],
+          );
+          if (status === 'expired') expect(row.finished_at_ms).toBeGreaterThanOrEqual(expiresAtMs);
+          else expect(row.finished_at_ms).toBeLessThan(expiresAtMs);
+          if (c.offsetMs < 0) expect(status).not.toBe('expired');
+          expect(report.failed).toBe(0);
+          expect(report.expired).toBe(status === 'expired' && events[1].source === 'sweeper' ? 1 : 0);
+          await race.expectConsistent();
+        } finally {
+          await race.stop();
+        }
+      }),
+      { numRuns, seed, path, verbose: 1 },
+    );
   }, 600_000);
 });

@@ -40,35 +40,75 @@ const via = fc.constantFrom(0, 1);
 const sku = fc.constantFrom(0, 1);
 const pick = fc.nat(40);
 const op: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 4, arbitrary: fc.record({ type: fc.constant('reserve' as const), via, sku, quantity: fc.integer({ min: 1, max: 4 }) }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({ type: fc.constant('reserve' as const), via, sku, quantity: fc.integer({ min: 1, max: 4 }) }),
+  },
   { weight: 3, arbitrary: fc.record({ type: fc.constantFrom('purchase' as const, 'cancel' as const), via, pick }) },
-  { weight: 1, arbitrary: fc.record({ type: fc.constant('adjust' as const), via, sku, delta: fc.integer({ min: -6, max: 6 }).filter((d) => d !== 0) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      type: fc.constant('adjust' as const),
+      via,
+      sku,
+      delta: fc.integer({ min: -6, max: 6 }).filter((d) => d !== 0),
+    }),
+  },
   { weight: 2, arbitrary: fc.record({ type: fc.constant('read' as const), via, sku }) },
   { weight: 1, arbitrary: fc.record({ type: fc.constant('expire' as const), via, pick }) },
 );
 /** Steps run one after another; a step of two ops runs them at the same moment on both instances. */
-const steps = fc.array(fc.oneof({ weight: 3, arbitrary: op.map((o) => [o]) }, { weight: 1, arbitrary: fc.tuple(op, op) }), { minLength: 1, maxLength: 30 });
+const steps = fc.array(
+  fc.oneof({ weight: 3, arbitrary: op.map((o) => [o]) }, { weight: 1, arbitrary: fc.tuple(op, op) }),
+  { minLength: 1, maxLength: 30 },
+);
 
 let runSeq = 0;
 
-async function run(instances: EngineInstance[], skus: string[], reservations: string[], o: Op, n: number): Promise<CommandResult | 'read'> {
+async function run(
+  instances: EngineInstance[],
+  skus: string[],
+  reservations: string[],
+  o: Op,
+  n: number,
+): Promise<CommandResult | 'read'> {
   const { registry } = instances[o.via]!;
   const reservationAt = (i: number) => reservations[i % Math.max(reservations.length, 1)] ?? randomUUID();
   switch (o.type) {
     case 'reserve': {
       const result = await registry.execute(skus[o.sku]!, {
-        type: 'reserve', reservationId: randomUUID(), quantity: o.quantity, ttlSeconds: 600, idempotencyKey: `k-${n}`, requestId: `r-${n}`,
+        type: 'reserve',
+        reservationId: randomUUID(),
+        quantity: o.quantity,
+        ttlSeconds: 600,
+        idempotencyKey: `k-${n}`,
+        requestId: `r-${n}`,
       });
-      if (result.type === 'done' && result.outcome.kind === 'reservation') reservations.push(result.outcome.reservation.id);
+      if (result.type === 'done' && result.outcome.kind === 'reservation')
+        reservations.push(result.outcome.reservation.id);
       return result;
     }
     case 'purchase':
     case 'cancel':
-      return registry.executeOnReservation(reservationAt(o.pick), { type: o.type, reservationId: reservationAt(o.pick), idempotencyKey: null, requestId: `r-${n}` });
+      return registry.executeOnReservation(reservationAt(o.pick), {
+        type: o.type,
+        reservationId: reservationAt(o.pick),
+        idempotencyKey: null,
+        requestId: `r-${n}`,
+      });
     case 'expire':
-      return registry.executeOnReservation(reservationAt(o.pick), { type: 'expire', reservationId: reservationAt(o.pick) });
+      return registry.executeOnReservation(reservationAt(o.pick), {
+        type: 'expire',
+        reservationId: reservationAt(o.pick),
+      });
     case 'adjust':
-      return registry.execute(skus[o.sku]!, { type: 'adjust', delta: o.delta, reason: 'count', idempotencyKey: `k-${n}`, requestId: `r-${n}` });
+      return registry.execute(skus[o.sku]!, {
+        type: 'adjust',
+        delta: o.delta,
+        reason: 'count',
+        idempotencyKey: `k-${n}`,
+        requestId: `r-${n}`,
+      });
     case 'read':
       await registry.product(skus[o.sku]!);
       return 'read';

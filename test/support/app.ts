@@ -33,7 +33,12 @@ export interface HttpResponse<T> {
 /** One agent for all tests of a file: enough sockets for the 10,000-request storms. */
 export const agent = new Agent({ connections: 2000, pipelining: 1, keepAliveTimeout: 10_000, connectTimeout: 30_000 });
 
-export async function http<T = any>(baseUrl: string, method: string, path: string, options: HttpOptions = {}): Promise<HttpResponse<T>> {
+export async function http<T = any>(
+  baseUrl: string,
+  method: string,
+  path: string,
+  options: HttpOptions = {},
+): Promise<HttpResponse<T>> {
   const headers: Record<string, string> = { ...options.headers };
   let body: string | undefined = options.rawBody;
   if (options.body !== undefined) {
@@ -41,7 +46,14 @@ export async function http<T = any>(baseUrl: string, method: string, path: strin
     headers['content-type'] ??= 'application/json';
   }
   if (options.key !== undefined) headers['idempotency-key'] = options.key;
-  const response = await request(`${baseUrl}${path}`, { method: method as 'GET', headers, body, dispatcher: agent, headersTimeout: 60_000, bodyTimeout: 60_000 });
+  const response = await request(`${baseUrl}${path}`, {
+    method: method as 'GET',
+    headers,
+    body,
+    dispatcher: agent,
+    headersTimeout: 60_000,
+    bodyTimeout: 60_000,
+  });
   const text = await response.body.text();
   let parsed: unknown = text;
   const type = String(response.headers['content-type'] ?? '');

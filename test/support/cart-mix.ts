@@ -44,22 +44,55 @@ export async function cartLoad(db: TestDatabase): Promise<CartIds> {
       expect((await t.http('POST', '/products', { body: { sku, name: sku, stock: 20 } })).status).toBe(201);
     }
     const carts: CartIds = {
-      active: await cart([['C-A', 2], ['C-B', 3], ['C-C', 1]]),
-      purchased: await cart([['C-A', 1], ['C-B', 1]]),
-      partlyPurchased: await cart([['C-B', 2], ['C-C', 2], ['C-D', 1]]),
-      cancelled: await cart([['C-A', 1], ['C-D', 2]]),
-      extended: await cart([['C-C', 1], ['C-D', 1]]),
-      expired: await cart([['C-A', 1], ['C-B', 1]], 1),
+      active: await cart([
+        ['C-A', 2],
+        ['C-B', 3],
+        ['C-C', 1],
+      ]),
+      purchased: await cart([
+        ['C-A', 1],
+        ['C-B', 1],
+      ]),
+      partlyPurchased: await cart([
+        ['C-B', 2],
+        ['C-C', 2],
+        ['C-D', 1],
+      ]),
+      cancelled: await cart([
+        ['C-A', 1],
+        ['C-D', 2],
+      ]),
+      extended: await cart([
+        ['C-C', 1],
+        ['C-D', 1],
+      ]),
+      expired: await cart(
+        [
+          ['C-A', 1],
+          ['C-B', 1],
+        ],
+        1,
+      ),
     };
     await post(`/reservations/${carts.purchased}/purchase`, 200);
-    const part = { lines: [{ sku: 'C-B', quantity: 1 }, { sku: 'C-C', quantity: 2 }] };
+    const part = {
+      lines: [
+        { sku: 'C-B', quantity: 1 },
+        { sku: 'C-C', quantity: 2 },
+      ],
+    };
     await post(`/reservations/${carts.partlyPurchased}/purchase`, 200, part);
     await post(`/reservations/${carts.cancelled}/cancel`, 200);
     await post(`/reservations/${carts.cancelled}/cancel`, 200);
     await post(`/reservations/${carts.cancelled}/purchase`, 409);
     await post(`/reservations/${carts.extended}/extend`, 200, { ttlSeconds: 3600 });
     // One short line refuses the whole cart, audited on both products.
-    const short = { lines: [{ sku: 'C-A', quantity: 1 }, { sku: 'C-D', quantity: 1000 }] };
+    const short = {
+      lines: [
+        { sku: 'C-A', quantity: 1 },
+        { sku: 'C-D', quantity: 1000 },
+      ],
+    };
     expect((await t.http('POST', '/reservations', { key: key(), body: short })).status).toBe(409);
     const single = await t.http('POST', '/products/C-A/reservations', { key: key(), body: { quantity: 1 } });
     expect(single.status).toBe(201);

@@ -38,14 +38,17 @@ export interface EngineOptions {
 }
 
 export function startEngine(databaseUrl: string, clock: Clock, options: EngineOptions = {}): EngineInstance {
-  const pool = createPool({
-    connectionString: databaseUrl,
-    poolSize: options.poolSize ?? 4,
-    connectionAcquireTimeoutMs: 10_000,
-    statementTimeoutMs: 10_000,
-    queryTimeoutMs: 15_000,
-    idleInTransactionTimeoutMs: 15_000,
-  }, () => {});
+  const pool = createPool(
+    {
+      connectionString: databaseUrl,
+      poolSize: options.poolSize ?? 4,
+      connectionAcquireTimeoutMs: 10_000,
+      statementTimeoutMs: 10_000,
+      queryTimeoutMs: 15_000,
+      idleInTransactionTimeoutMs: 15_000,
+    },
+    () => {},
+  );
   const pgStore = new PgStore(pool);
   const store = options.wrapStore?.(pgStore) ?? pgStore;
   const watch = new InvariantWatch();

@@ -29,7 +29,10 @@ async function startServer(): Promise<{ adminUrl: string; stop: () => Promise<vo
   await import('node:fs/promises').then((fs) => fs.chmod(dir, 0o755));
   // fsync off: these servers are thrown away, and killing PostgreSQL (not the machine) loses
   // nothing that was written to the OS. Chaos tests start their own servers with fsync on.
-  const server = new EmbeddedServer({ dataDir: path.join(dir, 'pg'), settings: { fsync: 'off', max_connections: '500' } });
+  const server = new EmbeddedServer({
+    dataDir: path.join(dir, 'pg'),
+    settings: { fsync: 'off', max_connections: '500' },
+  });
   await server.start();
   return {
     adminUrl: server.url,

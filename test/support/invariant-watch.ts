@@ -15,6 +15,9 @@ export class InvariantWatch implements EngineObserver {
   assertNone(): void {
     const first = this.violations[0];
     if (first === undefined) return;
-    throw new Error(`${this.violations.length} invariant violation(s); first on '${first.sku}': ${first.error.message}`, { cause: first.error });
+    throw new Error(
+      `${this.violations.length} invariant violation(s); first on '${first.sku}': ${first.error.message}`,
+      { cause: first.error },
+    );
   }
 }

@@ -10,7 +10,8 @@ export class PrometheusSamples {
       if (match === null) throw new Error(`not a Prometheus sample line: ${line}`);
       const [, name, labelText, value] = match;
       const labels: Record<string, string> = {};
-      for (const [, key, v] of (labelText ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[key!] = v!;
+      for (const [, key, v] of (labelText ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g))
+        labels[key!] = v!;
       this.names.add(name!);
       this.samples.set(keyOf(name!, labels), Number(value));
     }
@@ -29,10 +30,20 @@ export class PrometheusSamples {
     for (const [key, count] of this.samples) {
       const parsed = /^(.*)\{(.*)\}$/.exec(key);
       if (parsed === null || parsed[1] !== `${name}_bucket`) continue;
-      const labelsOf = Object.fromEntries(parsed[2]!.split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
+      const labelsOf = Object.fromEntries(
+        parsed[2]!
+          .split(',')
+          .filter(Boolean)
+          .map((kv) => kv.split('=') as [string, string]),
+      );
       const le = labelsOf.le;
       delete labelsOf.le;
-      if (le === undefined || Object.entries(labels).some(([k, v]) => labelsOf[k] !== v) || Object.keys(labelsOf).length !== Object.keys(labels).length) continue;
+      if (
+        le === undefined ||
+        Object.entries(labels).some(([k, v]) => labelsOf[k] !== v) ||
+        Object.keys(labelsOf).length !== Object.keys(labels).length
+      )
+        continue;
       out.push({ le: le === '+Inf' ? Number.POSITIVE_INFINITY : Number(le), count });
     }
     return out.sort((a, b) => a.le - b.le);
@@ -40,6 +51,8 @@ export class PrometheusSamples {
 }
 
 function keyOf(name: string, labels: Record<string, string>): string {
-  const pairs = Object.entries(labels).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k}=${v}`);
+  const pairs = Object.entries(labels)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([k, v]) => `${k}=${v}`);
   return pairs.length === 0 ? name : `${name}{${pairs.join(',')}}`;
 }

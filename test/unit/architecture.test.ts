@@ -8,15 +8,7 @@ import { describe, expect, it } from 'vitest';
 // persistence; only src/app.ts and src/cli.ts put the parts together. Type-only and dynamic
 // imports count like any other: a type import is still a dependency of the reader on the writer.
 
-type Area =
-  | 'engine'
-  | 'persistence'
-  | 'api'
-  | 'audit'
-  | 'settings'
-  | 'composition'
-  | 'declarations'
-  | 'outside';
+type Area = 'engine' | 'persistence' | 'api' | 'audit' | 'settings' | 'composition' | 'declarations' | 'outside';
 
 /** Which areas the files of an area may import from. */
 const mayImport: Record<Exclude<Area, 'outside'>, readonly Area[]> = {
@@ -144,8 +136,10 @@ describe('architecture: import directions under src/', () => {
   });
 
   it('the engine imports neither fastify nor pg nor prom-client', () => {
-    const offending = imports.filter((i) =>
-      areaOf(i.from) === 'engine' && i.to === null && packagesEngineMustNotImport.some((p) => p.test(i.specifier)));
+    const offending = imports.filter(
+      (i) =>
+        areaOf(i.from) === 'engine' && i.to === null && packagesEngineMustNotImport.some((p) => p.test(i.specifier)),
+    );
     expect(offending.map(describeImport)).toEqual([]);
   });
 

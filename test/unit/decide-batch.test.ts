@@ -20,9 +20,16 @@ const unknown = '44444444-4444-4444-8444-444444444444';
 
 function reservation(id: string, status: ReservationStatus, quantity = 3): Reservation {
   return {
-    id, sku, quantity, status, createdAtMs: nowMs - 1000, expiresAtMs: nowMs + 60_000,
+    id,
+    sku,
+    quantity,
+    status,
+    createdAtMs: nowMs - 1000,
+    expiresAtMs: nowMs + 60_000,
     finishedAtMs: status === 'active' ? null : nowMs - 500,
-    line: 0, lines: 1, purchasedQuantity: status === 'purchased' ? quantity : null,
+    line: 0,
+    lines: 1,
+    purchasedQuantity: status === 'purchased' ? quantity : null,
   };
 }
 
@@ -38,14 +45,33 @@ function base(over: Partial<Counters> = {}): Base {
   };
 }
 
-const reserve = (key: string, quantity: number, reservationId = fresh): Command =>
-  ({ type: 'reserve', reservationId, quantity, ttlSeconds: 60, idempotencyKey: key, requestId: 'req' });
-const purchase = (reservationId: string, key: string | null = null): Command =>
-  ({ type: 'purchase', reservationId, idempotencyKey: key, requestId: 'req' });
-const cancel = (reservationId: string, key: string | null = null): Command =>
-  ({ type: 'cancel', reservationId, idempotencyKey: key, requestId: 'req' });
-const adjust = (key: string, delta: number): Command =>
-  ({ type: 'adjust', delta, reason: 'count', idempotencyKey: key, requestId: 'req' });
+const reserve = (key: string, quantity: number, reservationId = fresh): Command => ({
+  type: 'reserve',
+  reservationId,
+  quantity,
+  ttlSeconds: 60,
+  idempotencyKey: key,
+  requestId: 'req',
+});
+const purchase = (reservationId: string, key: string | null = null): Command => ({
+  type: 'purchase',
+  reservationId,
+  idempotencyKey: key,
+  requestId: 'req',
+});
+const cancel = (reservationId: string, key: string | null = null): Command => ({
+  type: 'cancel',
+  reservationId,
+  idempotencyKey: key,
+  requestId: 'req',
+});
+const adjust = (key: string, delta: number): Command => ({
+  type: 'adjust',
+  delta,
+  reason: 'count',
+  idempotencyKey: key,
+  requestId: 'req',
+});
 
 const batchOf = (...commands: Command[]): BatchCommand[] =>
   commands.map((command) => ({ command, fingerprint: fingerprintOf(command) }));
@@ -110,7 +136,8 @@ describe('decideBatch: which reservation a command names', () => {
   it('a reservation reserved earlier in the same batch can be purchased by a later command', () => {
     const d = decided(batchOf(reserve('k', 2), purchase(fresh)));
     expect(d.results[1]).toMatchObject({
-      type: 'done', outcome: { kind: 'reservation', reservation: { id: fresh, status: 'purchased' } },
+      type: 'done',
+      outcome: { kind: 'reservation', reservation: { id: fresh, status: 'purchased' } },
     });
     expect(d.write!.events.map((e) => e.type)).toEqual(['reserved', 'purchased']);
     expect(d.after.counters).toMatchObject({ reserved: 3, purchased: 2 });
@@ -160,8 +187,13 @@ describe('decideBatch: the write and the state after', () => {
     expect(d.after.counters).toEqual({ total: 10, reserved: 2, purchased: 0, version: 7 });
     expect(d.after.lastHash).toBe(d.write!.events.at(-1)!.hash);
     expect(d.after.activeCount).toBe(1);
-    expect([...d.reservations.values()].map((r) => [r.id, r.status])).toEqual([[fresh, 'active'], [held, 'cancelled']]);
-    expect(d.write!.changed).toEqual([{ id: held, from: 'active', to: 'cancelled', atMs: nowMs, purchasedQuantity: null, expiresAtMs: null }]);
+    expect([...d.reservations.values()].map((r) => [r.id, r.status])).toEqual([
+      [fresh, 'active'],
+      [held, 'cancelled'],
+    ]);
+    expect(d.write!.changed).toEqual([
+      { id: held, from: 'active', to: 'cancelled', atMs: nowMs, purchasedQuantity: null, expiresAtMs: null },
+    ]);
     expect(d.write!.atMs).toBe(nowMs);
   });
 
@@ -193,7 +225,11 @@ describe('decideBatch: the write and the state after', () => {
 
   it('results come one per command, in the batch order', () => {
     const d = decided(batchOf(purchase(unknown), adjust('a', 1), reserve('k', 1), adjust('a', 2)));
-    expect(d.results.map((r) => (r.type === 'done' ? r.outcome.kind : r.code)))
-      .toEqual(['reservation_not_found', 'inventory', 'reservation', 'idempotency_key_reused']);
+    expect(d.results.map((r) => (r.type === 'done' ? r.outcome.kind : r.code))).toEqual([
+      'reservation_not_found',
+      'inventory',
+      'reservation',
+      'idempotency_key_reused',
+    ]);
   });
 });

@@ -6,7 +6,19 @@ const nowMs = Date.parse('2026-06-01T12:00:00Z');
 const rid = '11111111-1111-4111-8111-111111111111';
 
 function reservation(status: ReservationStatus, over: Partial<Reservation> = {}): Reservation {
-  return { id: rid, sku: 'S', quantity: 3, line: 0, lines: 1, purchasedQuantity: status === 'purchased' ? 3 : null, status, createdAtMs: nowMs - 1000, expiresAtMs: nowMs + 60_000, finishedAtMs: status === 'active' ? null : nowMs - 500, ...over };
+  return {
+    id: rid,
+    sku: 'S',
+    quantity: 3,
+    line: 0,
+    lines: 1,
+    purchasedQuantity: status === 'purchased' ? 3 : null,
+    status,
+    createdAtMs: nowMs - 1000,
+    expiresAtMs: nowMs + 60_000,
+    finishedAtMs: status === 'active' ? null : nowMs - 500,
+    ...over,
+  };
 }
 
 function view(counters: Partial<Counters>, r?: Reservation): DecisionView {
@@ -18,11 +30,24 @@ function view(counters: Partial<Counters>, r?: Reservation): DecisionView {
   };
 }
 
-const reserve = (quantity: number): Command => ({ type: 'reserve', reservationId: '22222222-2222-4222-8222-222222222222', quantity, ttlSeconds: 60, idempotencyKey: 'k', requestId: 'req' });
+const reserve = (quantity: number): Command => ({
+  type: 'reserve',
+  reservationId: '22222222-2222-4222-8222-222222222222',
+  quantity,
+  ttlSeconds: 60,
+  idempotencyKey: 'k',
+  requestId: 'req',
+});
 const purchase: Command = { type: 'purchase', reservationId: rid, idempotencyKey: null, requestId: 'req' };
 const cancel: Command = { type: 'cancel', reservationId: rid, idempotencyKey: null, requestId: 'req' };
 const expire: Command = { type: 'expire', reservationId: rid };
-const adjust = (delta: number): Command => ({ type: 'adjust', delta, reason: 'count', idempotencyKey: 'k', requestId: 'req' });
+const adjust = (delta: number): Command => ({
+  type: 'adjust',
+  delta,
+  reason: 'count',
+  idempotencyKey: 'k',
+  requestId: 'req',
+});
 
 describe('decide: reserve', () => {
   it('takes the quantity out of available, inserts an active reservation and one reserved event', () => {
@@ -47,7 +72,9 @@ describe('decide: purchase in every state', () => {
   it('active -> purchased moves the quantity from reserved to purchased', () => {
     const d = decide(view({}, reservation('active')), purchase, nowMs);
     expect(d.counters).toEqual({ total: 10, reserved: 0, purchased: 3, version: 6 });
-    expect(d.changed).toEqual([{ id: rid, from: 'active', to: 'purchased', atMs: nowMs, purchasedQuantity: 3, expiresAtMs: null }]);
+    expect(d.changed).toEqual([
+      { id: rid, from: 'active', to: 'purchased', atMs: nowMs, purchasedQuantity: 3, expiresAtMs: null },
+    ]);
     expect(d.outcome).toMatchObject({ kind: 'reservation', reservation: { status: 'purchased' } });
   });
 
@@ -73,7 +100,9 @@ describe('decide: purchase in every state', () => {
     expect(d.events.map((e) => e.type)).toEqual(['expired', 'rejected']);
     expect(d.events[0]).toMatchObject({ lateMs: 1, reserved: 0 });
     expect(d.counters).toEqual({ total: 10, reserved: 0, purchased: 0, version: 7 });
-    expect(d.changed).toEqual([{ id: rid, from: 'active', to: 'expired', atMs: nowMs, purchasedQuantity: null, expiresAtMs: null }]);
+    expect(d.changed).toEqual([
+      { id: rid, from: 'active', to: 'expired', atMs: nowMs, purchasedQuantity: null, expiresAtMs: null },
+    ]);
     expect(d.outcome).toMatchObject({ kind: 'rejected', code: 'reservation_expired' });
   });
 });

@@ -9,14 +9,40 @@ import type { EventDraft } from '../../src/engine/types.ts';
 // previous hash, a newline, the JSON array of the fields in order) and must never change.
 
 const reserved: EventDraft = {
-  seq: 2, type: 'reserved', reservationId: '0f8fad5b-d9cb-469f-a165-70867728950e', quantity: 1, delta: null,
-  reason: null, code: null, requestId: 'req-1', idempotencyKey: 'key-"1\\', source: 'api', lateMs: null, expiresAtMs: null,
-  total: 100, reserved: 1, purchased: 0, atMs: 1_764_000_000_000,
+  seq: 2,
+  type: 'reserved',
+  reservationId: '0f8fad5b-d9cb-469f-a165-70867728950e',
+  quantity: 1,
+  delta: null,
+  reason: null,
+  code: null,
+  requestId: 'req-1',
+  idempotencyKey: 'key-"1\\',
+  source: 'api',
+  lateMs: null,
+  expiresAtMs: null,
+  total: 100,
+  reserved: 1,
+  purchased: 0,
+  atMs: 1_764_000_000_000,
 };
 const expired: EventDraft = {
-  seq: 3, type: 'expired', reservationId: '0f8fad5b-d9cb-469f-a165-70867728950e', quantity: 1, delta: null,
-  reason: null, code: null, requestId: null, idempotencyKey: null, source: 'sweeper', lateMs: 250, expiresAtMs: null,
-  total: 100, reserved: 0, purchased: 0, atMs: 1_764_000_600_250,
+  seq: 3,
+  type: 'expired',
+  reservationId: '0f8fad5b-d9cb-469f-a165-70867728950e',
+  quantity: 1,
+  delta: null,
+  reason: null,
+  code: null,
+  requestId: null,
+  idempotencyKey: null,
+  source: 'sweeper',
+  lateMs: 250,
+  expiresAtMs: null,
+  total: 100,
+  reserved: 0,
+  purchased: 0,
+  atMs: 1_764_000_600_250,
 };
 
 describe('the audit hash chain', () => {

@@ -24,11 +24,15 @@ describe('event-loop load shedding', () => {
     const lag = setInterval(() => blockEventLoop(300), 10);
     try {
       let refused: Awaited<ReturnType<typeof app.inject>> | undefined;
-      await waitUntil(async () => {
-        const res = await app.inject('/work');
-        if (res.statusCode === 503) refused = res;
-        return refused !== undefined;
-      }, 10_000, 'requests were refused');
+      await waitUntil(
+        async () => {
+          const res = await app.inject('/work');
+          if (res.statusCode === 503) refused = res;
+          return refused !== undefined;
+        },
+        10_000,
+        'requests were refused',
+      );
       expect(refused!.json()).toMatchObject({ code: 'overloaded', status: 503 });
       expect(refused!.headers['retry-after']).toBe('1');
     } finally {

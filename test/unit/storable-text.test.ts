@@ -11,19 +11,36 @@ import { hostileText, storesAsIs } from '../hardening/hostile-text.ts';
 // must never reach the hash: the API refuses it, and chainEvents asserts it as a last line.
 
 const adjusted: EventDraft = {
-  seq: 2, type: 'stock_adjusted', reservationId: null, quantity: null, delta: 5, reason: 'restock',
-  code: null, requestId: 'req-1', idempotencyKey: 'key-1', source: 'api', lateMs: null, expiresAtMs: null,
-  total: 15, reserved: 0, purchased: 0, atMs: 1_764_000_000_000,
+  seq: 2,
+  type: 'stock_adjusted',
+  reservationId: null,
+  quantity: null,
+  delta: 5,
+  reason: 'restock',
+  code: null,
+  requestId: 'req-1',
+  idempotencyKey: 'key-1',
+  source: 'api',
+  lateMs: null,
+  expiresAtMs: null,
+  total: 15,
+  reserved: 0,
+  purchased: 0,
+  atMs: 1_764_000_000_000,
 };
 
 describe('text PostgreSQL stores as it is', () => {
   it('isStorableText is true exactly when the string survives a UTF-8 round trip and holds no U+0000', () => {
-    fc.assert(fc.property(hostileText, (text) => isStorableText(text) === storesAsIs(text)), { numRuns: 5_000 });
+    fc.assert(
+      fc.property(hostileText, (text) => isStorableText(text) === storesAsIs(text)),
+      { numRuns: 5_000 },
+    );
   });
 
   it('well-formed pairs are storable; a lone surrogate of either half, or U+0000, is not', () => {
     expect(isStorableText('💥 \ud83d\ude00 \u0001 \ufffd')).toBe(true);
-    for (const text of ['\ud800', 'a\udbff', '\udc00b', '\udfff\ud800', 'x\u0000y']) expect(isStorableText(text)).toBe(false);
+    for (const text of ['\ud800', 'a\udbff', '\udc00b', '\udfff\ud800', 'x\u0000y'])
+      expect(isStorableText(text)).toBe(false);
   });
 });
 
