@@ -3,6 +3,7 @@ import { StorageError } from './errors.ts';
 import { conflictRetriesMax } from './limits.ts';
 import type { EngineObserver } from './observer.ts';
 import type { HeldProduct, ProductActor } from './product-actor.ts';
+import { rememberWrite } from './product-creation.ts';
 import type { Store } from './store.ts';
 import type { Clock } from './clock.ts';
 import type { BatchWrite, CommandResult, IdempotencyRecord, ProductState, Reservation } from './types.ts';
@@ -135,17 +136,19 @@ export class Carts {
         if ('type' in loaded) return loaded;
         const commands = lineCommands(op, loaded.existing);
         if ('type' in commands) return commands;
-        const decision = decideCart(loaded.products, commands, this.deps.clock.nowMs());
+        const nowMs = this.deps.clock.nowMs();
+        const decision = decideCart(loaded.products, commands, nowMs);
         if (decision.type === 'failed') return decision;
         if (decision.type === 'stale') {
           this.deps.observer.versionConflict?.(decision.sku);
           await held.find((h) => h.sku === decision.sku)!.reload();
           continue;
         }
+        const first = loaded.states.get(held[0]!.sku)!;
         const writes =
           record === undefined
             ? decision.writes
-            : withRecord(decision.writes, { ...record, outcome: decision.outcome });
+            : withRecord(decision.writes, { ...record, outcome: decision.outcome }, first, nowMs);
         if (writes.length === 0) return { type: 'done', outcome: decision.outcome, replayed: false };
         const commitStartedMs = performance.now();
         const committed = await this.deps.store.commitAllOrNothing(writes);
@@ -235,7 +238,17 @@ function holdAll<T>(
   return first.hold((h) => holdAll(rest, [...held, h], work));
 }
 
-/** The operation's record rides with the first product's write (any would do: one transaction). */
-function withRecord(writes: readonly BatchWrite[], record: IdempotencyRecord): BatchWrite[] {
+/**
+ * The operation's record rides with the first product's write (any would do: one transaction).
+ * A decision that changes nothing (a cancel of a cancelled cart, the same purchase again) still
+ * stores its key's answer, alone on the first product, so a retry replays it and a reuse is refused.
+ */
+function withRecord(
+  writes: readonly BatchWrite[],
+  record: IdempotencyRecord,
+  first: ProductState,
+  atMs: number,
+): BatchWrite[] {
+  if (writes.length === 0) return [rememberWrite(first, record, atMs)];
   return writes.map((w, i) => (i === 0 ? { ...w, idempotency: [...w.idempotency, record] } : w));
 }
