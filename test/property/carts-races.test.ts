@@ -305,7 +305,9 @@ describe('carts racing', () => {
           );
           const answers = await Promise.all(
             results.map((r, i) =>
-              r.type === 'failed' && r.code === 'storage_unavailable' ? driveRetrying(s, race.gate, sends[i]!) : r,
+              r.type === 'failed' && r.code === 'storage_unavailable'
+                ? driveRetrying(s, race.gate, sends[i]!)
+                : Promise.resolve(r),
             ),
           );
           race.gate.enabled = false;
@@ -375,7 +377,9 @@ describe('carts racing', () => {
           );
           const answers = await Promise.all(
             results.map((r, i) =>
-              r.type === 'failed' && r.code === 'storage_unavailable' ? driveRetrying(s, race.gate, sends[i]!) : r,
+              r.type === 'failed' && r.code === 'storage_unavailable'
+                ? driveRetrying(s, race.gate, sends[i]!)
+                : Promise.resolve(r),
             ),
           );
           race.gate.enabled = false;
