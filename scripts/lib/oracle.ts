@@ -269,14 +269,16 @@ const checks = {
   'cart-transaction': {
     guarantee: 'G4',
     sql: `
-      select e.sku, format('event %s (%s) of reservation %s was written by another transaction '
-                           'than the rest of its operation', e.seq, e.type, e.reservation_id) as message
-        from inventory_events e
-       where ${forSkus('e.sku')} and e.reservation_id is not null
-         and exists (select 1 from reservations r where r.id = e.reservation_id and r.lines > 1)
-         and exists (select 1 from inventory_events o
-                      where o.reservation_id = e.reservation_id and o.type = e.type and o.at = e.at
-                        and o.request_id is not distinct from e.request_id and o.tx_id <> e.tx_id)`,
+      select x.sku, format('a transaction wrote events of reservation %s on %s of its %s products',
+                           x.reservation_id, x.products, r.lines) as message
+        from (select e.reservation_id, e.tx_id, min(e.sku) as sku, count(distinct e.sku) as products
+                from inventory_events e
+               where e.reservation_id is not null
+               group by e.reservation_id, e.tx_id) x
+        join (select id, max(lines) as lines, array_agg(sku) as skus from reservations group by id) r
+          on r.id = x.reservation_id
+       where r.lines > 1 and x.products <> r.lines
+         and ($1::text[] is null or r.skus && $1::text[])`,
   },
 } as const satisfies Record<string, { guarantee: string; sql: string }>;
 

@@ -54,7 +54,7 @@ export function overboughtLineViolations(found: readonly OverboughtLine[]): Viol
   }));
 }
 
-/** G4: one operation on a cart, all its products, is one transaction. */
+/** G4: one operation on a cart is one transaction that writes on every one of its products. */
 export function splitCartOperationViolations(found: readonly SplitCartOperation[]): Violation[] {
   return found.map((o) => ({
     guarantee: 'G4',
@@ -62,7 +62,8 @@ export function splitCartOperationViolations(found: readonly SplitCartOperation[
     reservationId: o.reservationId,
     message:
       `its ${o.type} events at ${new Date(o.atMs).toISOString()} ` +
-      `(${o.skus.map((sku, i) => `${sku} seq ${o.seqs[i]}`).join(', ')}) were written by ${o.transactions} ` +
-      'transactions: one operation on a reservation is one transaction',
+      `(${o.skus.map((sku, i) => `${sku} seq ${o.seqs[i]}`).join(', ')}) were written by a transaction that ` +
+      `wrote on ${new Set(o.skus).size} of its ${o.lines} products: one operation on a reservation is one ` +
+      'transaction over all of them',
   }));
 }

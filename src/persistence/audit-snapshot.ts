@@ -82,15 +82,17 @@ export interface OverboughtLine {
   readonly purchasedQuantity: number;
 }
 
-/** One operation on a reservation of several lines whose events more than one transaction wrote. */
+/** A transaction that wrote events of a reservation of several lines on some of its products only. */
 export interface SplitCartOperation {
   readonly reservationId: string;
+  /** The types of its events, comma-separated. */
   readonly type: string;
   readonly atMs: number;
   /** The products of its events, with each event's seq. */
   readonly skus: readonly string[];
   readonly seqs: readonly number[];
-  readonly transactions: number;
+  /** How many products the reservation has. */
+  readonly lines: number;
 }
 
 interface IrregularLinesDbRow {
@@ -116,7 +118,7 @@ interface SplitCartOperationDbRow {
   skus: string[];
   /** bigint[] arrives as strings. */
   seqs: string[];
-  transactions: number;
+  lines: number;
 }
 
 interface OrphanEventDbRow {
@@ -273,7 +275,7 @@ export class AuditSnapshot {
       skus: r.skus,
       // bigint[] arrives as strings.
       seqs: r.seqs.map(Number),
-      transactions: r.transactions,
+      lines: r.lines,
     }));
   }
 

@@ -168,21 +168,20 @@ select r.id::text as id, r.sku, r.quantity, r.purchased_quantity
  limit $1::integer`;
 
 /**
- * G4: operations on a reservation of several lines whose events were written by more than one
- * transaction (at most $1). One operation's events share its reservation, type, time (decided
- * at one instant) and request id; the request id keeps apart two requests that came within the
- * same millisecond, each in its own transaction (two refused purchases, say). Events of the
- * sweeper have none, and a reservation expires once.
+ * Transactions that wrote events of a reservation of several lines on some of its products but not
+ * all: every operation on a cart (reserve, purchase, cancel, extend, expire, a refusal) writes an
+ * event on each of its products in one transaction, so each transaction covers all of them.
  */
 export const selectSplitCartOperations = `
-select e.reservation_id::text as reservation_id, e.type,
-       (extract(epoch from e.at) * 1000)::bigint::text as at_ms,
-       array_agg(e.sku order by e.sku) as skus,
-       array_agg(e.seq order by e.sku) as seqs,
-       count(distinct e.tx_id)::integer as transactions
+select e.reservation_id::text as reservation_id, string_agg(distinct e.type, ',') as type,
+       (extract(epoch from min(e.at)) * 1000)::bigint::text as at_ms,
+       array_agg(e.sku order by e.sku, e.seq) as skus,
+       array_agg(e.seq order by e.sku, e.seq) as seqs,
+       r.lines::integer as lines
   from inventory_events e
- where e.reservation_id in (select r.id from reservations r where r.lines > 1)
- group by e.reservation_id, e.type, e.at, e.request_id
-having count(distinct e.tx_id) > 1
- order by e.reservation_id, e.at, e.type
+  join (select id, max(lines) as lines from reservations group by id) r on r.id = e.reservation_id
+ where r.lines > 1
+ group by e.reservation_id, e.tx_id, r.lines
+having count(distinct e.sku) <> r.lines
+ order by 1, 3
  limit $1::integer`;
