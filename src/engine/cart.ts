@@ -1,5 +1,5 @@
 import { cartFingerprintOf, decideCart, lineCommands, type CartOp, type CartProduct } from './decide-cart.ts';
-import { StorageError } from './errors.ts';
+import { assert, StorageError } from './errors.ts';
 import { conflictRetriesMax } from './limits.ts';
 import type { EngineObserver } from './observer.ts';
 import type { HeldProduct, ProductActor } from './product-actor.ts';
@@ -59,11 +59,10 @@ export class Carts {
   private async run(op: CartOp): Promise<CommandResult> {
     const key = 'idempotencyKey' in op ? op.idempotencyKey : null;
     if (key === null) {
-      const result = await this.unkeyed(op);
+      const result = await this.hold(op);
       // Without a record there is no key to find used: a refused commit is decided again in there.
-      return result === 'key used meanwhile'
-        ? { type: 'failed', code: 'internal_error', reason: 'an unkeyed cart met a key' }
-        : result;
+      assert(result !== 'key used meanwhile', 'an operation without a key never finds its key used');
+      return result;
     }
     const scope = scopeOf(op);
     const slot = `${scope}\n${key}`;
@@ -89,13 +88,14 @@ export class Carts {
           ? { type: 'done', outcome: prior.value.outcome, replayed: true }
           : { type: 'failed', code: 'idempotency_key_reused', reason: `key was used for ${prior.value.fingerprint}` };
       }
-      const result = await this.unkeyed(op, { scope, key, fingerprint });
+      const result = await this.hold(op, { scope, key, fingerprint });
       if (result !== 'key used meanwhile') return result;
     }
     return { type: 'failed', code: 'storage_unavailable', reason: 'the key was contended too often' };
   }
 
-  private async unkeyed(
+  /** Holds the operation's actors and decides it; `record` is its key's record, when it has one. */
+  private async hold(
     op: CartOp,
     record?: Omit<IdempotencyRecord, 'outcome'>,
   ): Promise<CommandResult | 'key used meanwhile'> {
