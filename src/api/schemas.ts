@@ -41,7 +41,10 @@ export const Uuid = Text({
   description: 'reservation id (UUID, either case)',
 });
 const Timestamp = Type.String({ format: 'date-time', description: 'RFC 3339, UTC, with milliseconds' });
-const ReservationId = Type.String({ format: 'uuid', description: 'server-generated, lower case' });
+const ReservationId = Type.String({
+  format: 'uuid',
+  description: 'server-generated, time-ordered (UUID version 7), lower case',
+});
 const Count = Type.Integer({ minimum: 0 });
 
 export const SkuParams = Type.Object({ sku: Sku }, strict);

@@ -47,6 +47,16 @@ describe('reservations', () => {
     expect(got.body).toEqual(res.body);
   });
 
+  it('reservation ids are time-ordered UUIDs (version 7): a later reservation sorts after an earlier one', async () => {
+    await product('R-ID', 10);
+    const first = (await reserve('R-ID', 1)).body.id as string;
+    const cart = await t.http('POST', '/reservations', { key: key(), body: { lines: [{ sku: 'R-ID', quantity: 1 }] } });
+    const second = cart.body.id as string;
+    for (const id of [first, second])
+      expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(first < second).toBe(true);
+  });
+
   it('more than available is 409 insufficient_stock and changes no counter', async () => {
     await product('R-2', 2);
     const res = await reserve('R-2', 3);

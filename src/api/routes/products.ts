@@ -1,7 +1,7 @@
-import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ttlSecondsDefault } from '../../engine/limits.ts';
 import type { Registry } from '../../engine/registry.ts';
+import { newReservationId } from '../../engine/reservation-id.ts';
 import { isoOf } from '../../engine/time.ts';
 import { ApiError } from '../errors.ts';
 import { idempotencyKey } from '../idempotency-key.ts';
@@ -183,7 +183,7 @@ function registerReserve(app: RouteApp, { registry }: ProductRoutesOptions): voi
       const { quantity, ttlSeconds = ttlSecondsDefault } = request.body;
       const result = await registry.execute(request.params.sku, {
         type: 'reserve',
-        reservationId: randomUUID(),
+        reservationId: newReservationId(),
         quantity,
         ttlSeconds,
         idempotencyKey: key,

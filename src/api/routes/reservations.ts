@@ -1,9 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { ttlSecondsDefault } from '../../engine/limits.ts';
 import type { ReadModel } from '../../engine/read-ports.ts';
 import type { Registry } from '../../engine/registry.ts';
+import { newReservationId } from '../../engine/reservation-id.ts';
 import { reservationView } from '../../engine/views.ts';
 import { ApiError } from '../errors.ts';
 import { idempotencyKey, refuseBody } from '../idempotency-key.ts';
@@ -73,7 +73,7 @@ function registerReserveCart(app: RouteApp, { registry }: ReservationRoutesOptio
       refuseRepeatedSkus(lines);
       const result = await registry.executeCart({
         type: 'reserve',
-        reservationId: randomUUID(),
+        reservationId: newReservationId(),
         lines,
         ttlSeconds,
         idempotencyKey: key,
