@@ -127,11 +127,13 @@ function failureLogger(logger: Logger): EngineObserver {
   };
 }
 
-export function composeObservers(observers: readonly EngineObserver[]): EngineObserver {
-  const each = <K extends keyof EngineObserver>(key: K) =>
-    ((...args: unknown[]) => {
+// Required: a callback added to EngineObserver and forgotten here is a compile error, not silence.
+export function composeObservers(observers: readonly EngineObserver[]): Required<EngineObserver> {
+  const each =
+    <K extends keyof EngineObserver>(key: K): Required<EngineObserver>[K] =>
+    (...args: unknown[]) => {
       for (const o of observers) (o[key] as ((...a: unknown[]) => void) | undefined)?.(...args);
-    }) as EngineObserver[K];
+    };
   // The per-command callback without a rest-arguments array: it runs for every request.
   const completed = observers.flatMap((o) => (o.commandCompleted === undefined ? [] : [o.commandCompleted.bind(o)]));
   return {
@@ -140,6 +142,7 @@ export function composeObservers(observers: readonly EngineObserver[]): EngineOb
     },
     cartCompleted: each('cartCompleted'),
     batchCommitted: each('batchCommitted'),
+    commitStatement: each('commitStatement'),
     versionConflict: each('versionConflict'),
     storageError: each('storageError'),
     invariantViolated: each('invariantViolated'),
@@ -201,7 +204,7 @@ async function startParts(options: AppOptions, running: Running): Promise<App> {
   const eventLog = new PgEventLog(pool);
   const metrics = new Metrics(readModel);
   const observer = composeObservers([failureLogger(logger), metrics, ...observers]);
-  const store = new PgStore(pool);
+  const store = new PgStore(pool, observer);
   const registry = (running.registry = new Registry(
     store,
     clock,

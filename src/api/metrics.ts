@@ -3,7 +3,7 @@ import { StorageError } from '../engine/errors.ts';
 import { latencyBucketBoundsMs, LatencyHistogram } from '../engine/latency-histogram.ts';
 import { activeReservationsCacheMs } from '../engine/limits.ts';
 import type { CartOp } from '../engine/decide-cart.ts';
-import type { BatchCommittedEvent, EngineObserver } from '../engine/observer.ts';
+import type { BatchCommittedEvent, CommitStatementEvent, EngineObserver } from '../engine/observer.ts';
 import type { ReadModel } from '../engine/read-ports.ts';
 import type { Command, CommandResult, CommandType, FailureCode } from '../engine/types.ts';
 import {
@@ -156,6 +156,8 @@ export class Metrics implements EngineObserver {
   private readonly reservationDuration: Histogram;
   private readonly batchSize: Histogram;
   private readonly batchCommitDuration: Histogram;
+  private readonly commitQueueWait: Histogram;
+  private readonly commitRoundTrip: Histogram;
   private readonly versionConflicts: Counter;
   private readonly storageErrors: Counter;
   private readonly invariantViolations: Counter;
@@ -207,6 +209,7 @@ export class Metrics implements EngineObserver {
       buckets: latencyBucketsSeconds,
       registers,
     });
+    [this.commitQueueWait, this.commitRoundTrip] = commitHistograms(registers);
     this.versionConflicts = new Counter({
       name: 'secventory_version_conflicts_total',
       help: 'Batches that found their product changed by another writer and were decided again',
@@ -307,6 +310,11 @@ export class Metrics implements EngineObserver {
   readonly batchCommitted = (event: BatchCommittedEvent): void => {
     this.batchSize.observe(event.commands);
     this.batchCommitDuration.observe(event.commitMs / 1000);
+  };
+
+  readonly commitStatement = (event: CommitStatementEvent): void => {
+    this.commitQueueWait.observe(event.queuedMs / 1000);
+    this.commitRoundTrip.observe(event.roundTripMs / 1000);
   };
 
   readonly versionConflict = (): void => {
@@ -432,4 +440,21 @@ function flushCounts(
       exported[i] = counts[i]!;
     }
   }
+}
+
+/** Where a group commit's time goes: the wait before its statement is sent, and the statement's round trip. */
+function commitHistograms(registers: PrometheusRegistry[]): [Histogram, Histogram] {
+  const queueWait = new Histogram({
+    name: 'secventory_commit_queue_wait_seconds',
+    help: "Time a product's batch waited for its statement to be sent (its previous statement still running)",
+    buckets: latencyBucketsSeconds,
+    registers,
+  });
+  const roundTrip = new Histogram({
+    name: 'secventory_commit_round_trip_seconds',
+    help: 'Time from sending a group-commit statement to reading its answer (database work, COMMIT, wire, event loop)',
+    buckets: latencyBucketsSeconds,
+    registers,
+  });
+  return [queueWait, roundTrip];
 }

@@ -8,6 +8,18 @@ export interface BatchCommittedEvent {
   readonly commitMs: number;
 }
 
+/** One statement of the group committer: the single-product batches that waited together. */
+export interface CommitStatementEvent {
+  readonly batches: number;
+  /** How long its longest-waiting batch waited before the statement was sent (ms). */
+  readonly queuedMs: number;
+  /**
+   * From sending the statement to reading its answer (ms): the database's work and COMMIT, the
+   * wire, and the time the answer waited for the event loop.
+   */
+  readonly roundTripMs: number;
+}
+
 /**
  * Typed engine events. One adapter (src/api/metrics.ts) turns them into Prometheus metrics and
  * another into log lines; the engine itself imports neither.
@@ -27,6 +39,7 @@ export interface EngineObserver {
    */
   cartCompleted?(op: CartOp, result: CommandResult, latencyMs: number): void;
   batchCommitted?(event: BatchCommittedEvent): void;
+  commitStatement?(event: CommitStatementEvent): void;
   versionConflict?(sku: string): void;
   storageError?(sku: string, error: Error): void;
   /**

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { assert } from '../engine/errors.ts';
 import { groupProductsMax, groupsInFlightMax } from '../engine/limits.ts';
+import type { CommitStatementEvent } from '../engine/observer.ts';
 import type { CommitResult } from '../engine/store.ts';
 import type { BatchWrite, IdempotencyRecord } from '../engine/types.ts';
 import { commitBatchesSql, commitValues } from './commit-columns.ts';
@@ -8,6 +9,8 @@ import { statusConflictSqlState, storageError } from './database.ts';
 
 interface Waiting {
   readonly write: BatchWrite;
+  /** performance.now() when the actor handed it over. */
+  readonly queuedAtMs: number;
   readonly resolve: (result: CommitResult) => void;
   readonly reject: (error: unknown) => void;
 }
@@ -53,7 +56,10 @@ export class GroupCommitter {
   private readonly skusInFlight = new Set<string>();
   private flushScheduled = false;
 
-  constructor(private readonly pool: pg.Pool) {}
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly onStatement: (event: CommitStatementEvent) => void = () => {},
+  ) {}
 
   /**
    * A cart's writes, alone in their own statement: a refusal of one product refuses all, which
@@ -84,7 +90,7 @@ export class GroupCommitter {
 
   commit(write: BatchWrite): Promise<CommitResult> {
     return new Promise((resolve, reject) => {
-      this.waiting.push({ write, resolve, reject });
+      this.waiting.push({ write, queuedAtMs: performance.now(), resolve, reject });
       this.schedule();
     });
   }
@@ -148,8 +154,11 @@ export class GroupCommitter {
     );
     let results: unknown;
     try {
+      const sentMs = performance.now();
       const { rows } = await this.pool.query<CommitRow>({ name: 'commit_batches', text: commitBatchesSql, values });
       results = rows[0]?.results;
+      const queuedMs = sentMs - Math.min(...group.map((g) => g.queuedAtMs));
+      this.onStatement({ batches: group.length, queuedMs, roundTripMs: performance.now() - sentMs });
     } catch (error) {
       // Someone wrote behind a version (see the migration): every product of the group reloads.
       const code = (error as { code?: string }).code;

@@ -5,6 +5,7 @@ import type { CommitResult, CreateProductResult, DueReservation, NewProduct, Sto
 import { isoOf } from '../engine/time.ts';
 import type { BatchWrite, IdempotencyRecord, ProductState, Reservation } from '../engine/types.ts';
 import { guarded } from './database.ts';
+import type { EngineObserver } from '../engine/observer.ts';
 import { GroupCommitter } from './group-commit.ts';
 import * as products from './sql/products.ts';
 import * as reservations from './sql/reservations.ts';
@@ -98,8 +99,11 @@ function productFromRow(row: ProductRow): ProductState {
 export class PgStore implements Store {
   private readonly committer: GroupCommitter;
 
-  constructor(private readonly pool: pg.Pool) {
-    this.committer = new GroupCommitter(pool);
+  constructor(
+    private readonly pool: pg.Pool,
+    observer: EngineObserver = {},
+  ) {
+    this.committer = new GroupCommitter(pool, (event) => observer.commitStatement?.(event));
   }
 
   loadProduct(sku: string): Promise<ProductState | null> {

@@ -160,6 +160,19 @@ describe('/metrics after a known load', () => {
     expect(m.value('secventory_batch_commit_duration_seconds_count')).toBe(batches);
   });
 
+  it("commit statements are timed apart from the batches in them: a round trip never exceeds its batches' commits", async () => {
+    const m = await scrape(t);
+    const batches = m.value('secventory_batch_commit_duration_seconds_count');
+    const statements = m.value('secventory_commit_round_trip_seconds_count');
+    expect(statements).toBeGreaterThanOrEqual(1);
+    expect(statements).toBeLessThanOrEqual(batches);
+    expect(m.value('secventory_commit_queue_wait_seconds_count')).toBe(statements);
+    // Each statement carries at least one batch, whose commit time contains the statement's round trip.
+    expect(m.value('secventory_commit_round_trip_seconds_sum')).toBeLessThanOrEqual(
+      m.value('secventory_batch_commit_duration_seconds_sum'),
+    );
+  });
+
   it('counts the sweeper expiry, no version conflicts and no storage errors', async () => {
     const m = await scrape(t);
     expect(m.value('secventory_expiries_total')).toBe(1);
