@@ -10,6 +10,7 @@ import { SingleBar, Presets } from 'cli-progress';
 import { Command } from 'commander';
 import pg from 'pg';
 import { EmbeddedServer } from '../src/persistence/embedded-postgres.ts';
+import { breakdownTable, functionMsMean, serverBreakdown, timeFunctions, type Breakdown } from './bench/breakdown.ts';
 import { checkCorrectness, commitMsMean, type Correctness } from './bench/correctness.ts';
 import { chooseGenerator, type TimedGeneratorName } from './bench/generator.ts';
 import type { GeneratorName } from './bench/load-result.ts';
@@ -41,6 +42,8 @@ interface Row {
   rssMaxMb: number;
   /** The server's CPU time over the load, as a share of one core (100 = one core busy). */
   serverCpuPercent: number;
+  /** Where a batch's commit time goes (null when the server did not expose it). */
+  breakdown: Breakdown | null;
 }
 
 const program = new Command('bench')
@@ -141,6 +144,7 @@ async function runOne(
   await admin.connect();
   await admin.query(`drop database if exists ${database}`);
   await admin.query(`create database ${database}`);
+  await timeFunctions(admin, database);
   await admin.end();
   const url = new URL(adminUrl);
   url.pathname = `/${database}`;
@@ -174,8 +178,10 @@ async function runOne(
     }
     const serverCpuPercent = ((server.cpuSeconds() - cpuBeforeS) / load.durationS) * 100;
     const commitMs = await commitMsMean(server.url);
+    const fromServer = await serverBreakdown(server.url).catch(() => null);
     const rssMaxMb = server.rssMaxBytes() / 1024 / 1024;
     await server.stop();
+    const breakdown = fromServer === null ? null : { ...fromServer, functionMs: await functionMsMean(databaseUrl) };
     const correctness = await checkCorrectness(databaseUrl);
     return {
       scenario,
@@ -188,6 +194,7 @@ async function runOne(
       commitMsMean: commitMs,
       rssMaxMb,
       serverCpuPercent,
+      breakdown,
     };
   } finally {
     await server.stop();
@@ -251,6 +258,7 @@ async function report(rows: Row[], ceiling: Ceiling | null, generator: TimedGene
     }
   }
   for (const r of rows.filter((row) => row.scenario === 'carts')) md.push('', cartLine(r));
+  md.push('', "Where a batch's commit time goes (means over the run):", '', breakdownTable(rows));
   const text = md.join('\n');
   console.log(`\n${text}\n`);
   await mkdir('reports', { recursive: true });

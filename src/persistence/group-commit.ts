@@ -101,12 +101,16 @@ export class GroupCommitter {
     // After the current turn, so that batches decided in the same turn travel together.
     setImmediate(() => {
       this.flushScheduled = false;
-      while (this.inFlight < groupsInFlightMax && this.waiting.length > 0) {
-        const group = this.takeGroup();
-        if (group.length === 0) break;
-        void this.send(group);
-      }
+      this.flush();
     });
+  }
+
+  private flush(): void {
+    while (this.inFlight < groupsInFlightMax && this.waiting.length > 0) {
+      const group = this.takeGroup();
+      if (group.length === 0) break;
+      void this.send(group);
+    }
   }
 
   /**
@@ -132,19 +136,30 @@ export class GroupCommitter {
     return group;
   }
 
+  /**
+   * Sends a group and, once its statement has returned, sends the batches that waited for it
+   * before answering this group's actors: answering a few hundred requests takes the event loop
+   * milliseconds, and the next statement need not wait for that (it was decided on top of this
+   * one and is guarded by this one's outcome, whatever it is).
+   */
   private async send(group: Waiting[]): Promise<void> {
     this.inFlight++;
     for (const g of group) this.skusInFlight.add(g.write.sku);
+    let settle: () => void;
     try {
-      await this.sendGroup(group);
-    } finally {
-      this.inFlight--;
-      for (const g of group) this.skusInFlight.delete(g.write.sku);
-      this.schedule();
+      settle = await this.sendGroup(group);
+    } catch (error) {
+      // A write the statement could not even be built from: a programming error for each batch.
+      settle = () => group.forEach((g) => g.reject(error));
     }
+    this.inFlight--;
+    for (const g of group) this.skusInFlight.delete(g.write.sku);
+    this.flush();
+    settle();
   }
 
-  private async sendGroup(unordered: Waiting[]): Promise<void> {
+  /** Runs the group's statement; what it answers each batch is applied by the returned function. */
+  private async sendGroup(unordered: Waiting[]): Promise<() => void> {
     // Product rows are locked in SKU order, the same in every instance: two instances' groups
     // can wait for each other but never deadlock.
     const group = unordered.sort((a, b) => (a.write.sku < b.write.sku ? -1 : a.write.sku > b.write.sku ? 1 : 0));
@@ -163,12 +178,10 @@ export class GroupCommitter {
       // Someone wrote behind a version (see the migration): every product of the group reloads.
       const code = (error as { code?: string }).code;
       if (code === statusConflictSqlState || code === '23505') {
-        for (const g of group) g.resolve({ type: 'conflict' });
-        return;
+        return () => group.forEach((g) => g.resolve({ type: 'conflict' }));
       }
       const failure = storageError(error, `commit of ${group.length} batches`);
-      for (const g of group) g.reject(failure);
-      return;
+      return () => group.forEach((g) => g.reject(failure));
     }
     // A refused row (say a CHECK constraint) fails the whole statement above as a non-transient
     // error: each actor then retries its commands one by one, so the poisoned one fails alone.
@@ -178,9 +191,8 @@ export class GroupCommitter {
     } catch (error) {
       // The statement committed, but what it says of each batch cannot be read: every batch of
       // the group is a programming error, and its actor reloads from the database.
-      for (const g of group) g.reject(error);
-      return;
+      return () => group.forEach((g) => g.reject(error));
     }
-    group.forEach((g, i) => g.resolve(settled[i]!));
+    return () => group.forEach((g, i) => g.resolve(settled[i]!));
   }
 }

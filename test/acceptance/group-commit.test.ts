@@ -1,5 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
+import type { BatchWrite } from '../../src/engine/types.ts';
+import { GroupCommitter } from '../../src/persistence/group-commit.ts';
 import { systemClock } from '../../src/engine/clock.ts';
 import { Registry } from '../../src/engine/registry.ts';
 import { engineSettings, startEngine } from '../support/engine.ts';
@@ -93,5 +96,39 @@ describe('group commit with two engines over one store', () => {
     );
     expect(rows[0]).toEqual({ reserved: 100, rows: 100 });
     expect(await databaseViolations(db.sql)).toEqual([]);
+  });
+});
+
+describe('group commit pipelining', () => {
+  it("a product's next statement leaves as soon as the previous one returns, before that one's callers are answered", async () => {
+    const db = await createTestDatabase();
+    cleanup.push(() => db.drop());
+    const pool = new pg.Pool({ connectionString: db.url, max: 4 });
+    cleanup.push(() => pool.end());
+    const order: string[] = [];
+    const query = pool.query.bind(pool) as (config: pg.QueryConfig) => Promise<pg.QueryResult>;
+    let sent = 0;
+    // Records when each statement leaves; the pool itself is the real one.
+    (pool as unknown as { query: typeof query }).query = (config) => {
+      order.push(`sent ${++sent}`);
+      return query(config);
+    };
+    const committer = new GroupCommitter(pool);
+    // A product that does not exist: each statement answers "conflict" without writing anything.
+    const write = (versionBefore: number): BatchWrite => ({
+      sku: 'NO-SUCH-PRODUCT',
+      versionBefore,
+      hashBefore: '0'.repeat(64),
+      counters: { total: 1, reserved: 0, purchased: 0, version: versionBefore + 1 },
+      atMs: Date.now(),
+      inserted: [],
+      changed: [],
+      events: [],
+      idempotency: [],
+    });
+    const first = committer.commit(write(1)).then((r) => order.push(`answered 1: ${r.type}`));
+    const second = committer.commit(write(2)).then((r) => order.push(`answered 2: ${r.type}`));
+    await Promise.all([first, second]);
+    expect(order).toEqual(['sent 1', 'sent 2', 'answered 1: conflict', 'answered 2: conflict']);
   });
 });
