@@ -163,7 +163,7 @@ describe('atomic bulk adjustments in flight when PostgreSQL is SIGKILLed, then r
   });
 
   it('G2: retried calls took effect once: every total is its initial stock moved by the calls answered 200', async () => {
-    const expected = new Map([...ample.map((sku) => [sku, initialStock] as const), [scarce, 0] as const]);
+    const expected = new Map<string, number>([...ample.map((sku) => [sku, initialStock] as const), [scarce, 0]]);
     for (const c of calls.filter((x) => final(x)!.status === 200)) {
       for (const i of c.items) expected.set(i.sku, expected.get(i.sku)! + i.delta);
     }
