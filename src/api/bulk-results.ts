@@ -1,3 +1,5 @@
+import { createdView } from '../engine/product-creation.ts';
+import { isoOf } from '../engine/time.ts';
 import type { BulkItem } from '../engine/types.ts';
 import { statusOfCode } from './errors.ts';
 
@@ -9,8 +11,14 @@ export function bulkResultOf(item: BulkItem) {
   switch (item.type) {
     case 'invalid':
       return { sku: item.sku, status: 400, code: 'validation_failed' as const, field: item.field };
+    case 'created':
+      return {
+        sku: item.sku,
+        status: 201,
+        product: createdView(item.sku, item.name, item.stock, isoOf(item.createdAtMs)),
+      };
     case 'product':
-      return { sku: item.product.sku, status: item.created ? 201 : 200, product: item.product };
+      return { sku: item.product.sku, status: 200, product: item.product };
     case 'inventory':
       return { sku: item.inventory.sku, status: 200, inventory: item.inventory };
     case 'refused':

@@ -5,7 +5,6 @@ import { assert, StorageError } from './errors.ts';
 import { chainEvents, genesisHash } from './event-hash.ts';
 import { conflictRetriesMax } from './limits.ts';
 import type { EngineObserver } from './observer.ts';
-import { createdOutcome } from './product-creation.ts';
 import type { ExistingProduct, NewBulkProduct, ScopedKey, Store } from './store.ts';
 import { isoOf } from './time.ts';
 import type { BulkItem, CommandResult, EventDraft, Outcome } from './types.ts';
@@ -149,8 +148,7 @@ function itemOutcome(
 ): BulkItem {
   if (item.type === 'invalid') return { type: 'invalid', sku: item.sku, field: item.field };
   if (created.has(item.sku)) {
-    const { product } = createdOutcome(item.sku, item.name, item.stock, nowMs);
-    return { type: 'product', created: true, product };
+    return { type: 'created', sku: item.sku, name: item.name, stock: item.stock, createdAtMs: nowMs };
   }
   const found = existing.get(item.sku);
   assert(found !== undefined, `product ${item.sku} was created or found`);
@@ -163,5 +161,5 @@ function itemOutcome(
     createdAt: isoOf(found.createdAtMs),
     inventory: inventoryView(found.sku, found.counters, found.activeReservations),
   };
-  return { type: 'product', created: false, product };
+  return { type: 'product', product };
 }

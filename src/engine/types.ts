@@ -197,8 +197,19 @@ export type Outcome =
 export type BulkItem =
   /** Refused by its own validation (400); `sku` is null when it is not text that can be stored. */
   | { readonly type: 'invalid'; readonly sku: string | null; readonly field: string }
-  /** A create: `created` is 201, otherwise the same product again (200). */
-  | { readonly type: 'product'; readonly created: boolean; readonly product: ProductView }
+  /**
+   * A product this call created (201), as little as its view is made of: a thousand of them are
+   * remembered under the call's key, and the view of a new product follows from these.
+   */
+  | {
+      readonly type: 'created';
+      readonly sku: string;
+      readonly name: string;
+      readonly stock: number;
+      readonly createdAtMs: number;
+    }
+  /** A create that found the same product (200): the product as it was. */
+  | { readonly type: 'product'; readonly product: ProductView }
   /** An adjustment applied (200). */
   | { readonly type: 'inventory'; readonly inventory: InventoryView }
   /** A rule's refusal (409) or a failure of that item alone (404, 422, 5xx). */

@@ -46,7 +46,9 @@ export async function importProducts(pool: pg.Pool, input: NewProducts): Promise
 
 /** The statements of one import, on one connection (in a transaction when there is a record). */
 async function importOn(sql: pg.Pool | pg.PoolClient, input: NewProducts) {
-  const { products: wanted, nowMs, record } = input;
+  const { nowMs, record } = input;
+  // In SKU order (see insertProducts): the same order in every call and every instance.
+  const wanted = [...input.products].sort((a, b) => (a.sku < b.sku ? -1 : a.sku > b.sku ? 1 : 0));
   const key = record?.key ?? null;
   for (const p of wanted) assertFirstEvent(p, nowMs, wanted[0]!.event.requestId, key);
   const { rows } = await sql.query<{ sku: string }>(products.insertProducts, [
