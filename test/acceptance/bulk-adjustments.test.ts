@@ -91,7 +91,7 @@ describe('POST /stock-adjustments/bulk: what the body must be', () => {
     });
   });
 
-  it('a SKU named twice is 400 for the whole call, naming both items; nothing is applied, the key stays unused', async () => {
+  it('a SKU named twice is 400 for the whole call naming both items; nothing applied, the key unused', async () => {
     await create('BA-TWICE', 5);
     const twice = [
       { sku: 'BA-TWICE', delta: 1, reason: 'count' },
@@ -140,7 +140,7 @@ describe('one by one (not atomic): a result per item', () => {
     });
   });
 
-  it('G2: the same key and body replays the stored results, flagged idempotent-replayed, and applies nothing', async () => {
+  it('G2: the same key and body replays the stored results (idempotent-replayed) and applies nothing', async () => {
     await create('BA-2', 10);
     const items = [{ sku: 'BA-2', delta: 4, reason: 'delivery' }];
     const first = await adjust(a, 'ba-2', items);
@@ -232,7 +232,7 @@ describe('atomic: every item applies or none does', () => {
     expect(eventA.tx_id).toBe(eventB.tx_id);
   });
 
-  it('G4: one refused item refuses the call: 409 naming it, nothing applied, a rejected event on every product', async () => {
+  it('G4: one refused item refuses the call: 409 naming it, nothing applied, rejected on every product', async () => {
     await create('BA-6-A', 10);
     await create('BA-6-B', 10);
     await create('BA-6-C', 10);
@@ -264,7 +264,7 @@ describe('atomic: every item applies or none does', () => {
     expect(new Set(refusals.map((e) => e.tx_id)).size).toBe(1);
   });
 
-  it('G2: a refused call is stored under its key: the retry gets the same 409, even once stock would allow it', async () => {
+  it('G2: a refused call is stored under its key: a retry gets the same 409, even once stock allows it', async () => {
     await create('BA-7', 10);
     await reserve('BA-7', 10);
     const items = [{ sku: 'BA-7', delta: -1, reason: 'recount' }];
@@ -281,7 +281,7 @@ describe('atomic: every item applies or none does', () => {
     expect(await totals(['BA-7'])).toEqual({ 'BA-7': { total: 15, version: 4 } });
   });
 
-  it('an unknown SKU is 404 product_not_found naming it in unknownSkus; nothing written, the key stays unused', async () => {
+  it('an unknown SKU is 404 product_not_found in unknownSkus; nothing written, the key stays unused', async () => {
     await create('BA-8', 10);
     const items = [
       { sku: 'BA-8', delta: 1, reason: 'count' },
@@ -296,7 +296,7 @@ describe('atomic: every item applies or none does', () => {
     expect(retry.status).toBe(200);
   });
 
-  it('G1 G2: atomic calls through both instances while single adjustments take the same stock: each applied once, all or nothing', async () => {
+  it('G1 G2: atomic calls via both instances racing reservations: each applied once, all or nothing', async () => {
     const skus = ['BA-9-A', 'BA-9-B', 'BA-9-C'];
     for (const sku of skus) await create(sku, 30);
     // Each call takes one unit of every product; singles take units of A. 30 units of A cannot
@@ -342,7 +342,7 @@ describe('atomic: every item applies or none does', () => {
 });
 
 describe('the database after bulk adjustments', () => {
-  it('G1-G4 G7: the SQL oracle and secventory verify (its per-transaction cart check included) find nothing wrong', async () => {
+  it('G1-G4 G7: the SQL oracle and verify (its per-transaction cart check included) find nothing wrong', async () => {
     expect(await databaseViolations(db.sql)).toEqual([]);
     const report = await verifyDatabase(db.url);
     expect(report.violations).toEqual([]);

@@ -37,7 +37,7 @@ async function eventCount(skus: readonly string[]): Promise<number> {
 }
 
 describe('POST /products/bulk: each item as POST /products would answer it', () => {
-  it('mixed items: created, the same again, a different product, invalid fields and a repeated SKU, in order', async () => {
+  it('mixed items: created, the same again, another product, invalid fields, a repeated SKU, in order', async () => {
     expect((await a.http('POST', '/products', { body: { sku: 'BP-SAME', name: 'Same', stock: 5 } })).status).toBe(201);
     expect((await a.http('POST', '/products', { body: { sku: 'BP-DIFF', name: 'Old', stock: 5 } })).status).toBe(201);
     const items: Item[] = [
@@ -169,7 +169,7 @@ describe('POST /products/bulk with an Idempotency-Key (scoped to the route)', ()
     { sku: 'BP-K-2', name: 'Two', stock: -2 },
   ];
 
-  it('G2: the same key and body replays the stored results, flagged idempotent-replayed, and writes nothing', async () => {
+  it('G2: the same key and body replays the stored results (idempotent-replayed) and writes nothing', async () => {
     const first = await bulk(a, items, 'bp-k');
     await a.http('POST', '/products/BP-K-1/reservations', { key: 'bp-k-r', body: { quantity: 1 } });
     const events = await eventCount(['BP-K-1', 'BP-K-2']);
@@ -201,7 +201,7 @@ describe('POST /products/bulk with an Idempotency-Key (scoped to the route)', ()
     expect(rows.map((r) => r.sku)).toEqual(['/products/bulk', 'BP-S-1']);
   });
 
-  it('G2: the same call sent at once through both instances creates each product once; all get one answer', async () => {
+  it('G2: the same call sent at once via both instances creates each product once; one answer for all', async () => {
     const body = Array.from({ length: 50 }, (_, i) => ({ sku: `BP-STORM-${i}`, name: 'Storm', stock: i }));
     const answers = await Promise.all(
       Array.from({ length: 12 }, (_, i) => bulk(i % 2 === 0 ? a : b, body, 'bp-storm')),
@@ -224,7 +224,7 @@ describe('POST /products/bulk with an Idempotency-Key (scoped to the route)', ()
 });
 
 describe('body limits', () => {
-  it(`a bulk call of ${bulkItemsMax} items of the longest names is accepted (up to ${bulkBodyBytesMax} bytes)`, async () => {
+  it(`${bulkItemsMax} items of the longest names are accepted (up to ${bulkBodyBytesMax} bytes)`, async () => {
     const products = Array.from({ length: bulkItemsMax }, (_, i) => ({
       sku: `BP-LONG-${String(i).padStart(4, '0')}-${'x'.repeat(50)}`,
       name: 'n'.repeat(200),

@@ -149,7 +149,7 @@ describe('atomic bulk adjustments in flight when PostgreSQL is SIGKILLed, then r
     expect(retried.length + inDoubt, 'calls that met the outage').toBeGreaterThan(0);
   });
 
-  it('G4 G5: each call is in the database whole, as answered: every product adjusted (200) or every refusal recorded (409), in one transaction', async () => {
+  it('G4 G5: each call whole as answered: all adjusted (200) or all refused (409), in one transaction', async () => {
     const found = await effects();
     for (const c of calls) {
       const expected = final(c)!.status === 200 ? 'stock_adjusted' : 'rejected';
@@ -162,7 +162,7 @@ describe('atomic bulk adjustments in flight when PostgreSQL is SIGKILLed, then r
     }
   });
 
-  it('G2: retried calls took effect once: every total is its initial stock moved by the calls answered 200', async () => {
+  it('G2: retried calls took effect once: each total is its stock moved by the calls answered 200', async () => {
     const expected = new Map<string, number>([...ample.map((sku) => [sku, initialStock] as const), [scarce, 0]]);
     for (const c of calls.filter((x) => final(x)!.status === 200)) {
       for (const i of c.items) expected.set(i.sku, expected.get(i.sku)! + i.delta);
