@@ -45,6 +45,7 @@ describe('POST /products/bulk: each item as POST /products would answer it', () 
       { sku: 'BP-SAME', name: 'Same', stock: 5 },
       { sku: 'BP-DIFF', name: 'New name', stock: 5 },
       { sku: 'BP-BAD-STOCK', name: 'x', stock: -1 },
+      { sku: 'BP-TEXT-STOCK', name: 'x', stock: '5' },
       { sku: 'BP-NO-NAME', stock: 1 },
       { sku: 'BP-EXTRA', name: 'x', stock: 1, colour: 'red' },
       { sku: 'BP-NEW-1', name: 'New one', stock: 10 },
@@ -58,6 +59,8 @@ describe('POST /products/bulk: each item as POST /products would answer it', () 
       { sku: 'BP-SAME', status: 200, product: expect.objectContaining({ sku: 'BP-SAME', name: 'Same' }) },
       { sku: 'BP-DIFF', status: 409, code: 'product_exists' },
       { sku: 'BP-BAD-STOCK', status: 400, code: 'validation_failed', field: 'stock' },
+      // Types are not coerced in an item either: "5" is not 5.
+      { sku: 'BP-TEXT-STOCK', status: 400, code: 'validation_failed', field: 'stock' },
       { sku: 'BP-NO-NAME', status: 400, code: 'validation_failed', field: 'name' },
       { sku: 'BP-EXTRA', status: 400, code: 'validation_failed', field: 'colour' },
       { sku: 'BP-NEW-1', status: 400, code: 'validation_failed', field: 'sku' },
