@@ -3,6 +3,7 @@ import { databaseViolations } from '../../scripts/lib/oracle.ts';
 import { verifyDatabase } from '../../src/audit/verify-database.ts';
 import { bulkAdjustmentsScope, itemKeyOf } from '../../src/engine/bulk-adjustments.ts';
 import { systemClock } from '../../src/engine/clock.ts';
+import { bulkItemsMax } from '../../src/engine/limits.ts';
 import { bulkFingerprintOf } from '../../src/engine/fingerprint.ts';
 import { startTestApp, type HttpResponse, type TestApp } from '../support/app.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
@@ -338,6 +339,29 @@ describe('atomic: every item applies or none does', () => {
     );
     expect(retried.map((r) => r.status)).toEqual(answers.map((r) => r.status));
     expect((await totals(skus))['BA-9-A']!.total).toBe(30 - applied);
+  });
+});
+
+describe('the largest calls', () => {
+  it(`G4: an atomic call of ${bulkItemsMax} items holds as many products and commits them in one transaction`, async () => {
+    const skus = Array.from({ length: bulkItemsMax }, (_, i) => `BA-MAX-${i}`);
+    const created = await a.http('POST', '/products/bulk', {
+      body: { products: skus.map((sku) => ({ sku, name: sku, stock: 5 })) },
+    });
+    expect(created.status).toBe(200);
+    const res = await adjust(
+      b,
+      'ba-max',
+      skus.map((sku) => ({ sku, delta: 1, reason: 'max' })),
+      true,
+    );
+    expect(res.status).toBe(200);
+    expect(new Set(res.body.results.map((r: { status: number }) => r.status))).toEqual(new Set([200]));
+    const { rows } = await db.sql.query(
+      `select count(*)::int as events, count(distinct tx_id)::int as transactions, min(total)::int as total
+         from inventory_events where reason = 'max'`,
+    );
+    expect(rows[0]).toEqual({ events: bulkItemsMax, transactions: 1, total: 6 });
   });
 });
 
