@@ -343,7 +343,7 @@ describe('atomic: every item applies or none does', () => {
 });
 
 describe('the largest calls', () => {
-  it(`G4: an atomic call of ${bulkItemsMax} items holds as many products and commits them in one transaction`, async () => {
+  it(`G4: an atomic call of ${bulkItemsMax} items, on as many products, commits in one transaction`, async () => {
     const skus = Array.from({ length: bulkItemsMax }, (_, i) => `BA-MAX-${i}`);
     const created = await a.http('POST', '/products/bulk', {
       body: { products: skus.map((sku) => ({ sku, name: sku, stock: 5 })) },
