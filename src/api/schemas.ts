@@ -213,7 +213,11 @@ const everyRejectionListed: [Unlisted] extends [never] ? true : Unlisted = true;
 void everyRejectionListed;
 
 /** An item's `code`: a code of the Problem table (docs/API.md, Error codes). */
-const ItemCode = Type.Unsafe<ErrorCode>({ type: 'string', enum: errorCodes, description: 'as a Problem would say' });
+const ItemCode = Type.Unsafe<ErrorCode>({
+  type: 'string',
+  enum: errorCodes,
+  description: "when the item's status is not 2xx: the code its own Problem would carry",
+});
 
 /**
  * An item of POST /products/bulk. Only its being an object is checked with the body: each item is
