@@ -1,4 +1,4 @@
-// npm run bench -- --scenario hot|spread|mixed|burst|low|carts|all (or a list: hot,carts) --connections N --duration S
+// npm run bench -- --scenario hot|spread|mixed|burst|low|carts|import|all (or a list: hot,carts) --connections N --duration S
 //                   [--generator wrk|autocannon] [--wrk-threads N] [--compare-batch1] [--ceiling]
 // Starts the server as its own process on its own embedded PostgreSQL (fsync on) or DATABASE_URL,
 // drives it with a real HTTP load generator (wrk when it is on PATH, else autocannon; burst always
@@ -12,9 +12,11 @@ import pg from 'pg';
 import { EmbeddedServer } from '../src/persistence/embedded-postgres.ts';
 import { breakdownTable, functionMsMean, serverBreakdown, timeFunctions, type Breakdown } from './bench/breakdown.ts';
 import { checkCorrectness, commitMsMean, type Correctness } from './bench/correctness.ts';
+import type { ImportResult } from './bench/import.ts';
 import { chooseGenerator, type TimedGeneratorName } from './bench/generator.ts';
 import type { GeneratorName } from './bench/load-result.ts';
 import { wrkThreadsDefault } from './bench/wrk-load.ts';
+import { importProductCount } from './bench/workload.ts';
 import { startNodeServer, startServerProcess } from './lib/server-process.ts';
 import {
   cartLines,
@@ -23,6 +25,7 @@ import {
   lowConnections,
   productsFor,
   runBurst,
+  runImport,
   runScenario,
   scenarioNames,
   type LoadResult,
@@ -79,7 +82,10 @@ interface Ceiling {
 async function main() {
   const scenarios = (opts.scenario === 'all' ? [...scenarioNames] : opts.scenario.split(',')) as ScenarioName[];
   for (const s of scenarios) if (!scenarioNames.includes(s)) throw new Error(`unknown scenario ${s}`);
-  const generator = scenarios.every((s) => s === 'burst') ? 'autocannon' : chooseGenerator(opts.generator);
+  // burst and import send their requests from this process: no load generator is needed.
+  const generator = scenarios.every((s) => s === 'burst' || s === 'import')
+    ? 'autocannon'
+    : chooseGenerator(opts.generator);
 
   let embedded: EmbeddedServer | undefined;
   let tmp: string | undefined;
@@ -156,7 +162,7 @@ async function runOne(
   });
   try {
     await createProducts(server.url, productsFor(scenario));
-    const driver = scenario === 'burst' ? 'undici' : generator;
+    const driver = scenario === 'burst' || scenario === 'import' ? 'undici' : generator;
     process.stderr.write(
       `\n${scenario} (batchSizeMax ${batchSizeMax}, ${scenario === 'low' ? lowConnections : opts.connections} connections, ${opts.duration} s, ${driver})\n`,
     );
@@ -164,6 +170,8 @@ async function runOne(
     const cpuBeforeS = server.cpuSeconds();
     if (scenario === 'burst') {
       load = await runBurst(server.url, opts.connections);
+    } else if (scenario === 'import') {
+      load = await runImport(server.url);
     } else {
       const bar = new SingleBar({ format: '  {bar} {value}/{total} s', clearOnComplete: true }, Presets.shades_classic);
       bar.start(opts.duration, 0);
@@ -232,6 +240,24 @@ function cartLine(r: Row): string {
   );
 }
 
+/** Products per second, and whether every product of the import was created: what an import is read by. */
+function importLine(r: Row): string {
+  const load = r.load as ImportResult;
+  const n = (x: number) => Math.round(x).toLocaleString('en-US');
+  return (
+    `import (${n(load.requests)} calls of ${n(load.callSize)} products through POST /products/bulk, ` +
+    `${load.concurrency} at a time): ${n(load.productsCreated)} products created in ${load.durationS.toFixed(2)} s = ` +
+    `${n(load.productsPerSecond)} products/s; per call p50 ${load.latencyMsP50.toFixed(0)} ms, ` +
+    `p99 ${load.latencyMsP99.toFixed(0)} ms; oracle ${r.correctness.oracleViolations.length === 0 ? 'pass' : 'FAIL'}, ` +
+    `verify ${r.correctness.verifyOk === true ? 'pass' : 'FAIL'}`
+  );
+}
+
+/** An import that did not create every product it sent is a failed run, whatever its speed. */
+function importIncomplete(r: Row): boolean {
+  return r.scenario === 'import' && (r.load as ImportResult).productsCreated !== importProductCount;
+}
+
 async function report(rows: Row[], ceiling: Ceiling | null, generator: TimedGeneratorName) {
   const md = [table(rows)];
   if (ceiling !== null) {
@@ -258,6 +284,7 @@ async function report(rows: Row[], ceiling: Ceiling | null, generator: TimedGene
     }
   }
   for (const r of rows.filter((row) => row.scenario === 'carts')) md.push('', cartLine(r));
+  for (const r of rows.filter((row) => row.scenario === 'import')) md.push('', importLine(r));
   md.push('', "Where a batch's commit time goes (means over the run):", '', breakdownTable(rows));
   const text = md.join('\n');
   console.log(`\n${text}\n`);
@@ -273,11 +300,16 @@ async function report(rows: Row[], ceiling: Ceiling | null, generator: TimedGene
     (r) =>
       r.correctness.oracleViolations.length > 0 ||
       r.correctness.verifyOk === false ||
-      r.correctness.reservations < (r.load.statusCounts['201'] ?? 0),
+      r.correctness.reservations < (r.load.statusCounts['201'] ?? 0) ||
+      importIncomplete(r),
   );
   for (const r of rows) {
     for (const v of r.correctness.oracleViolations.slice(0, 5)) {
       console.error(`${r.scenario}: ${v.guarantee} ${v.sku}: ${v.message}`);
+    }
+    if (importIncomplete(r)) {
+      const load = r.load as ImportResult;
+      console.error(`import: ${load.productsCreated} of ${importProductCount} products created`);
     }
     const created = r.load.statusCounts['201'] ?? 0;
     if (r.correctness.reservations < created) {

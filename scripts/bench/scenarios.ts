@@ -19,6 +19,7 @@ import {
 
 export type { LoadResult } from './load-result.ts';
 export { runBurst } from './burst.ts';
+export { runImport, type ImportResult } from './import.ts';
 export {
   cartLines,
   cartSkuCount,
@@ -45,6 +46,9 @@ export function productsFor(scenario: ScenarioName): { sku: string; stock: numbe
       return Array.from({ length: mixedSkuCount }, (_, i) => ({ sku: `M-${i}`, stock: ample }));
     case 'carts':
       return Array.from({ length: cartSkuCount }, (_, i) => ({ sku: `C-${i}`, stock: ample }));
+    case 'import':
+      // It creates its own products: that is what it measures.
+      return [];
   }
 }
 

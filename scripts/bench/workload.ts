@@ -1,9 +1,12 @@
 // What each scenario asks of the service, shared by both load generators and the wrk scripts.
 
-export type ScenarioName = 'hot' | 'spread' | 'mixed' | 'burst' | 'low' | 'carts';
-export const scenarioNames: readonly ScenarioName[] = ['hot', 'spread', 'mixed', 'burst', 'low', 'carts'];
-/** The scenarios that run for a duration under a load generator (burst fires a fixed count). */
-export type TimedScenarioName = Exclude<ScenarioName, 'burst'>;
+export type ScenarioName = 'hot' | 'spread' | 'mixed' | 'burst' | 'low' | 'carts' | 'import';
+export const scenarioNames: readonly ScenarioName[] = ['hot', 'spread', 'mixed', 'burst', 'low', 'carts', 'import'];
+/**
+ * The scenarios that run for a duration under a load generator (burst fires a fixed count of
+ * reservations, import a fixed count of bulk creates).
+ */
+export type TimedScenarioName = Exclude<ScenarioName, 'burst' | 'import'>;
 
 export interface ScenarioOptions {
   readonly connections: number;
@@ -39,3 +42,12 @@ export function cartSkus(n: number, count = cartSkuCount, lines = cartLines): st
   const stride = Math.floor(count / lines);
   return Array.from({ length: lines }, (_, k) => `C-${(n + k * stride) % count}`);
 }
+
+/**
+ * The import scenario: importProductCount new products through POST /products/bulk, in calls of
+ * importCallSize (the most one call takes), importConcurrency calls at a time - enough for the
+ * server to parse, check and hash one call while the database writes another.
+ */
+export const importProductCount = 100_000;
+export const importCallSize = 1_000;
+export const importConcurrency = 4;

@@ -1,5 +1,6 @@
 import type { FastifyReply } from 'fastify';
 import type { CommandResult, FailureCode } from '../engine/types.ts';
+import { bulkResultOf } from './bulk-results.ts';
 import { sendProblem } from './errors.ts';
 
 // What a client reads for a failure. The engine's reason (which may name SQL or hosts) goes to
@@ -42,13 +43,15 @@ export function sendResult(reply: FastifyReply, result: CommandResult): FastifyR
     case 'product':
       return reply.code(outcome.created ? 201 : 200).send(outcome.product);
     case 'rejected':
-      return sendProblem(
-        reply,
-        outcome.code,
-        outcome.detail,
-        outcome.lines === undefined ? {} : { lines: outcome.lines },
-      );
+      return sendProblem(reply, outcome.code, outcome.detail, {
+        ...(outcome.lines === undefined ? {} : { lines: outcome.lines }),
+        ...(outcome.items === undefined ? {} : { items: outcome.items }),
+      });
+    case 'bulk':
+      return reply.code(200).send({ results: outcome.items.map(bulkResultOf) });
+    // Neither is an answer: an expiry that did nothing, a bulk call's key while its items run.
     case 'noop':
+    case 'pending':
       return sendProblem(reply, 'internal_error', failureDetail.internal_error);
     default: {
       const unreachable: never = outcome;

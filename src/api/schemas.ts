@@ -89,18 +89,15 @@ export const ReservationRequest = Type.Object(
   { ...strict, $id: 'ReservationRequest' },
 );
 
-export const StockAdjustment = Type.Object(
-  {
-    delta: Type.Integer({
-      minimum: -limits.stockMax,
-      maximum: limits.stockMax,
-      not: { const: 0 },
-      description: 'non-zero',
-    }),
-    reason: Text({ minLength: 1, maxLength: limits.reasonLengthMax }),
-  },
-  { ...strict, $id: 'StockAdjustment' },
-);
+const Delta = Type.Integer({
+  minimum: -limits.stockMax,
+  maximum: limits.stockMax,
+  not: { const: 0 },
+  description: 'non-zero',
+});
+const Reason = Text({ minLength: 1, maxLength: limits.reasonLengthMax });
+
+export const StockAdjustment = Type.Object({ delta: Delta, reason: Reason }, { ...strict, $id: 'StockAdjustment' });
 
 export const Inventory = Type.Object(
   {
@@ -203,6 +200,112 @@ export const ExtendRequest = Type.Object(
   { ...strict, $id: 'ExtendRequest' },
 );
 
+/** The `code` of a rejected event: every RejectionCode, checked at compile time. */
+const rejectionCodes = [
+  'product_exists',
+  'insufficient_stock',
+  'stock_limit_exceeded',
+  'reservation_expired',
+  'reservation_cancelled',
+  'reservation_purchased',
+  'reservation_lifetime_exceeded',
+  'quantity_exceeds_reservation',
+] as const satisfies readonly RejectionCode[];
+type Unlisted = Exclude<RejectionCode, (typeof rejectionCodes)[number]>;
+const everyRejectionListed: [Unlisted] extends [never] ? true : Unlisted = true;
+void everyRejectionListed;
+
+/** An item's `code`: a code of the Problem table (docs/API.md, Error codes). */
+const ItemCode = Type.Unsafe<ErrorCode>({
+  type: 'string',
+  enum: errorCodes,
+  description: "when the item's status is not 2xx: the code its own Problem would carry",
+});
+
+/**
+ * An item of POST /products/bulk. Only its being an object is checked with the body: each item is
+ * then checked as a NewProduct on its own, so that an invalid item is that item's 400, not the call's.
+ */
+const BulkProductItem = Type.Unsafe<Record<string, unknown>>({
+  type: 'object',
+  description: "a NewProduct ({ sku, name, stock }), checked on its own: an invalid one is that item's 400",
+});
+
+export const BulkProductsRequest = Type.Object(
+  {
+    products: Type.Array(BulkProductItem, {
+      minItems: 1,
+      maxItems: limits.bulkItemsMax,
+      description: `1..${limits.bulkItemsMax} products; a SKU named twice is the second item's 400`,
+    }),
+  },
+  { ...strict, $id: 'BulkProductsRequest' },
+);
+
+export const BulkProductResult = Type.Object(
+  {
+    sku: Type.Union([Type.String(), Type.Null()], {
+      description: "the item's sku; null when it is not a string that can be stored",
+    }),
+    status: Type.Integer({
+      enum: [200, 201, 400, 409],
+      description:
+        'what POST /products answers for this item: 201 created, 200 the same again, 409 product_exists; 400 invalid',
+    }),
+    code: Type.Optional(ItemCode),
+    field: Type.Optional(Type.String({ description: 'on 400: the field that is missing, unknown or invalid' })),
+    product: Type.Optional(ref(Product)),
+  },
+  { ...strict, $id: 'BulkProductResult' },
+);
+
+export const BulkProductResults = Type.Object(
+  {
+    results: Type.Array(ref(BulkProductResult), {
+      maxItems: limits.bulkItemsMax,
+      description: 'one per item, in the order of the request',
+    }),
+  },
+  { ...strict, $id: 'BulkProductResults' },
+);
+
+export const BulkAdjustmentsRequest = Type.Object(
+  {
+    adjustments: Type.Array(Type.Object({ sku: Sku, delta: Delta, reason: Reason }, strict), {
+      minItems: 1,
+      maxItems: limits.bulkItemsMax,
+      description: `1..${limits.bulkItemsMax} adjustments, each SKU at most once`,
+    }),
+    atomic: Type.Optional(
+      Type.Boolean({ description: 'true: every item applies or none does (default false: each on its own)' }),
+    ),
+  },
+  { ...strict, $id: 'BulkAdjustmentsRequest' },
+);
+
+export const BulkAdjustmentResult = Type.Object(
+  {
+    sku: Type.String(),
+    status: Type.Integer({
+      enum: [200, 404, 409, 422, 500, 503],
+      description: 'what POST /products/{sku}/stock-adjustments answers for this item',
+    }),
+    code: Type.Optional(ItemCode),
+    inventory: Type.Optional(ref(Inventory)),
+  },
+  { ...strict, $id: 'BulkAdjustmentResult' },
+);
+
+export const BulkAdjustmentResults = Type.Object(
+  {
+    results: Type.Array(ref(BulkAdjustmentResult), {
+      maxItems: limits.bulkItemsMax,
+      description: 'one per item, in the order of the request',
+    }),
+  },
+  { ...strict, $id: 'BulkAdjustmentResults' },
+);
+
 export const Problem = Type.Object(
   {
     type: Type.String({ format: 'uri', description: 'https://secventory.dev/problems/ and the code with dashes' }),
@@ -229,7 +332,18 @@ export const Problem = Type.Object(
       ),
     ),
     unknownSkus: Type.Optional(
-      Type.Array(Type.String(), { description: 'product_not_found on a cart: every unknown SKU' }),
+      Type.Array(Type.String(), {
+        description: 'product_not_found on a cart or an atomic bulk adjustment: every unknown SKU',
+      }),
+    ),
+    items: Type.Optional(
+      Type.Array(
+        Type.Object(
+          { sku: Type.String(), code: Type.Unsafe<RejectionCode>({ type: 'string', enum: rejectionCodes }) },
+          strict,
+        ),
+        { description: 'an atomic bulk adjustment refused: every item refused on its own product, with its code' },
+      ),
     ),
   },
   { ...strict, $id: 'Problem', description: 'RFC 9457 problem details (application/problem+json)' },
@@ -254,21 +368,6 @@ export const EventPageQuery = Type.Object(
   },
   strict,
 );
-
-/** The `code` of a rejected event: every RejectionCode, checked at compile time. */
-const rejectionCodes = [
-  'product_exists',
-  'insufficient_stock',
-  'stock_limit_exceeded',
-  'reservation_expired',
-  'reservation_cancelled',
-  'reservation_purchased',
-  'reservation_lifetime_exceeded',
-  'quantity_exceeds_reservation',
-] as const satisfies readonly RejectionCode[];
-type Unlisted = Exclude<RejectionCode, (typeof rejectionCodes)[number]>;
-const everyRejectionListed: [Unlisted] extends [never] ? true : Unlisted = true;
-void everyRejectionListed;
 
 /** docs/API.md's Event, plus where it came from (`source`, `lateMs`) and its place in the whole log. */
 export const Event = Type.Object(
@@ -352,4 +451,10 @@ export const namedSchemas: readonly TSchema[] = [
   CartRequest,
   PurchaseRequest,
   ExtendRequest,
+  BulkProductsRequest,
+  BulkProductResult,
+  BulkProductResults,
+  BulkAdjustmentsRequest,
+  BulkAdjustmentResult,
+  BulkAdjustmentResults,
 ];

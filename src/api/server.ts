@@ -19,6 +19,7 @@ import { installEventLoopShedding } from './load-shedding.ts';
 import type { Metrics } from './metrics.ts';
 import { registerOpenApi } from './openapi.ts';
 import { installQueryIntegers } from './query-integers.ts';
+import { bulkRoutes } from './routes/bulk.ts';
 import { eventRoutes } from './routes/events.ts';
 import { healthRoutes } from './routes/health.ts';
 import { opsRoutes } from './routes/ops.ts';
@@ -116,6 +117,7 @@ export async function buildServer(deps: ServerDeps) {
 
   await app.register(healthRoutes, { readModel: deps.readModel, expectedMigrations: deps.expectedMigrations });
   await app.register(productRoutes, { registry: deps.registry });
+  await app.register(bulkRoutes, { registry: deps.registry });
   await app.register(opsRoutes, { metrics: deps.metrics, registry: deps.registry });
   await app.register(reservationRoutes, { registry: deps.registry, readModel: deps.readModel });
   await app.register(eventRoutes, { eventLog: deps.eventLog });

@@ -1,5 +1,6 @@
 import { cartFingerprintOf, decideCart, lineCommands, type CartOp, type CartProduct } from './decide-cart.ts';
 import { assert, StorageError } from './errors.ts';
+import { holdAll } from './hold-all.ts';
 import { conflictRetriesMax } from './limits.ts';
 import type { EngineObserver } from './observer.ts';
 import type { HeldProduct, ProductActor } from './product-actor.ts';
@@ -225,17 +226,6 @@ export class Carts {
 /** Where a cart operation's key lives: the route for a new cart, the reservation afterwards. */
 export function scopeOf(op: CartOp): string {
   return op.type === 'reserve' ? '/reservations' : `/reservations/${op.reservationId}`;
-}
-
-/** Holds each actor in turn (in the given order), then runs `work` with all of them held. */
-function holdAll<T>(
-  actors: readonly ProductActor[],
-  held: HeldProduct[],
-  work: (held: readonly HeldProduct[]) => Promise<T>,
-): Promise<T> {
-  const [first, ...rest] = actors;
-  if (first === undefined) return work(held);
-  return first.hold((h) => holdAll(rest, [...held, h], work));
 }
 
 /**

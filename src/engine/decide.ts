@@ -412,6 +412,11 @@ function decideExpire(view: DecisionView, command: Extract<Command, { type: 'exp
 function decideAdjust(view: DecisionView, command: Extract<Command, { type: 'adjust' }>, nowMs: number): Decision {
   const meta = metaOf(command);
   const c = view.counters;
+  if (command.refusedAs !== undefined) {
+    const { code, detail } = command.refusedAs;
+    const r = rejection(c, nowMs, meta, code, detail, { delta: command.delta, reason: command.reason });
+    return { outcome: r.outcome, events: [r.event], counters: r.counters, inserted: [], changed: [], reservations: [] };
+  }
   const totalAfter = c.total + command.delta;
   const committed = c.reserved + c.purchased;
   if (totalAfter < committed) {

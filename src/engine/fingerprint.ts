@@ -1,3 +1,4 @@
+import { hash } from 'node:crypto';
 import type { Command } from './types.ts';
 
 /**
@@ -48,4 +49,12 @@ export function reservationIdOf(command: Command): string | null {
   return command.type === 'reserve' || command.type === 'adjust' || command.type === 'refuse'
     ? null
     : command.reservationId;
+}
+
+/**
+ * The fingerprint of a bulk call: its route and what its body asked for, as sent. A digest: a
+ * call of a thousand items is compared under its key, not kept twice.
+ */
+export function bulkFingerprintOf(scope: string, asked: unknown): string {
+  return `bulk:${scope}:${hash('sha256', JSON.stringify(asked), 'hex')}`;
 }

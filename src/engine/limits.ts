@@ -34,6 +34,21 @@ export const requestIdPattern = /^[\x21-\x7E]{1,128}$/;
 
 /** docs/API.md: request bodies at most 16 KiB. No valid body comes near it. */
 export const bodyBytesMax = 16 * 1024;
+/**
+ * Items of one bulk call (POST /products/bulk, POST /stock-adjustments/bulk). A call is a handful
+ * of statements however many items it holds, so large calls import fast; an atomic call holds all
+ * of its products' actors until its one commit, so it must stay small enough to commit in
+ * milliseconds, and a call's answer and its idempotency record (one result per item) stay a few
+ * hundred kilobytes.
+ */
+export const bulkItemsMax = 1_000;
+/**
+ * The bulk routes' bodies, and only theirs (every other route keeps bodyBytesMax). The largest
+ * bulkItemsMax items written in ASCII - a 64-character SKU, a 200-character name or reason, a
+ * 10-digit number, the JSON around them - take about 310 KB. Longer non-ASCII names, or ones
+ * written with escapes, need a smaller call.
+ */
+export const bulkBodyBytesMax = 320 * 1024;
 /** docs/API.md: event pages hold 1..1000 events, 100 by default. */
 export const eventPageLimitMax = 1000;
 export const eventPageLimitDefault = 100;

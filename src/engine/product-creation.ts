@@ -27,9 +27,13 @@ export function productView(state: ProductState): ProductView {
  * idempotency record written in the same statement as the row.
  */
 export function createdOutcome(sku: string, name: string, stock: number, nowMs: number): ProductOutcome {
+  return { kind: 'product', created: true, product: createdView(sku, name, stock, isoOf(nowMs)) };
+}
+
+/** A product as its create left it: its whole stock available, version 1 (its product_created event). */
+export function createdView(sku: string, name: string, stock: number, createdAt: string): ProductView {
   const counters = { total: stock, reserved: 0, purchased: 0, version: 1 };
-  const product: ProductView = { sku, name, createdAt: isoOf(nowMs), inventory: inventoryView(sku, counters, 0) };
-  return { kind: 'product', created: true, product };
+  return { sku, name, createdAt, inventory: inventoryView(sku, counters, 0) };
 }
 
 /**

@@ -1,3 +1,5 @@
+import { BulkAdjustments, type BulkAdjustmentsCall } from './bulk-adjustments.ts';
+import { BulkProducts, type BulkProductsCall } from './bulk-products.ts';
 import { Carts } from './cart.ts';
 import type { CartOp } from './decide-cart.ts';
 import type { Clock } from './clock.ts';
@@ -88,6 +90,8 @@ export class Registry {
   private readonly reservationSku = new Map<string, string>();
 
   private readonly carts: Carts;
+  private readonly bulkProducts: BulkProducts;
+  private readonly bulkAdjustments: BulkAdjustments;
 
   constructor(
     private readonly store: Store,
@@ -96,6 +100,14 @@ export class Registry {
     private readonly observer: EngineObserver = {},
   ) {
     this.carts = new Carts({ store, clock, observer, actorFor: (sku) => this.actorFor(sku) });
+    this.bulkProducts = new BulkProducts({ store, clock, observer });
+    this.bulkAdjustments = new BulkAdjustments({
+      store,
+      clock,
+      observer,
+      actorFor: (sku) => this.actorFor(sku),
+      execute: (sku, command) => this.execute(sku, command),
+    });
   }
 
   get liveActors(): number {
@@ -165,6 +177,16 @@ export class Registry {
     }
     const command = asCommand ?? oneLineCommand(op, sku);
     return command.type === 'failed' ? command : this.execute(sku, command);
+  }
+
+  /** Creates products in bulk (POST /products/bulk): each item as POST /products would. */
+  importProducts(call: BulkProductsCall): Promise<CommandResult> {
+    return this.bulkProducts.run(call);
+  }
+
+  /** Stock adjustments in bulk (POST /stock-adjustments/bulk): one by one, or all or nothing. */
+  adjustInBulk(call: BulkAdjustmentsCall): Promise<CommandResult> {
+    return this.bulkAdjustments.run(call);
   }
 
   /** The product as its actor committed it; null when it does not exist. */

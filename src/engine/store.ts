@@ -1,4 +1,12 @@
-import type { AuditEvent, BatchWrite, IdempotencyRecord, ProductState, Reservation } from './types.ts';
+import type {
+  AuditEvent,
+  BatchWrite,
+  Counters,
+  IdempotencyRecord,
+  Outcome,
+  ProductState,
+  Reservation,
+} from './types.ts';
 
 export interface NewProduct {
   readonly sku: string;
@@ -10,6 +18,51 @@ export interface NewProduct {
   /** The create's answer under its Idempotency-Key, written with the row; null without a key. */
   readonly idempotency: IdempotencyRecord | null;
 }
+
+/** One product of a bulk create: its row and its first event (seq 1, `product_created`). */
+export interface NewBulkProduct {
+  readonly sku: string;
+  readonly name: string;
+  readonly stock: number;
+  readonly event: AuditEvent;
+}
+
+/** A product a bulk create found already there, as committed. */
+export interface ExistingProduct {
+  readonly sku: string;
+  readonly name: string;
+  readonly initialStock: number;
+  readonly createdAtMs: number;
+  readonly counters: Counters;
+  readonly activeReservations: number;
+}
+
+/** A key in a scope of its own (a bulk route), with what its call asked for. */
+export interface ScopedKey {
+  readonly scope: string;
+  readonly key: string;
+  readonly fingerprint: string;
+}
+
+export interface NewProducts {
+  /** Each SKU at most once; all created at `nowMs`. */
+  readonly products: readonly NewBulkProduct[];
+  readonly nowMs: number;
+  /** Where the call's answer is remembered, in the same transaction as the products; null without a key. */
+  readonly record: ScopedKey | null;
+  /**
+   * The call's answer from what the statement did: the SKUs it created, and the others as they
+   * are. Called once, before the record (which stores what it returns) is written.
+   */
+  readonly answer: (created: ReadonlySet<string>, existing: ReadonlyMap<string, ExistingProduct>) => Outcome;
+}
+
+export type CreateProductsResult =
+  | { readonly type: 'stored'; readonly outcome: Outcome }
+  /** Another call used the record's key meanwhile: nothing was written; look the key up. */
+  | { readonly type: 'key used' };
+
+export type ClaimResult = { readonly type: 'claimed' } | { readonly type: 'used'; readonly record: IdempotencyRecord };
 
 export type CreateProductResult =
   | { readonly type: 'created'; readonly product: ProductState }
@@ -59,6 +112,19 @@ export interface Store {
    * before (the records are returned so the batch can be decided again, replaying them).
    */
   commitBatch(write: BatchWrite): Promise<CommitResult>;
+  /**
+   * Creates products in bulk: every SKU not there yet gets its row and its first event, the others
+   * are read as they are, and the answer computed from both is remembered under `record` - all in
+   * one transaction when there is a record. Existing products are left untouched.
+   */
+  createProducts(input: NewProducts): Promise<CreateProductsResult>;
+  /**
+   * Writes `outcome` under a scoped key unless the key has a record (then returns it), so a call
+   * that applies its items one by one is bound to its key before the first item is applied.
+   */
+  claimKey(key: ScopedKey, outcome: Outcome, atMs: number): Promise<ClaimResult>;
+  /** Replaces what a claimed key remembers (the same key and fingerprint) with the call's answer. */
+  completeKey(key: ScopedKey, outcome: Outcome): Promise<void>;
   findDueReservations(nowMs: number, limit: number): Promise<DueReservation[]>;
   deleteIdempotencyRecordsBefore(beforeMs: number, limit: number): Promise<number>;
 }

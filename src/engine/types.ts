@@ -114,8 +114,14 @@ export type Command =
       readonly type: 'adjust';
       readonly delta: number;
       readonly reason: string;
-      readonly idempotencyKey: string;
+      /** Null for an item of an atomic bulk call: the call's key lives in the call's scope. */
+      readonly idempotencyKey: string | null;
       readonly requestId: string;
+      /**
+       * An atomic bulk call refused as a whole for another item's sake: this adjustment records
+       * the call's refusal (a rejected event with its delta and reason) and changes nothing.
+       */
+      readonly refusedAs?: { readonly code: RejectionCode; readonly detail: string };
     };
 
 export type CommandType = Command['type'];
@@ -174,9 +180,40 @@ export type Outcome =
       readonly detail: string;
       /** A cart refused for stock: every short line, with what its product had when decided. */
       readonly lines?: readonly { sku: string; requested: number; available: number }[];
+      /** An atomic bulk call refused: every item refused on its own product, with its code. */
+      readonly items?: readonly { sku: string; code: RejectionCode }[];
     }
   /** An expire command that found nothing to do (already final, or not due yet). */
-  | { readonly kind: 'noop' };
+  | { readonly kind: 'noop' }
+  /** A bulk call: one result per item, in the order of the request (200). */
+  | { readonly kind: 'bulk'; readonly items: readonly BulkItem[] }
+  /**
+   * What the key of a bulk call whose items are applied one by one remembers until every item
+   * has its answer: the call started (and may have been cut short). Never an answer itself.
+   */
+  | { readonly kind: 'pending' };
+
+/** One item of a bulk call as decided; the API renders its status. */
+export type BulkItem =
+  /** Refused by its own validation (400); `sku` is null when it is not text that can be stored. */
+  | { readonly type: 'invalid'; readonly sku: string | null; readonly field: string }
+  /**
+   * A product this call created (201), as little as its view is made of: a thousand of them are
+   * remembered under the call's key, and the view of a new product follows from these.
+   */
+  | {
+      readonly type: 'created';
+      readonly sku: string;
+      readonly name: string;
+      readonly stock: number;
+      readonly createdAtMs: number;
+    }
+  /** A create that found the same product (200): the product as it was. */
+  | { readonly type: 'product'; readonly product: ProductView }
+  /** An adjustment applied (200). */
+  | { readonly type: 'inventory'; readonly inventory: InventoryView }
+  /** A rule's refusal (409) or a failure of that item alone (404, 422, 5xx). */
+  | { readonly type: 'refused'; readonly sku: string; readonly code: RejectionCode | FailureCode };
 
 /** Failures are not decisions: nothing was recorded, and a retry is safe. */
 export type FailureCode =

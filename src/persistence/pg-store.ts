@@ -1,12 +1,24 @@
 import type pg from 'pg';
-import { assert } from '../engine/errors.ts';
+import { assert, StorageError } from '../engine/errors.ts';
+import { conflictRetriesMax } from '../engine/limits.ts';
 import { isReservationStatus } from '../engine/lifecycle.ts';
-import type { CommitResult, CreateProductResult, DueReservation, NewProduct, Store } from '../engine/store.ts';
+import type {
+  ClaimResult,
+  CommitResult,
+  CreateProductResult,
+  CreateProductsResult,
+  DueReservation,
+  NewProduct,
+  NewProducts,
+  ScopedKey,
+  Store,
+} from '../engine/store.ts';
 import { isoOf } from '../engine/time.ts';
-import type { BatchWrite, IdempotencyRecord, ProductState, Reservation } from '../engine/types.ts';
+import type { BatchWrite, IdempotencyRecord, Outcome, ProductState, Reservation } from '../engine/types.ts';
 import { guarded } from './database.ts';
 import type { EngineObserver } from '../engine/observer.ts';
 import { GroupCommitter } from './group-commit.ts';
+import { importProducts } from './product-import.ts';
 import * as products from './sql/products.ts';
 import * as reservations from './sql/reservations.ts';
 import * as idempotency from './sql/idempotency.ts';
@@ -206,6 +218,33 @@ export class PgStore implements Store {
 
   commitBatch(write: BatchWrite): Promise<CommitResult> {
     return this.committer.commit(write);
+  }
+
+  createProducts(input: NewProducts): Promise<CreateProductsResult> {
+    return importProducts(this.pool, input);
+  }
+
+  async claimKey(key: ScopedKey, outcome: Outcome, atMs: number): Promise<ClaimResult> {
+    const values = [key.scope, key.key, key.fingerprint, JSON.stringify(outcome), isoOf(atMs)];
+    // A claim that meets another's uncommitted claim waits for it; should that one roll back, the
+    // key is free again and the next round claims it.
+    for (let attempt = 0; attempt <= conflictRetriesMax; attempt++) {
+      const { rows } = await guarded('claim idempotency key', () =>
+        this.pool.query(idempotency.insertIdempotencyRecordUnlessUsed, values),
+      );
+      if (rows.length === 1) return { type: 'claimed' };
+      const record = await this.findRecord(key.scope, key.key);
+      if (record !== null) return { type: 'used', record };
+    }
+    throw new StorageError(`key ${key.key} in ${key.scope} neither claimed nor found`, true, undefined);
+  }
+
+  async completeKey(key: ScopedKey, outcome: Outcome): Promise<void> {
+    const values = [key.scope, key.key, key.fingerprint, JSON.stringify(outcome)];
+    const result = await guarded('complete idempotency record', () =>
+      this.pool.query(idempotency.updateIdempotencyOutcome, values),
+    );
+    assert(result.rowCount === 1, `the claimed key ${key.key} in ${key.scope} is completed once`);
   }
 
   findDueReservations(nowMs: number, limit: number): Promise<DueReservation[]> {

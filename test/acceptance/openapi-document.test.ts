@@ -118,6 +118,10 @@ describe('what a client reads from the document', () => {
       'NewProduct',
       'ReservationRequest',
       'StockAdjustment',
+      'BulkProductsRequest',
+      'BulkProductResults',
+      'BulkAdjustmentsRequest',
+      'BulkAdjustmentResults',
     ]) {
       expect(doc.components.schemas).toHaveProperty(name);
     }
@@ -127,6 +131,10 @@ describe('what a client reads from the document', () => {
     expect(ok('/products/{sku}/inventory', 'get', '200')).toEqual({ $ref: '#/components/schemas/Inventory' });
     expect(ok('/products/{sku}/reservations', 'post', '201')).toEqual({ $ref: '#/components/schemas/Reservation' });
     expect(ok('/events', 'get', '200')).toEqual({ $ref: '#/components/schemas/EventPage' });
+    expect(ok('/products/bulk', 'post', '200')).toEqual({ $ref: '#/components/schemas/BulkProductResults' });
+    expect(ok('/stock-adjustments/bulk', 'post', '200')).toEqual({
+      $ref: '#/components/schemas/BulkAdjustmentResults',
+    });
     expect(doc.components.schemas.Product.properties.inventory).toEqual({ $ref: '#/components/schemas/Inventory' });
   });
 
@@ -135,13 +143,13 @@ describe('what a client reads from the document', () => {
       doc.paths[p].post.parameters.find(
         (x: { in: string; name: string }) => x.in === 'header' && x.name === 'idempotency-key',
       );
-    for (const p of ['/products/{sku}/reservations', '/products/{sku}/stock-adjustments']) {
+    for (const p of ['/products/{sku}/reservations', '/products/{sku}/stock-adjustments', '/stock-adjustments/bulk']) {
       expect(keyOf(p)).toMatchObject({
         required: true,
         schema: { pattern: idempotencyKeyPattern.source, maxLength: 255 },
       });
     }
-    for (const p of ['/products', '/reservations/{id}/purchase', '/reservations/{id}/cancel']) {
+    for (const p of ['/products', '/products/bulk', '/reservations/{id}/purchase', '/reservations/{id}/cancel']) {
       expect(keyOf(p)).toMatchObject({ required: false, schema: { pattern: idempotencyKeyPattern.source } });
     }
   });

@@ -184,6 +184,8 @@ describe('operations', () => {
       '/products/{sku}/inventory',
       '/products/{sku}/reservations',
       '/products/{sku}/stock-adjustments',
+      '/products/bulk',
+      '/stock-adjustments/bulk',
       '/reservations/{id}',
       '/reservations/{id}/purchase',
       '/reservations/{id}/cancel',

@@ -48,3 +48,37 @@ with inserted as (
    where $7::text is not null
 )
 select count(*)::integer as created from inserted`;
+
+/**
+ * Creates many products and their first events (seq 1) in one statement: $1 SKUs, $2 names,
+ * $3 stocks and $7 hashes are arrays of one element per product; the time ($4), request id ($5)
+ * and key ($6) are the call's. A SKU that exists is left as it is (no event either); the SKUs
+ * created come back. Rows are inserted in the order of the arrays, which the caller sorts by SKU,
+ * so that two imports over the same new SKUs wait for each other instead of deadlocking (sorted
+ * there rather than here: an ORDER BY sorts by the database's collation, at a cost per call).
+ */
+export const insertProducts = `
+with inserted as (
+  insert into products (sku, name, initial_stock, total, reserved, purchased, version, created_at, updated_at)
+  select n.sku, n.name, n.stock, n.stock, 0, 0, 1, $4::timestamptz, $4::timestamptz
+    from unnest($1::text[], $2::text[], $3::bigint[]) as n (sku, name, stock)
+  on conflict (sku) do nothing
+  returning sku
+), events as (
+  insert into inventory_events (sku, seq, type, request_id, idempotency_key, source,
+                                total, reserved, purchased, at, hash)
+  select n.sku, 1, 'product_created', $5::text, $6::text, 'api', n.stock, 0, 0, $4::timestamptz, n.hash
+    from unnest($1::text[], $3::bigint[], $7::text[]) as n (sku, stock, hash)
+    join inserted i on i.sku = n.sku
+)
+select sku from inserted`;
+
+/** Products as committed, with their counts of active reservations (what a Product view shows). */
+export const selectProductSummaries = `
+select p.sku, p.name, p.initial_stock::integer, p.total::integer, p.reserved::integer,
+       p.purchased::integer, p.version::bigint,
+       (extract(epoch from p.created_at) * 1000)::bigint as created_at_ms,
+       (select count(*) from reservations r where r.sku = p.sku and r.status = 'active')::integer
+         as active_reservations
+  from products p
+ where p.sku = any($1::text[])`;
