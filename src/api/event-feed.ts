@@ -1,0 +1,153 @@
+import { assert, StorageError } from '../engine/errors.ts';
+import type { EventLog } from '../engine/read-ports.ts';
+import { logEntryOf, type LogEntry } from './sse-messages.ts';
+
+export interface EventFeedOptions {
+  readonly pollIntervalMs: number;
+  /** Newest events kept in memory; older ones are read from the database by the streams behind. */
+  readonly windowEventsMax: number;
+  readonly pollPageLimit: number;
+  readonly pollPagesMax: number;
+  /** A poll failed; the next one retries. */
+  readonly onStorageError: (error: StorageError) => void;
+}
+
+/** Position 0 stands for "before the first event" when the feed started on an empty log. */
+const beginning = 0;
+
+/**
+ * The newest part of the whole log, in the order of GET /events, kept up to date by one poller per
+ * instance while at least one stream listens. The table stays the truth: the window is a run of
+ * consecutive pages of the same read port (`logEvents` from the feed's own cursor), so the events
+ * after a position found in it are exactly those the database would return after that position.
+ * Each stream keeps its own position and reads here when the window holds it, else from the database.
+ */
+export class EventFeed {
+  private entries: LogEntry[] = [];
+  /** position -> absolute index (`dropped` + index in `entries`); the anchor maps to `dropped` - 1. */
+  private readonly indexOf = new Map<number, number>();
+  /** Entries removed from the front of the window so far. */
+  private dropped = 0;
+  /** The last position read; null: the log was empty when the feed started; undefined: not started. */
+  private cursor: number | null | undefined = undefined;
+  private readonly listeners = new Set<() => void>();
+  private timer: NodeJS.Timeout | undefined;
+  private polling = false;
+  private stopped = false;
+  /** Grows whenever events are added: a stream that read across an addition looks again. */
+  private generationValue = 0;
+
+  constructor(
+    private readonly log: Pick<EventLog, 'logEvents' | 'logTail'>,
+    private readonly options: EventFeedOptions,
+  ) {}
+
+  get generation(): number {
+    return this.generationValue;
+  }
+
+  /** The newest position the feed has read; null before its first read or on an empty log. */
+  get newestPosition(): number | null {
+    return this.cursor ?? null;
+  }
+
+  /** Registers a stream's wake-up; polling runs while anyone listens. Returns the unsubscribe. */
+  subscribe(listener: () => void): () => void {
+    assert(!this.stopped, 'no stream subscribes to a stopped feed');
+    this.listeners.add(listener);
+    if (this.listeners.size === 1 && !this.polling && this.timer === undefined) void this.poll();
+    return () => {
+      this.listeners.delete(listener);
+      if (this.listeners.size === 0) this.reset();
+    };
+  }
+
+  /**
+   * Up to `limit` entries after `position`, in log order; an empty array when `position` is the
+   * newest the feed has; undefined when the window does not hold `position` (older than the window,
+   * or not read yet): the caller reads the database.
+   */
+  after(position: number, limit: number): readonly LogEntry[] | undefined {
+    const index = this.indexOf.get(position);
+    if (index === undefined) return undefined;
+    const start = index + 1 - this.dropped;
+    return this.entries.slice(start, start + limit);
+  }
+
+  /** Ends polling for good (shutdown). */
+  stop(): void {
+    this.stopped = true;
+    this.reset();
+  }
+
+  /** Nobody listens: the window is dropped, and a later stream starts a fresh one at the log's end. */
+  private reset(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.entries = [];
+    this.indexOf.clear();
+    this.dropped = 0;
+    this.cursor = undefined;
+  }
+
+  private async poll(): Promise<void> {
+    this.timer = undefined;
+    this.polling = true;
+    try {
+      await this.readNewEvents();
+    } catch (error) {
+      if (!(error instanceof StorageError)) throw error;
+      this.options.onStorageError(error);
+    } finally {
+      this.polling = false;
+      if (this.listeners.size > 0 && !this.stopped) {
+        this.timer = setTimeout(() => void this.poll(), this.options.pollIntervalMs);
+      }
+    }
+  }
+
+  /** Reads up to pollPagesMax pages after the cursor (anchoring it at the log's end first). */
+  private async readNewEvents(): Promise<void> {
+    if (this.cursor === undefined) {
+      const tail = await this.log.logTail();
+      // Nobody listens any more, or the feed was stopped, while the tail was read.
+      if (this.listeners.size === 0) return;
+      this.cursor = tail;
+      this.indexOf.set(tail ?? beginning, this.dropped - 1);
+    }
+    for (let page = 0; page < this.options.pollPagesMax; page++) {
+      const cursor: number | null = this.cursor;
+      const read = await this.log.logEvents(cursor === null ? null : String(cursor), this.options.pollPageLimit);
+      // The window was dropped while the page was read: its events belong to no window.
+      if (this.cursor !== cursor) return;
+      assert(read !== null, 'the feed reads after positions it has read, which exist');
+      if (read.events.length > 0) this.append(read.events.map(logEntryOf));
+      if (!read.more) return;
+    }
+  }
+
+  private append(added: readonly LogEntry[]): void {
+    for (const entry of added) {
+      this.indexOf.set(entry.position, this.dropped + this.entries.length);
+      this.entries.push(entry);
+    }
+    this.cursor = added.at(-1)!.position;
+    this.trim();
+    this.generationValue++;
+    for (const listener of this.listeners) listener();
+  }
+
+  /** Keeps the newest windowEventsMax entries; the newest removed one becomes the anchor. */
+  private trim(): void {
+    const excess = this.entries.length - this.options.windowEventsMax;
+    if (excess <= 0) return;
+    // Map order is insertion order: the anchor, then the entries oldest first.
+    const newAnchorIndex = this.dropped + excess - 1;
+    for (const [position, index] of this.indexOf) {
+      if (index >= newAnchorIndex) break;
+      this.indexOf.delete(position);
+    }
+    this.entries.splice(0, excess);
+    this.dropped += excess;
+  }
+}

@@ -1,0 +1,77 @@
+import { EventSource, type EventSourceFetchInit } from 'eventsource';
+
+// A consumer of GET /events/stream as a Node client writes one: the `eventsource` package's
+// EventSource, which reconnects by itself (after the server's `retry:`) and sends the id of the
+// last message it received as Last-Event-ID.
+
+/** Every event type of docs/API.md: each is its own SSE event name. */
+export const eventTypes = [
+  'product_created',
+  'stock_adjusted',
+  'reserved',
+  'purchased',
+  'cancelled',
+  'expired',
+  'released',
+  'extended',
+  'rejected',
+] as const;
+
+export interface ReceivedEvent {
+  /** The message's `id`, as EventSource reports it. */
+  readonly id: string;
+  /** The SSE event name. */
+  readonly name: string;
+  /** The message's data: an Event of GET /events. */
+  readonly event: { position: number; type: string; sku: string; [field: string]: unknown };
+  /** performance.now() when it arrived. */
+  readonly atMs: number;
+}
+
+export interface FollowOptions {
+  /** Sent as Last-Event-ID on the first connection (EventSource sends its own on reconnections). */
+  readonly lastEventId?: string;
+}
+
+/** Follows a stream and keeps every message, the opens and the errors (reconnections) it saw. */
+export class StreamFollower {
+  readonly received: ReceivedEvent[] = [];
+  opens = 0;
+  errors: string[] = [];
+  private readonly source: EventSource;
+
+  constructor(url: string, options: FollowOptions = {}) {
+    let first = true;
+    this.source = new EventSource(url, {
+      fetch: (input, init: EventSourceFetchInit) => {
+        const headers = { ...init.headers };
+        if (first && options.lastEventId !== undefined) headers['Last-Event-ID'] = options.lastEventId;
+        first = false;
+        return fetch(input, { ...init, headers });
+      },
+    });
+    this.source.addEventListener('open', () => this.opens++);
+    this.source.addEventListener('error', (e) => this.errors.push(String((e as { message?: string }).message)));
+    for (const name of eventTypes) {
+      this.source.addEventListener(name, (m: MessageEvent<string>) => {
+        this.received.push({ id: m.lastEventId, name, event: JSON.parse(m.data), atMs: performance.now() });
+      });
+    }
+  }
+
+  get readyState(): number {
+    return this.source.readyState;
+  }
+
+  get lastId(): string | undefined {
+    return this.received.at(-1)?.id;
+  }
+
+  positions(): number[] {
+    return this.received.map((r) => r.event.position);
+  }
+
+  close(): void {
+    this.source.close();
+  }
+}
