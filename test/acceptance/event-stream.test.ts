@@ -1,9 +1,12 @@
+import net from 'node:net';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { eventStreamBufferBytes, eventStreamPageLimit, shutdownMsMax } from '../../src/engine/limits.ts';
 import { freePort } from '../../src/persistence/embedded-postgres.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { CuttableProxy } from '../support/cuttable-proxy.ts';
 import { createTestDatabase, waitUntil, type TestDatabase } from '../support/database.ts';
-import { StreamFollower } from '../support/event-stream-client.ts';
+import { openRawStream, StreamFollower, type RawStream } from '../support/event-stream-client.ts';
+import { PrometheusSamples } from '../support/prometheus.ts';
 
 // GET /events/stream followed by a real EventSource client: whatever happens to the connection or
 // the service, a client that reconnects with the id of the last message it received ends up with
@@ -17,6 +20,21 @@ afterEach(() => {
 afterAll(async () => {
   for (const close of closers.reverse()) await close();
 });
+
+const rawStreams: RawStream[] = [];
+afterEach(() => {
+  for (const r of rawStreams.splice(0)) r.close();
+});
+
+async function openRaw(url: string, headers: Record<string, string> = {}): Promise<RawStream> {
+  const raw = await openRawStream(url, headers);
+  rawStreams.push(raw);
+  return raw;
+}
+
+async function metrics(t: TestApp): Promise<PrometheusSamples> {
+  return new PrometheusSamples((await t.http<string>('GET', '/metrics')).body);
+}
 
 function follow(url: string, lastEventId?: string): StreamFollower {
   const follower = new StreamFollower(url, { lastEventId });
@@ -137,5 +155,152 @@ describe('GET /events/stream: resumable', () => {
     await mixedLoad(second, skus, 120);
     await expectSameAsLog(second, follower);
     expect(follower.opens).toBeGreaterThanOrEqual(2);
+  });
+});
+
+describe('GET /events/stream: what a client asks for', () => {
+  it('?sku= streams only that product\'s events, with their global positions, and resumes by any global position', async () => {
+    const t = await app();
+    const skus = ['ONLY-1', 'OTHER-2', 'OTHER-3'];
+    await products(t, skus);
+    await mixedLoad(t, skus, 60);
+    const middle = (await allEvents(t))[40].position;
+    const follower = follow(`${t.baseUrl}/events/stream?sku=ONLY-1`);
+    const resumed = follow(`${t.baseUrl}/events/stream?sku=ONLY-1`, String(middle));
+    await mixedLoad(t, skus, 60);
+
+    const log = await allEvents(t);
+    const mine = log.filter((e) => e.sku === 'ONLY-1');
+    await waitUntil(() => follower.received.length >= mine.length, 20_000, `${mine.length} ONLY-1 events`);
+    expect(follower.received.map((r) => r.event)).toEqual(mine);
+    const mineAfterMiddle = log.slice(log.findIndex((e) => e.position === middle) + 1).filter((e) => e.sku === 'ONLY-1');
+    await waitUntil(() => resumed.received.length >= mineAfterMiddle.length, 20_000, 'ONLY-1 events after a position');
+    expect(resumed.received.map((r) => r.event)).toEqual(mineAfterMiddle);
+  });
+
+  it('Last-Event-ID wins over ?after=, and ?after= alone resumes after that position', async () => {
+    const t = await app();
+    await products(t, ['AFTER-1']);
+    await mixedLoad(t, ['AFTER-1'], 20);
+    const log = await allEvents(t);
+    const [fifth, tenth] = [log[4].position, log[9].position];
+    const byHeader = follow(`${t.baseUrl}/events/stream?after=${fifth}`, String(tenth));
+    const byQuery = follow(`${t.baseUrl}/events/stream?after=${fifth}`);
+    await waitUntil(() => byHeader.received.length >= log.length - 10, 20_000, 'the events after the header');
+    await waitUntil(() => byQuery.received.length >= log.length - 5, 20_000, 'the events after the query');
+    expect(byHeader.positions()).toEqual(log.slice(10).map((e) => e.position));
+    expect(byQuery.positions()).toEqual(log.slice(5).map((e) => e.position));
+  });
+
+  it('a malformed or unknown position or SKU is 400 problem+json before any stream starts, and leaves no stream open', async () => {
+    const t = await app();
+    await products(t, ['BAD-1']);
+    const refused = [
+      await t.http('GET', '/events/stream', { headers: { 'last-event-id': 'abc' } }),
+      await t.http('GET', '/events/stream', { headers: { 'last-event-id': '12345678901234567' } }),
+      await t.http('GET', '/events/stream', { headers: { 'last-event-id': '9007199254740992' } }),
+      await t.http('GET', '/events/stream', { headers: { 'last-event-id': '424242' } }),
+      await t.http('GET', '/events/stream?after=424242'),
+      await t.http('GET', '/events/stream?after=-1'),
+      await t.http('GET', '/events/stream?after=1e3'),
+      await t.http('GET', '/events/stream?sku=no%20spaces'),
+      await t.http('GET', '/events/stream?limit=10'),
+    ];
+    for (const r of refused) {
+      expect(r.status).toBe(400);
+      expect(r.headers['content-type']).toContain('application/problem+json');
+      expect(r.body.code).toBe('validation_failed');
+    }
+    expect(refused[3].body.detail).toContain('no event has position 424242');
+    expect((await metrics(t)).value('secventory_event_streams_open')).toBe(0);
+  });
+
+  it('a quiet stream sends `retry:` at once, then a `: keep-alive` comment after each heartbeat interval without data', async () => {
+    const t = await app({ env: { SECVENTORY_EVENT_STREAM_HEARTBEAT_MS: '200' } });
+    const raw = await openRaw(`${t.baseUrl}/events/stream`);
+    expect(raw.status).toBe(200);
+    expect(raw.headers['content-type']).toContain('text/event-stream');
+    expect(raw.headers['x-request-id']).toBeDefined();
+    await waitUntil(() => raw.text().split(': keep-alive\n\n').length - 1 >= 3, 5_000, 'three heartbeats');
+    expect(raw.text().startsWith('retry: 1000\n\n: keep-alive\n\n')).toBe(true);
+  });
+
+  it('past SECVENTORY_EVENT_STREAMS_MAX open streams, a new one is 503 overloaded with Retry-After; a closed one frees its slot', async () => {
+    const t = await app({ env: { SECVENTORY_EVENT_STREAMS_MAX: '2' } });
+    const first = await openRaw(`${t.baseUrl}/events/stream`);
+    await openRaw(`${t.baseUrl}/events/stream`);
+    expect((await metrics(t)).value('secventory_event_streams_open')).toBe(2);
+    const refused = await t.http('GET', '/events/stream');
+    expect(refused.status).toBe(503);
+    expect(refused.headers['retry-after']).toBe('1');
+    expect(refused.body.code).toBe('overloaded');
+
+    first.close();
+    await waitUntil(async () => (await metrics(t)).value('secventory_event_streams_open') === 1, 5_000, 'a slot freed');
+    expect((await openRaw(`${t.baseUrl}/events/stream`)).status).toBe(200);
+  });
+});
+
+/** Opens a stream on a bare socket that never reads what the server sends. */
+function stalledStream(baseUrl: string): Promise<net.Socket> {
+  const { hostname, port } = new URL(baseUrl);
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(Number(port), hostname, () => {
+      socket.write(`GET /events/stream HTTP/1.1\r\nhost: ${hostname}\r\n\r\n`);
+      socket.pause();
+      resolve(socket);
+    });
+    socket.on('error', reject);
+  });
+}
+
+describe('GET /events/stream: bounded', () => {
+  it('a client that stops reading makes the service buffer one page and a few kilobytes, however many events follow', async () => {
+    const t = await app();
+    // The kernel's socket buffers take a few megabytes from a client that does not read, so the
+    // events must be many more bytes than that: a 200-character reason, a 240-character
+    // Idempotency-Key and a 110-character x-request-id make each event about 900 bytes.
+    const skus = Array.from({ length: 8 }, (_, i) => `SLOW-${i}`);
+    await products(t, skus);
+    const stalled = await stalledStream(t.baseUrl);
+    closers.push(async () => void stalled.destroy());
+    const reading = follow(`${t.baseUrl}/events/stream`);
+
+    const adjustments = 8_000;
+    const concurrency = 500;
+    const adjust = (i: number) =>
+      t.http('POST', `/products/${skus[i % skus.length]}/stock-adjustments`, {
+        key: `${'k'.repeat(240)}-${i}`,
+        headers: { 'x-request-id': `${'r'.repeat(110)}-${i}` },
+        body: { delta: 1, reason: 'd'.repeat(200) },
+      });
+    let bufferedBytesMax = 0;
+    for (let i = 0; i < adjustments; i += concurrency) {
+      const answers = await Promise.all(Array.from({ length: concurrency }, (_, k) => adjust(i + k)));
+      for (const answer of answers) expect(answer.status).toBe(200);
+      bufferedBytesMax = Math.max(bufferedBytesMax, (await metrics(t)).value('secventory_event_stream_buffered_bytes'));
+    }
+    const total = (await allEvents(t)).length;
+    await waitUntil(() => reading.received.length >= total, 30_000, 'the reading client has every event');
+    const m = await metrics(t);
+    bufferedBytesMax = Math.max(bufferedBytesMax, m.value('secventory_event_stream_buffered_bytes'));
+    const sentToStalled = m.value('secventory_event_stream_events_sent_total') - total;
+    console.info(
+      `stalled stream: ${total} events committed, ${sentToStalled} written to the stalled stream, ` +
+        `buffered at most ${bufferedBytesMax} bytes`,
+    );
+    // The stalled stream stopped: the kernel's socket buffers hold what it was given.
+    expect(sentToStalled).toBeLessThan(total);
+    // Node's buffers: the stream's own, the socket's, and one page beyond them (an event's message
+    // is at most about 1.5 KB: a 255-character key, a 128-character request id, a 200-character reason).
+    const pageBytesMax = eventStreamPageLimit * 2048;
+    expect(bufferedBytesMax).toBeLessThanOrEqual(2 * eventStreamBufferBytes + pageBytesMax);
+
+    // Shutdown with both streams open (one stalled) stays within its bound.
+    const startedMs = performance.now();
+    await t.app.stop();
+    const stopMs = performance.now() - startedMs;
+    console.info(`shutdown with 2 open streams (1 stalled): ${Math.round(stopMs)} ms`);
+    expect(stopMs).toBeLessThan(shutdownMsMax);
   });
 });

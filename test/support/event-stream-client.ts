@@ -1,3 +1,4 @@
+import http from 'node:http';
 import { EventSource, type EventSourceFetchInit } from 'eventsource';
 
 // A consumer of GET /events/stream as a Node client writes one: the `eventsource` package's
@@ -74,4 +75,32 @@ export class StreamFollower {
   close(): void {
     this.source.close();
   }
+}
+
+/** A stream read as bytes, for what EventSource hides: comments, `retry:`, the status of a refusal. */
+export interface RawStream {
+  readonly status: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  /** Everything received so far, as text. */
+  text(): string;
+  close(): void;
+}
+
+/** Opens `url` and resolves once the answer's head has arrived; the body keeps arriving into text(). */
+export function openRawStream(url: string, headers: Record<string, string> = {}): Promise<RawStream> {
+  return new Promise((resolve, reject) => {
+    const request = http.get(url, { headers, agent: false }, (response) => {
+      let text = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (text += chunk));
+      response.on('error', () => {});
+      resolve({
+        status: response.statusCode ?? 0,
+        headers: response.headers,
+        text: () => text,
+        close: () => request.destroy(),
+      });
+    });
+    request.on('error', reject);
+  });
 }
