@@ -242,21 +242,10 @@ export class Metrics implements EngineObserver, EventStreamObserver {
       help: 'Reservations expired by the sweeper',
       registers,
     });
-    this.streamEventsSent = new Counter({
-      name: 'secventory_event_stream_events_sent_total',
-      help: 'Events written to the event streams of this instance (an event sent to three streams counts three)',
-      registers,
-    });
-    this.streamDelay = new Histogram({
-      name: 'secventory_event_stream_delay_seconds',
-      help:
-        "Per page written to an event stream: time from its oldest event's decision (its `at`) to the write; " +
-        'how far behind the log the streams are',
-      buckets: streamDelayBucketsSeconds,
-      registers,
-    });
+    const stream = this.streamMetrics(registers);
+    this.streamEventsSent = stream.eventsSent;
+    this.streamDelay = stream.delay;
     this.registerGauges(registers);
-    this.registerStreamGauges(registers);
     collectDefaultMetrics({ register: this.prometheus });
   }
 
@@ -418,7 +407,21 @@ export class Metrics implements EngineObserver, EventStreamObserver {
     return this.activeReservationsQuery;
   }
 
-  private registerStreamGauges(registers: PrometheusRegistry[]): void {
+  /** The event streams: what they wrote and how late, and gauges read from them at scrape time. */
+  private streamMetrics(registers: PrometheusRegistry[]) {
+    const eventsSent = new Counter({
+      name: 'secventory_event_stream_events_sent_total',
+      help: 'Events written to the event streams of this instance (an event sent to three streams counts three)',
+      registers,
+    });
+    const delay = new Histogram({
+      name: 'secventory_event_stream_delay_seconds',
+      help:
+        "Per page written to an event stream: time from its oldest event's decision (its `at`) to the write; " +
+        'how far behind the log the streams are',
+      buckets: streamDelayBucketsSeconds,
+      registers,
+    });
     const streams = () => this.streams;
     new Gauge({
       name: 'secventory_event_streams_open',
@@ -446,6 +449,7 @@ export class Metrics implements EngineObserver, EventStreamObserver {
         this.set(streams()?.lagPositionsMax() ?? 0);
       },
     });
+    return { eventsSent, delay };
   }
 
   private registerGauges(registers: PrometheusRegistry[]): void {

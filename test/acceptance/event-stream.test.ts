@@ -87,9 +87,9 @@ async function mixedLoad(t: TestApp, skus: readonly string[], operations: number
         ).toBe(200);
         return;
       default:
-        expect((await t.http('POST', `/products/${sku}/reservations`, { key, body: { quantity: 999_999 } })).status).toBe(
-          409,
-        );
+        expect(
+          (await t.http('POST', `/products/${sku}/reservations`, { key, body: { quantity: 999_999 } })).status,
+        ).toBe(409);
     }
   };
   for (let i = 0; i < operations; i += concurrency) {
@@ -159,7 +159,7 @@ describe('GET /events/stream: resumable', () => {
 });
 
 describe('GET /events/stream: what a client asks for', () => {
-  it('?sku= streams only that product\'s events, with their global positions, and resumes by any global position', async () => {
+  it("?sku= streams only that product's events, with their global positions, and resumes by any global position", async () => {
     const t = await app();
     const skus = ['ONLY-1', 'OTHER-2', 'OTHER-3'];
     await products(t, skus);
@@ -173,7 +173,9 @@ describe('GET /events/stream: what a client asks for', () => {
     const mine = log.filter((e) => e.sku === 'ONLY-1');
     await waitUntil(() => follower.received.length >= mine.length, 20_000, `${mine.length} ONLY-1 events`);
     expect(follower.received.map((r) => r.event)).toEqual(mine);
-    const mineAfterMiddle = log.slice(log.findIndex((e) => e.position === middle) + 1).filter((e) => e.sku === 'ONLY-1');
+    const mineAfterMiddle = log
+      .slice(log.findIndex((e) => e.position === middle) + 1)
+      .filter((e) => e.sku === 'ONLY-1');
     await waitUntil(() => resumed.received.length >= mineAfterMiddle.length, 20_000, 'ONLY-1 events after a position');
     expect(resumed.received.map((r) => r.event)).toEqual(mineAfterMiddle);
   });
@@ -211,7 +213,7 @@ describe('GET /events/stream: what a client asks for', () => {
       expect(r.headers['content-type']).toContain('application/problem+json');
       expect(r.body.code).toBe('validation_failed');
     }
-    expect(refused[3].body.detail).toContain('no event has position 424242');
+    expect(refused[3]!.body.detail).toContain('no event has position 424242');
     expect((await metrics(t)).value('secventory_event_streams_open')).toBe(0);
   });
 

@@ -54,8 +54,8 @@ export class StreamFollower {
     this.source.addEventListener('open', () => this.opens++);
     this.source.addEventListener('error', (e) => this.errors.push(String((e as { message?: string }).message)));
     for (const name of eventTypes) {
-      this.source.addEventListener(name, (m: MessageEvent<string>) => {
-        this.received.push({ id: m.lastEventId, name, event: JSON.parse(m.data), atMs: performance.now() });
+      this.source.addEventListener(name, (m: MessageEvent) => {
+        this.received.push({ id: m.lastEventId, name, event: JSON.parse(m.data as string), atMs: performance.now() });
       });
     }
   }

@@ -55,7 +55,8 @@ function resumePosition(query: Query, headers: Headers): number {
   const header = headers['last-event-id'];
   if (header === undefined) return query.after ?? 0;
   const position = Number(header);
-  if (position > cursorMax) throw new ApiError('validation_failed', `headers /last-event-id must be at most ${cursorMax}`);
+  if (position > cursorMax)
+    throw new ApiError('validation_failed', `headers /last-event-id must be at most ${cursorMax}`);
   return position;
 }
 
