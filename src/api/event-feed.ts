@@ -8,8 +8,9 @@ export interface EventFeedOptions {
   readonly windowEventsMax: number;
   readonly pollPageLimit: number;
   readonly pollPagesMax: number;
-  /** A poll failed; the next one retries. */
+  /** The first failed poll of an outage (the next polls retry); then the first that succeeds again. */
   readonly onStorageError: (error: StorageError) => void;
+  readonly onRecovered: () => void;
 }
 
 /** Position 0 stands for "before the first event" when the feed started on an empty log. */
@@ -31,6 +32,9 @@ export class EventFeed {
   /** The last position read; null: the log was empty when the feed started; undefined: not started. */
   private cursor: number | null | undefined = undefined;
   private readonly listeners = new Set<() => void>();
+  /** One-shot callbacks of streams whose read failed: run after the next poll that reaches the database. */
+  private readonly afterPoll = new Set<() => void>();
+  private failing = false;
   private timer: NodeJS.Timeout | undefined;
   private polling = false;
   private stopped = false;
@@ -63,6 +67,14 @@ export class EventFeed {
   }
 
   /**
+   * Calls `callback` once after the next poll that reaches the database: a stream whose own read
+   * failed waits for that, rather than ending, so its client loses nothing and need not reconnect.
+   */
+  afterNextPoll(callback: () => void): void {
+    this.afterPoll.add(callback);
+  }
+
+  /**
    * Up to `limit` entries after `position`, in log order; an empty array when `position` is the
    * newest the feed has; undefined when the window does not hold `position` (older than the window,
    * or not read yet): the caller reads the database.
@@ -85,6 +97,7 @@ export class EventFeed {
     clearTimeout(this.timer);
     this.timer = undefined;
     this.entries = [];
+    this.afterPoll.clear();
     this.indexOf.clear();
     this.dropped = 0;
     this.cursor = undefined;
@@ -95,15 +108,25 @@ export class EventFeed {
     this.polling = true;
     try {
       await this.readNewEvents();
+      this.succeeded();
     } catch (error) {
       if (!(error instanceof StorageError)) throw error;
-      this.options.onStorageError(error);
+      if (!this.failing) this.options.onStorageError(error);
+      this.failing = true;
     } finally {
       this.polling = false;
       if (this.listeners.size > 0 && !this.stopped) {
         this.timer = setTimeout(() => void this.poll(), this.options.pollIntervalMs);
       }
     }
+  }
+
+  private succeeded(): void {
+    if (this.failing) this.options.onRecovered();
+    this.failing = false;
+    const callbacks = [...this.afterPoll];
+    this.afterPoll.clear();
+    for (const callback of callbacks) callback();
   }
 
   /** Reads up to pollPagesMax pages after the cursor (anchoring it at the log's end first). */

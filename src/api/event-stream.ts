@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { StorageError } from '../engine/errors.ts';
 import type { EventFeed } from './event-feed.ts';
-import { keepAliveComment, retryField, storageUnavailableComment, type LogEntry } from './sse-messages.ts';
+import { keepAliveComment, retryField, type LogEntry } from './sse-messages.ts';
 
 /** Where a stream reads: the shared window first, the database (a bounded number at a time) else. */
 export interface StreamSource {
@@ -26,7 +26,6 @@ export interface StreamSettings {
 /** What a stream reports to the metrics and to its owner. */
 export interface StreamEvents {
   sent(events: number, oldestAtMs: number): void;
-  storageFailed(error: StorageError): void;
   /** A failure that is not the database's: a defect, logged; the stream is destroyed. */
   defect(error: Error): void;
   closed(stream: EventStream): void;
@@ -89,6 +88,7 @@ export class EventStream extends Readable {
   }
 
   private wake(): void {
+    if (this.destroyed || this.ended) return;
     if (this.waiting && !this.pumping) {
       this.waiting = false;
       void this.pump();
@@ -147,8 +147,10 @@ export class EventStream extends Readable {
   }
 
   /**
-   * A database that does not answer ends the stream cleanly: the client reconnects with its
-   * Last-Event-ID and loses nothing. Anything else is a defect and destroys the stream with it.
+   * A database that does not answer keeps the stream open: it reads again after the shared poller's
+   * next successful poll (the poller reports the outage once), so its client loses nothing and
+   * need not reconnect, which a new connection could not do before the database is back. Anything
+   * else is a defect and destroys the stream with it.
    */
   private fail(error: unknown): void {
     if (!(error instanceof StorageError)) {
@@ -157,10 +159,8 @@ export class EventStream extends Readable {
       this.destroy(defect);
       return;
     }
-    this.events.storageFailed(error);
-    if (this.destroyed || this.ended) return;
-    this.push(storageUnavailableComment);
-    this.endStream();
+    this.waiting = true;
+    this.source.feed.afterNextPoll(() => this.wake());
   }
 
   private endStream(): void {

@@ -28,8 +28,9 @@ export interface EventStreamsOptions {
   readonly streamsMax: number;
   readonly heartbeatMs: number;
   readonly observer: EventStreamObserver;
-  /** A stream or the poller found the database unreachable (streams end; the poller retries). */
-  readonly onStorageError: (error: StorageError, where: 'stream' | 'poller') => void;
+  /** The poller found the database unreachable (it retries; streams wait), and once it is back. */
+  readonly onStorageError: (error: StorageError) => void;
+  readonly onRecovered: () => void;
   /** A stream failed for another reason: a defect. */
   readonly onDefect: (error: Error) => void;
 }
@@ -60,7 +61,8 @@ export class EventStreams implements StreamSource {
       windowEventsMax: eventStreamWindowEventsMax,
       pollPageLimit: eventStreamPollPageLimit,
       pollPagesMax: eventStreamPollPagesMax,
-      onStorageError: (error) => options.onStorageError(error, 'poller'),
+      onStorageError: options.onStorageError,
+      onRecovered: options.onRecovered,
     });
   }
 
@@ -125,7 +127,6 @@ export class EventStreams implements StreamSource {
     };
     const opened = new EventStream(this, settings, {
       sent: (events, oldestAtMs) => this.options.observer.eventsStreamed(events, oldestAtMs),
-      storageFailed: (error) => this.options.onStorageError(error, 'stream'),
       defect: (error) => this.options.onDefect(error),
       closed: (closed) => this.streams.delete(closed),
     });

@@ -136,13 +136,12 @@ function eventStreams(app: FastifyInstance, deps: ServerDeps): EventStreams {
     eventLog: deps.eventLog,
     ...deps.eventStreams,
     observer: deps.metrics,
-    onStorageError: (error, where) =>
+    onStorageError: (error) =>
       app.log.warn(
-        { reason: error.message, sqlState: error.sqlState, where },
-        where === 'stream'
-          ? 'event stream ended: the database did not answer; its client resumes with Last-Event-ID'
-          : 'event stream poll failed; the next one retries',
+        { reason: error.message, sqlState: error.sqlState },
+        'event streams: the database does not answer; streams stay open and polls retry',
       ),
+    onRecovered: () => app.log.info('event streams: the database answers again'),
     onDefect: (error) => app.log.error({ err: error }, 'event stream failed'),
   });
   deps.metrics.watchStreams(streams);

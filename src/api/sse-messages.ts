@@ -24,6 +24,3 @@ export const keepAliveComment = ': keep-alive\n\n';
 
 /** Tells EventSource clients how many milliseconds to wait before they reconnect. */
 export const retryField = (retryMs: number) => `retry: ${retryMs}\n\n`;
-
-/** The last words of a stream that ends because the database did not answer. */
-export const storageUnavailableComment = ': the database did not answer; reconnect with Last-Event-ID\n\n';

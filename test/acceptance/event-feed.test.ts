@@ -49,6 +49,7 @@ describe('the shared window of recent events', () => {
       onStorageError: (error) => {
         throw error;
       },
+      onRecovered: () => {},
     });
     let wakes = 0;
     const unsubscribe = feed.subscribe(() => wakes++);

@@ -158,6 +158,57 @@ describe('GET /events/stream: resumable', () => {
   });
 });
 
+describe('GET /events/stream: the database unreachable', () => {
+  it('a stream stays open through an outage and loses nothing; a client refused meanwhile (503) resumes with Last-Event-ID', async () => {
+    const db = await createTestDatabase();
+    closers.push(() => db.drop());
+    const databaseProxy = await CuttableProxy.start(db.url);
+    closers.push(() => databaseProxy.close());
+    const proxiedUrl = new URL(db.url);
+    proxiedUrl.port = String(databaseProxy.port);
+    const t = await app({
+      db: { ...db, url: proxiedUrl.toString() },
+      env: {
+        SECVENTORY_CONNECTION_TIMEOUT_MS: '500',
+        SECVENTORY_STATEMENT_TIMEOUT_MS: '1000',
+        SECVENTORY_QUERY_TIMEOUT_MS: '1500',
+      },
+    });
+    const httpProxy = await CuttableProxy.start(t.baseUrl);
+    closers.push(() => httpProxy.close());
+    const skus = ['OUTAGE-1', 'OUTAGE-2'];
+    await products(t, skus);
+    await mixedLoad(t, skus, 40);
+    const staying = follow(`${t.baseUrl}/events/stream`);
+    const refused = follow(`${httpProxy.url}/events/stream`);
+    const before = (await allEvents(t)).length;
+    await waitUntil(
+      () => staying.received.length === before && refused.received.length === before,
+      20_000,
+      'caught up',
+    );
+
+    databaseProxy.down();
+    // This client's connection drops too; it reconnects while the database is unreachable.
+    httpProxy.cut();
+    await waitUntil(() => refused.readyState === 2, 20_000, 'the reconnection refused (EventSource gives up on a 503)');
+    expect(refused.errors.join()).toContain('503');
+    const meanwhile = await t.http('GET', '/events/stream');
+    expect({ status: meanwhile.status, code: meanwhile.body.code }).toEqual({
+      status: 503,
+      code: 'storage_unavailable',
+    });
+
+    databaseProxy.up();
+    await waitUntil(async () => (await t.http('GET', '/health/ready')).status === 200, 20_000, 'the database back');
+    await mixedLoad(t, skus, 40);
+    const resumed = follow(`${t.baseUrl}/events/stream`, refused.lastId);
+    const log = await expectSameAsLog(t, staying);
+    await waitUntil(() => refused.received.length + resumed.received.length >= log.length, 20_000, 'resumed');
+    expect([...refused.positions(), ...resumed.positions()]).toEqual(log.map((e) => e.position));
+  });
+});
+
 describe('GET /events/stream: what a client asks for', () => {
   it("?sku= streams only that product's events, with their global positions, and resumes by any global position", async () => {
     const t = await app();
