@@ -2,12 +2,28 @@ import { assert, StorageError } from '../engine/errors.ts';
 import type { EventLog } from '../engine/read-ports.ts';
 import { logEntryOf, type LogEntry } from './sse-messages.ts';
 
+/** A page of the window as every stream at the same position writes it: joined and encoded once. */
+export interface SharedPage {
+  readonly entries: readonly LogEntry[];
+  readonly bytes: Buffer;
+  readonly oldestAtMs: number;
+}
+
+interface CachedPage extends SharedPage {
+  /** The absolute index after the page's last entry: the page is stale once the window grew past it. */
+  readonly endIndex: number;
+}
+
+const emptyPage: SharedPage = { entries: [], bytes: Buffer.alloc(0), oldestAtMs: Number.POSITIVE_INFINITY };
+
 export interface EventFeedOptions {
   readonly pollIntervalMs: number;
   /** Newest events kept in memory; older ones are read from the database by the streams behind. */
   readonly windowEventsMax: number;
   readonly pollPageLimit: number;
   readonly pollPagesMax: number;
+  /** Encoded pages kept for the streams that share them. */
+  readonly sharedPagesMax: number;
   /** The first failed poll of an outage (the next polls retry); then the first that succeeds again. */
   readonly onStorageError: (error: StorageError) => void;
   readonly onRecovered: () => void;
@@ -34,6 +50,8 @@ export class EventFeed {
   private readonly listeners = new Set<() => void>();
   /** One-shot callbacks of streams whose read failed: run after the next poll that reaches the database. */
   private readonly afterPoll = new Set<() => void>();
+  /** Encoded pages by the position they follow, oldest first (a Map keeps insertion order). */
+  private readonly pages = new Map<number, CachedPage>();
   private failing = false;
   private timer: NodeJS.Timeout | undefined;
   private polling = false;
@@ -86,6 +104,29 @@ export class EventFeed {
     return this.entries.slice(start, start + limit);
   }
 
+  /**
+   * The same entries as after(), joined and encoded once for every stream that asks at the same
+   * position while the window has not grown: streams following the head all write the same pages.
+   */
+  pageAfter(position: number, limit: number): SharedPage | undefined {
+    const index = this.indexOf.get(position);
+    if (index === undefined) return undefined;
+    const start = index + 1 - this.dropped;
+    const end = Math.min(start + limit, this.entries.length);
+    if (end <= start) return emptyPage;
+    const endIndex = this.dropped + end;
+    const cached = this.pages.get(position);
+    if (cached !== undefined && cached.endIndex === endIndex) return cached;
+    const entries = this.entries.slice(start, end);
+    let oldestAtMs = Number.POSITIVE_INFINITY;
+    for (const entry of entries) oldestAtMs = Math.min(oldestAtMs, entry.atMs);
+    const page = { entries, bytes: Buffer.from(entries.map((e) => e.message).join('')), oldestAtMs, endIndex };
+    this.pages.delete(position);
+    this.pages.set(position, page);
+    if (this.pages.size > this.options.sharedPagesMax) this.pages.delete(this.pages.keys().next().value!);
+    return page;
+  }
+
   /** Ends polling for good (shutdown). */
   stop(): void {
     this.stopped = true;
@@ -98,6 +139,7 @@ export class EventFeed {
     this.timer = undefined;
     this.entries = [];
     this.afterPoll.clear();
+    this.pages.clear();
     this.indexOf.clear();
     this.dropped = 0;
     this.cursor = undefined;

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { StorageError } from '../engine/errors.ts';
-import type { EventFeed } from './event-feed.ts';
+import type { EventFeed, SharedPage } from './event-feed.ts';
 import { keepAliveComment, retryField, type LogEntry } from './sse-messages.ts';
 
 /** Where a stream reads: the shared window first, the database (a bounded number at a time) else. */
@@ -31,7 +31,10 @@ export interface StreamEvents {
   closed(stream: EventStream): void;
 }
 
-type Step = { readonly kind: 'page'; readonly entries: readonly LogEntry[] } | { readonly kind: 'caught-up' };
+type Step =
+  /** `shared`: the window's encoded page, written as it is (the stream has no SKU filter). */
+  | { readonly kind: 'page'; readonly entries: readonly LogEntry[]; readonly shared?: SharedPage }
+  | { readonly kind: 'caught-up' };
 
 /**
  * One client's stream of the log: a Readable that Fastify pipes into the response, so it reads
@@ -110,7 +113,7 @@ export class EventStream extends Readable {
           return;
         }
         this.position = step.entries.at(-1)!.position;
-        if (!this.write(step.entries)) return;
+        if (!this.write(step)) return;
       }
     } catch (error) {
       this.fail(error);
@@ -123,13 +126,23 @@ export class EventStream extends Readable {
   private async next(): Promise<Step> {
     let entries = this.pending;
     this.pending = undefined;
+    if (entries === undefined && this.settings.sku === undefined) {
+      const shared = this.source.feed.pageAfter(this.position, this.source.pageLimit);
+      if (shared !== undefined) return shared.entries.length === 0 ? { kind: 'caught-up' } : pageOf(shared);
+    }
     entries ??= this.source.feed.after(this.position, this.source.pageLimit);
     entries ??= await this.source.readDatabase(this.position);
     return entries.length === 0 ? { kind: 'caught-up' } : { kind: 'page', entries };
   }
 
   /** Pushes one page (the entries of the stream's product, when it has one); false when the buffer is full. */
-  private write(entries: readonly LogEntry[]): boolean {
+  private write(step: Extract<Step, { kind: 'page' }>): boolean {
+    const { shared, entries } = step;
+    if (shared !== undefined) {
+      this.lastWriteMs = Date.now();
+      this.events.sent(entries.length, shared.oldestAtMs);
+      return this.push(shared.bytes);
+    }
     const { sku } = this.settings;
     let text = '';
     let count = 0;
@@ -186,3 +199,5 @@ export class EventStream extends Readable {
     this.heartbeat.unref();
   }
 }
+
+const pageOf = (shared: SharedPage): Step => ({ kind: 'page', entries: shared.entries, shared });

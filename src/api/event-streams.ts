@@ -10,6 +10,7 @@ import {
   eventStreamPollPagesMax,
   eventStreamReadsInFlightMax,
   eventStreamRetryMs,
+  eventStreamSharedPagesMax,
   eventStreamWindowEventsMax,
 } from '../engine/limits.ts';
 import type { EventLog } from '../engine/read-ports.ts';
@@ -61,6 +62,7 @@ export class EventStreams implements StreamSource {
       windowEventsMax: eventStreamWindowEventsMax,
       pollPageLimit: eventStreamPollPageLimit,
       pollPagesMax: eventStreamPollPagesMax,
+      sharedPagesMax: eventStreamSharedPagesMax,
       onStorageError: options.onStorageError,
       onRecovered: options.onRecovered,
     });

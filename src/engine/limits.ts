@@ -158,6 +158,12 @@ export const eventStreamBufferBytes = 16 * 1024;
  * database until it catches up.
  */
 export const eventStreamWindowEventsMax = 8_192;
+/**
+ * Pages of the window kept encoded: streams at the same position (all those following the head,
+ * usually) write the same bytes, so a page is joined and encoded once, not once per stream. A
+ * page is about 100 KB; streams at the head share a handful.
+ */
+export const eventStreamSharedPagesMax = 32;
 /** Pages the poller reads in one round; the rest waits for the next round, so one round stays short. */
 export const eventStreamPollPagesMax = 8;
 /** The poller's page: the largest the event log serves (eventPageLimitMax). */

@@ -38,7 +38,7 @@ async function adjustments(sku: string, count: number): Promise<void> {
 }
 
 describe('the shared window of recent events', () => {
-  it('after a position it holds, it gives exactly what the log holds after it; older positions are not held', async () => {
+  it('after a position it holds, it gives exactly what the log holds after it (a page encoded once for all); older positions are not held', async () => {
     expect((await t.http('POST', '/products', { body: { sku: 'FEED-1', name: 'f', stock: 1 } })).status).toBe(201);
     const feed = new EventFeed(new PgEventLog(t.app.pool), {
       pollIntervalMs: 20,
@@ -46,6 +46,7 @@ describe('the shared window of recent events', () => {
       // Small pages, few per round: a round reads several pages and leaves the rest to the next.
       pollPageLimit: 5,
       pollPagesMax: 2,
+      sharedPagesMax: 4,
       onStorageError: (error) => {
         throw error;
       },
@@ -71,9 +72,24 @@ describe('the shared window of recent events', () => {
     expect(feed.after(held[0]!, 3)!.map((e) => e.position)).toEqual(log.slice(-windowEventsMax, -windowEventsMax + 3));
     expect(feed.after(log.at(-1)! + 1_000, 10)).toBeUndefined();
 
+    // The same page, encoded once, for every stream at the same position, until the window grows.
+    const nearEnd = log.at(-3)!;
+    const shared = feed.pageAfter(nearEnd, 5)!;
+    expect(feed.pageAfter(nearEnd, 5)).toBe(shared);
+    expect(shared.entries.map((e) => e.position)).toEqual(log.slice(-2));
+    expect(shared.bytes.toString('utf8')).toBe(shared.entries.map((e) => e.message).join(''));
+    expect(feed.pageAfter(log.at(-1)!, 5)!.entries).toEqual([]);
+    await adjustments('FEED-1', 10);
+    const grown = await allPositions();
+    await waitUntil(() => feed.newestPosition === grown.at(-1), 10_000, 'the feed read the new events');
+    const regrown = feed.pageAfter(nearEnd, 5)!;
+    expect(regrown.entries.map((e) => e.position)).toEqual(grown.slice(log.length - 2, log.length + 3));
+    expect(regrown.bytes.toString('utf8')).toBe(regrown.entries.map((e) => e.message).join(''));
+
     // Nobody listens: the window is let go, and polling stops.
     unsubscribe();
     expect(feed.after(log.at(-1)!, 10)).toBeUndefined();
+    expect(feed.pageAfter(log.at(-1)!, 10)).toBeUndefined();
     expect(feed.newestPosition).toBeNull();
     feed.stop();
   });
