@@ -179,6 +179,9 @@ export class EventFeed {
       if (this.listeners.size === 0) return;
       this.cursor = tail;
       this.indexOf.set(tail ?? beginning, this.dropped - 1);
+      // A stream that caught up from the database before the window existed may sit before its
+      // anchor, with events in between that no later addition would make it look for.
+      this.notify();
     }
     for (let page = 0; page < this.options.pollPagesMax; page++) {
       const cursor: number | null = this.cursor;
@@ -198,6 +201,11 @@ export class EventFeed {
     }
     this.cursor = added.at(-1)!.position;
     this.trim();
+    this.notify();
+  }
+
+  /** Wakes the streams waiting for the window to change. */
+  private notify(): void {
     this.generationValue++;
     for (const listener of this.listeners) listener();
   }
