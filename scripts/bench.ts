@@ -184,10 +184,10 @@ async function runOne(adminUrl: string, database: string, plan: RunPlan): Promis
     await createProducts(server.url, productsFor(scenario));
     const readers = plan.streams > 0 ? await StreamReaders.open(server.url, plan.streams) : null;
     const driver = scenario === 'burst' ? 'undici' : generator;
+    const connections = scenario === 'low' ? lowConnections : opts.connections;
     const withStreams = readers === null ? '' : `, ${plan.streams} event streams`;
-    process.stderr.write(
-      `\n${scenario} (batchSizeMax ${batchSizeMax}, ${scenario === 'low' ? lowConnections : opts.connections} connections, ${opts.duration} s, ${driver}${withStreams})\n`,
-    );
+    const what = `${connections} connections, ${opts.duration} s, ${driver}${withStreams}`;
+    process.stderr.write(`\n${scenario} (batchSizeMax ${batchSizeMax}, ${what})\n`);
     let load: LoadResult;
     const cpuBeforeS = server.cpuSeconds();
     if (scenario === 'burst') {
@@ -214,7 +214,7 @@ async function runOne(adminUrl: string, database: string, plan: RunPlan): Promis
       scenario: readers === null ? scenario : `${scenario} +${plan.streams} streams`,
       generator: load.generator,
       batchSizeMax,
-      connections: scenario === 'low' ? lowConnections : opts.connections,
+      connections,
       linesPerRequest: scenario === 'carts' ? cartLines : 1,
       load,
       correctness,
@@ -250,17 +250,36 @@ function table(rows: Row[]): string {
 /** Each load without and with event stream readers, side by side (--streams). */
 function streamTable(rows: Row[]): string {
   const f = (n: number, d = 0) => n.toFixed(d);
-  const lines = [
-    '| scenario | streams | ok/s | p50 ms | p99 ms | server CPU % | RSS max MB | events per stream (slowest / committed) | streams caught up after | MB sent to streams |',
-    '|---|---|---|---|---|---|---|---|---|---|',
+  const header = [
+    'scenario',
+    'streams',
+    'ok/s',
+    'p50 ms',
+    'p99 ms',
+    'server CPU %',
+    'RSS max MB',
+    'events per stream (slowest / committed)',
+    'streams caught up after',
+    'MB sent to streams',
   ];
+  const lines = [`| ${header.join(' | ')} |`, `|${'---|'.repeat(header.length)}`];
   for (const r of rows) {
     const s = r.streams;
     const events = s === null ? '-' : `${s.eventsPerStreamMin} / ${s.eventsCommitted}`;
     const caughtUp = s === null ? '-' : s.caughtUpS === null ? 'not within 120 s' : `${f(s.caughtUpS, 1)} s`;
-    lines.push(
-      `| ${r.scenario} | ${s?.streams ?? 0} | ${f(r.load.succeededPerSecond)} | ${f(r.load.latencyMsP50, 1)} | ${f(r.load.latencyMsP99, 1)} | ${f(r.serverCpuPercent)} | ${f(r.rssMaxMb)} | ${events} | ${caughtUp} | ${s === null ? '-' : f(s.bytesTotal / 1e6, 1)} |`,
-    );
+    const cells = [
+      r.scenario,
+      s?.streams ?? 0,
+      f(r.load.succeededPerSecond),
+      f(r.load.latencyMsP50, 1),
+      f(r.load.latencyMsP99, 1),
+      f(r.serverCpuPercent),
+      f(r.rssMaxMb),
+      events,
+      caughtUp,
+      s === null ? '-' : f(s.bytesTotal / 1e6, 1),
+    ];
+    lines.push(`| ${cells.join(' | ')} |`);
   }
   return lines.join('\n');
 }

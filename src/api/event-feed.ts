@@ -56,7 +56,7 @@ export class EventFeed {
   private timer: NodeJS.Timeout | undefined;
   private polling = false;
   private stopped = false;
-  /** Grows whenever events are added: a stream that read across an addition looks again. */
+  /** Grows whenever the window starts or grows: a stream that read across a change looks again. */
   private generationValue = 0;
 
   constructor(

@@ -14,6 +14,7 @@ import {
   eventStreamWindowEventsMax,
 } from '../engine/limits.ts';
 import type { EventLog } from '../engine/read-ports.ts';
+import { ApiError } from './errors.ts';
 import { EventFeed } from './event-feed.ts';
 import { EventStream, type StreamSource } from './event-stream.ts';
 import { logEntryOf, type LogEntry } from './sse-messages.ts';
@@ -117,9 +118,14 @@ export class EventStreams implements StreamSource {
     return page.events.map(logEntryOf);
   }
 
-  /** Starts a stream in a slot taken by reserve(); the caller sends it as the response body. */
+  /**
+   * Starts a stream in a slot taken by reserve(); the caller sends it as the response body. The
+   * server may have begun closing while the first page was read: then nothing starts (503), and
+   * the caller still holds the slot to release.
+   */
   open(stream: NewStream, response: ServerResponse): EventStream {
     assert(this.reserved > 0, 'a stream opens in a reserved slot');
+    if (this.closing) throw new ApiError('overloaded', 'the server is shutting down; nothing was done');
     this.reserved--;
     const settings = {
       ...stream,

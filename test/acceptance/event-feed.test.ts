@@ -38,7 +38,7 @@ async function adjustments(sku: string, count: number): Promise<void> {
 }
 
 describe('the shared window of recent events', () => {
-  it('after a position it holds, it gives exactly what the log holds after it (a page encoded once for all); older positions are not held', async () => {
+  it('holds exactly what the log holds after a position (one encoded page for all); not older ones', async () => {
     expect((await t.http('POST', '/products', { body: { sku: 'FEED-1', name: 'f', stock: 1 } })).status).toBe(201);
     const feed = new EventFeed(new PgEventLog(t.app.pool), {
       pollIntervalMs: 20,

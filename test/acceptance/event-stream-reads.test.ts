@@ -53,7 +53,7 @@ function reader(stream: Readable) {
 const detachedResponse = () => new http.ServerResponse(new http.IncomingMessage(new net.Socket()));
 
 describe('a stream started at the end of the log', () => {
-  it('gets an event committed between its first read and the start of the shared window, with nothing after it', async () => {
+  it("gets an event committed between its first read and the window's start, with none after", async () => {
     const t: TestApp = await startTestApp();
     closers.push(() => t.close());
     expect((await t.http('POST', '/products', { body: { sku: 'GAP-1', name: 'g', stock: 1 } })).status).toBe(201);

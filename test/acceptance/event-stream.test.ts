@@ -114,7 +114,7 @@ async function expectSameAsLog(t: TestApp, follower: StreamFollower): Promise<an
 }
 
 describe('GET /events/stream: resumable', () => {
-  it('a client cut off twice during a mixed load reconnects with Last-Event-ID and ends with exactly the events of GET /events', async () => {
+  it('cut off twice under a mixed load, an EventSource resumes: exactly the events of GET /events', async () => {
     const t = await app();
     const skus = ['SSE-A', 'SSE-B', 'SSE-C'];
     await products(t, skus);
@@ -138,7 +138,7 @@ describe('GET /events/stream: resumable', () => {
     expect(follower.opens).toBeGreaterThanOrEqual(3);
   });
 
-  it('a client reconnecting across a restart of the service (a new process over the same database) resumes where it was', async () => {
+  it('across a restart of the service over the same database, the client resumes where it was', async () => {
     const db: TestDatabase = await createTestDatabase();
     closers.push(() => db.drop());
     const port = String(await freePort());
@@ -159,7 +159,7 @@ describe('GET /events/stream: resumable', () => {
 });
 
 describe('GET /events/stream: the database unreachable', () => {
-  it('a stream stays open through an outage and loses nothing; a client refused meanwhile (503) resumes with Last-Event-ID', async () => {
+  it('a stream stays open through a database outage; a client refused meanwhile resumes later', async () => {
     const db = await createTestDatabase();
     closers.push(() => db.drop());
     const databaseProxy = await CuttableProxy.start(db.url);
@@ -210,7 +210,7 @@ describe('GET /events/stream: the database unreachable', () => {
 });
 
 describe('GET /events/stream: what a client asks for', () => {
-  it("?sku= streams only that product's events, with their global positions, and resumes by any global position", async () => {
+  it("?sku= streams one product's events with global positions, resumable from any position", async () => {
     const t = await app();
     const skus = ['ONLY-1', 'OTHER-2', 'OTHER-3'];
     await products(t, skus);
@@ -245,7 +245,7 @@ describe('GET /events/stream: what a client asks for', () => {
     expect(byQuery.positions()).toEqual(log.slice(5).map((e) => e.position));
   });
 
-  it('a malformed or unknown position or SKU is 400 problem+json before any stream starts, and leaves no stream open', async () => {
+  it('bad or unknown positions and SKUs are 400 problem+json before any stream; no slot is kept', async () => {
     const t = await app();
     await products(t, ['BAD-1']);
     const refused = [
@@ -268,7 +268,7 @@ describe('GET /events/stream: what a client asks for', () => {
     expect((await metrics(t)).value('secventory_event_streams_open')).toBe(0);
   });
 
-  it('a quiet stream sends `retry:` at once, then a `: keep-alive` comment after each heartbeat interval without data', async () => {
+  it('a quiet stream sends `retry:` at once, then `: keep-alive` after each heartbeat interval', async () => {
     const t = await app({ env: { SECVENTORY_EVENT_STREAM_HEARTBEAT_MS: '200' } });
     const raw = await openRaw(`${t.baseUrl}/events/stream`);
     expect(raw.status).toBe(200);
@@ -278,7 +278,7 @@ describe('GET /events/stream: what a client asks for', () => {
     expect(raw.text().startsWith('retry: 1000\n\n: keep-alive\n\n')).toBe(true);
   });
 
-  it('past SECVENTORY_EVENT_STREAMS_MAX open streams, a new one is 503 overloaded with Retry-After; a closed one frees its slot', async () => {
+  it('past SECVENTORY_EVENT_STREAMS_MAX streams, a new one is 503 with Retry-After; closing frees one', async () => {
     const t = await app({ env: { SECVENTORY_EVENT_STREAMS_MAX: '2' } });
     const first = await openRaw(`${t.baseUrl}/events/stream`);
     await openRaw(`${t.baseUrl}/events/stream`);
@@ -308,7 +308,7 @@ function stalledStream(baseUrl: string): Promise<net.Socket> {
 }
 
 describe('GET /events/stream: bounded', () => {
-  it('a client that stops reading makes the service buffer one page and a few kilobytes, however many events follow', async () => {
+  it('a client that stops reading costs one page and a few kilobytes, however many events follow', async () => {
     const t = await app();
     // The kernel's socket buffers take a few megabytes from a client that does not read, so the
     // events must be many more bytes than that: a 200-character reason, a 240-character

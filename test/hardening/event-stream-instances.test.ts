@@ -29,7 +29,7 @@ const figures = (sortedMs: readonly number[]) =>
   `max ${sortedMs.at(-1)!.toFixed(0)} ms`;
 
 describe('event streams over several instances', () => {
-  it(`events written through instance A reach a stream on instance B within 1 s (p99 over ${writes} writes)`, async () => {
+  it(`events written through A reach a stream on B within 1 s (p99 over ${writes} writes)`, async () => {
     db = await createTestDatabase();
     for (let i = 0; i < 2; i++) servers.push(await startServerProcess(db.url, { SECVENTORY_SWEEP_INTERVAL_MS: '500' }));
     const [a, b] = servers as [ServerProcess, ServerProcess];
