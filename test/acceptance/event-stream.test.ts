@@ -122,7 +122,7 @@ describe('GET /events/stream: resumable', () => {
     closers.push(() => proxy.close());
     const follower = follow(`${proxy.url}/events/stream`);
 
-    const load = mixedLoad(t, skus, 480);
+    const load = mixedLoad(t, skus, 320);
     // Awaited below; a failure before then must not be reported as unhandled.
     load.catch(() => {});
     await waitUntil(() => follower.received.length >= 60, 20_000, 'the first events streamed');
@@ -146,13 +146,13 @@ describe('GET /events/stream: resumable', () => {
     const skus = ['RESTART-A', 'RESTART-B'];
     await products(first, skus);
     const follower = follow(`${first.baseUrl}/events/stream`);
-    await mixedLoad(first, skus, 120);
+    await mixedLoad(first, skus, 80);
     const beforeRestart = (await allEvents(first)).length;
     await waitUntil(() => follower.received.length >= beforeRestart, 20_000, 'the events before the restart');
     await first.close();
 
     const second = await app({ db, env: { PORT: port } });
-    await mixedLoad(second, skus, 120);
+    await mixedLoad(second, skus, 80);
     await expectSameAsLog(second, follower);
     expect(follower.opens).toBeGreaterThanOrEqual(2);
   });
