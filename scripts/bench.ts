@@ -1,5 +1,5 @@
 // npm run bench -- --scenario hot|spread|mixed|burst|low|carts|import|all (or a list: hot,carts) --connections N --duration S
-//                   [--generator wrk|autocannon] [--wrk-threads N] [--compare-batch1] [--ceiling]
+//                   [--generator wrk|autocannon] [--wrk-threads N] [--compare-batch1] [--ceiling] [--streams N]
 // Starts the server as its own process on its own embedded PostgreSQL (fsync on) or DATABASE_URL,
 // drives it with a real HTTP load generator (wrk when it is on PATH, else autocannon; burst always
 // undici), checks correctness afterwards, and writes reports/bench-<timestamp>.json and .md.
@@ -15,6 +15,7 @@ import { checkCorrectness, commitMsMean, type Correctness } from './bench/correc
 import type { ImportResult } from './bench/import.ts';
 import { chooseGenerator, type TimedGeneratorName } from './bench/generator.ts';
 import type { GeneratorName } from './bench/load-result.ts';
+import { StreamReaders, type StreamFigures } from './bench/stream-readers.ts';
 import { wrkThreadsDefault } from './bench/wrk-load.ts';
 import { importProductCount } from './bench/workload.ts';
 import { startNodeServer, startServerProcess } from './lib/server-process.ts';
@@ -47,6 +48,8 @@ interface Row {
   serverCpuPercent: number;
   /** Where a batch's commit time goes (null when the server did not expose it). */
   breakdown: Breakdown | null;
+  /** GET /events/stream readers during the load (--streams); null when there were none. */
+  streams: StreamFigures | null;
 }
 
 const program = new Command('bench')
@@ -57,6 +60,12 @@ const program = new Command('bench')
   .option('--generator <name>', 'wrk or autocannon (default: wrk when it is on PATH)')
   .option('--wrk-threads <n>', 'wrk threads', (v) => Number(v), wrkThreadsDefault)
   .option('--compare-batch1', 'run the same scenario again with batchSizeMax = 1 and print the ratio')
+  .option(
+    '--streams <n>',
+    'run each scenario again with N clients following GET /events/stream and reading everything',
+    (v) => Number(v),
+    0,
+  )
   .option(
     '--ceiling',
     'first measure the HTTP ceiling: the hot load on the same route answered without engine or database',
@@ -71,6 +80,7 @@ const opts = program.opts<{
   ceiling?: boolean;
   generator?: string;
   wrkThreads: number;
+  streams: number;
 }>();
 
 /** The hot load against scripts/bench/http-ceiling-server.ts: one Node process doing only the HTTP work. */
@@ -106,7 +116,11 @@ async function main() {
     for (const scenario of scenarios) {
       const sizes = [opts.batchSize ?? 512, ...(opts.compareBatch1 ? [1] : [])];
       for (const batchSizeMax of sizes) {
-        rows.push(await runOne(adminUrl, `bench_${scenario}_${++runNo}`, scenario, batchSizeMax, generator));
+        // With --streams, the same run again beside it, with the readers: side by side in the table.
+        for (const streams of opts.streams > 0 && scenario !== 'burst' ? [0, opts.streams] : [0]) {
+          const database = `bench_${scenario}_${++runNo}`;
+          rows.push(await runOne(adminUrl, database, { scenario, batchSizeMax, generator, streams }));
+        }
       }
     }
   } finally {
@@ -139,13 +153,15 @@ async function runCeiling(generator: TimedGeneratorName): Promise<Ceiling> {
   }
 }
 
-async function runOne(
-  adminUrl: string,
-  database: string,
-  scenario: ScenarioName,
-  batchSizeMax: number,
-  generator: TimedGeneratorName,
-): Promise<Row> {
+interface RunPlan {
+  readonly scenario: ScenarioName;
+  readonly batchSizeMax: number;
+  readonly generator: TimedGeneratorName;
+  /** Clients following GET /events/stream during the load; 0 for none. */
+  readonly streams: number;
+}
+
+async function createDatabase(adminUrl: string, database: string): Promise<string> {
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   await admin.query(`drop database if exists ${database}`);
@@ -154,18 +170,34 @@ async function runOne(
   await admin.end();
   const url = new URL(adminUrl);
   url.pathname = `/${database}`;
-  const databaseUrl = url.toString();
+  return url.toString();
+}
 
+async function eventsCommitted(databaseUrl: string): Promise<number> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    return (await client.query<{ n: number }>('select count(*)::int as n from inventory_events')).rows[0]!.n;
+  } finally {
+    await client.end();
+  }
+}
+
+async function runOne(adminUrl: string, database: string, plan: RunPlan): Promise<Row> {
+  const { scenario, batchSizeMax, generator } = plan;
+  const databaseUrl = await createDatabase(adminUrl, database);
   const server = await startServerProcess(databaseUrl, {
     SECVENTORY_BATCH_SIZE_MAX: String(batchSizeMax),
     SECVENTORY_MAILBOX_LENGTH_MAX: '100000',
   });
   try {
     await createProducts(server.url, productsFor(scenario));
+    const readers = plan.streams > 0 ? await StreamReaders.open(server.url, plan.streams) : null;
     const driver = scenario === 'burst' || scenario === 'import' ? 'undici' : generator;
-    process.stderr.write(
-      `\n${scenario} (batchSizeMax ${batchSizeMax}, ${scenario === 'low' ? lowConnections : opts.connections} connections, ${opts.duration} s, ${driver})\n`,
-    );
+    const connections = scenario === 'low' ? lowConnections : opts.connections;
+    const withStreams = readers === null ? '' : `, ${plan.streams} event streams`;
+    const what = `${connections} connections, ${opts.duration} s, ${driver}${withStreams}`;
+    process.stderr.write(`\n${scenario} (batchSizeMax ${batchSizeMax}, ${what})\n`);
     let load: LoadResult;
     const cpuBeforeS = server.cpuSeconds();
     if (scenario === 'burst') {
@@ -185,6 +217,7 @@ async function runOne(
       bar.stop();
     }
     const serverCpuPercent = ((server.cpuSeconds() - cpuBeforeS) / load.durationS) * 100;
+    const streams = readers === null ? null : await readers.finish(await eventsCommitted(databaseUrl));
     const commitMs = await commitMsMean(server.url);
     const fromServer = await serverBreakdown(server.url).catch(() => null);
     const rssMaxMb = server.rssMaxBytes() / 1024 / 1024;
@@ -192,10 +225,10 @@ async function runOne(
     const breakdown = fromServer === null ? null : { ...fromServer, functionMs: await functionMsMean(databaseUrl) };
     const correctness = await checkCorrectness(databaseUrl);
     return {
-      scenario,
+      scenario: readers === null ? scenario : `${scenario} +${plan.streams} streams`,
       generator: load.generator,
       batchSizeMax,
-      connections: scenario === 'low' ? lowConnections : opts.connections,
+      connections,
       linesPerRequest: scenario === 'carts' ? cartLines : 1,
       load,
       correctness,
@@ -203,6 +236,7 @@ async function runOne(
       rssMaxMb,
       serverCpuPercent,
       breakdown,
+      streams,
     };
   } finally {
     await server.stop();
@@ -224,6 +258,43 @@ function table(rows: Row[]): string {
     lines.push(
       `| ${r.scenario} | ${r.generator} | ${r.batchSizeMax} | ${r.connections} | ${f(r.load.requestsPerSecond)} | ${f(r.load.succeededPerSecond)} | ${f(r.load.latencyMsP50, 1)} | ${f(r.load.latencyMsP99, 1)} | ${f(r.load.latencyMsP999, 1)} | ${non2xx} | ${r.load.errors + r.load.timeouts} | ${f(r.correctness.meanBatchSize, 1)} | ${f(r.commitMsMean, 2)} | ${f(r.serverCpuPercent)} | ${f(r.rssMaxMb)} | ${r.correctness.oversoldProducts} | ${r.correctness.countersNotEqualSums === 0 ? 'equal' : `${r.correctness.countersNotEqualSums} differ`} | ${r.correctness.oracleViolations.length === 0 ? 'pass' : `FAIL (${r.correctness.oracleViolations.length})`} | ${r.correctness.verifyOk === null ? 'n/a' : r.correctness.verifyOk ? 'pass' : `FAIL (${r.correctness.verifyViolations})`} |`,
     );
+  }
+  return lines.join('\n');
+}
+
+/** Each load without and with event stream readers, side by side (--streams). */
+function streamTable(rows: Row[]): string {
+  const f = (n: number, d = 0) => n.toFixed(d);
+  const header = [
+    'scenario',
+    'streams',
+    'ok/s',
+    'p50 ms',
+    'p99 ms',
+    'server CPU %',
+    'RSS max MB',
+    'events per stream (slowest / committed)',
+    'streams caught up after',
+    'MB sent to streams',
+  ];
+  const lines = [`| ${header.join(' | ')} |`, `|${'---|'.repeat(header.length)}`];
+  for (const r of rows) {
+    const s = r.streams;
+    const events = s === null ? '-' : `${s.eventsPerStreamMin} / ${s.eventsCommitted}`;
+    const caughtUp = s === null ? '-' : s.caughtUpS === null ? 'not within 120 s' : `${f(s.caughtUpS, 1)} s`;
+    const cells = [
+      r.scenario,
+      s?.streams ?? 0,
+      f(r.load.succeededPerSecond),
+      f(r.load.latencyMsP50, 1),
+      f(r.load.latencyMsP99, 1),
+      f(r.serverCpuPercent),
+      f(r.rssMaxMb),
+      events,
+      caughtUp,
+      s === null ? '-' : f(s.bytesTotal / 1e6, 1),
+    ];
+    lines.push(`| ${cells.join(' | ')} |`);
   }
   return lines.join('\n');
 }
@@ -286,6 +357,7 @@ async function report(rows: Row[], ceiling: Ceiling | null, generator: TimedGene
   for (const r of rows.filter((row) => row.scenario === 'carts')) md.push('', cartLine(r));
   for (const r of rows.filter((row) => row.scenario === 'import')) md.push('', importLine(r));
   md.push('', "Where a batch's commit time goes (means over the run):", '', breakdownTable(rows));
+  if (rows.some((r) => r.streams !== null)) md.push('', streamTable(rows));
   const text = md.join('\n');
   console.log(`\n${text}\n`);
   await mkdir('reports', { recursive: true });

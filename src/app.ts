@@ -231,6 +231,7 @@ async function startParts(options: AppOptions, running: Running): Promise<App> {
     eventLog,
     expectedMigrations,
     logger,
+    eventStreams: { streamsMax: config.eventStreamsMax, heartbeatMs: config.eventStreamHeartbeatMs },
     configure,
   }));
   // A deep accept queue: a flash sale opens thousands of connections at once.

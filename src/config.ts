@@ -42,6 +42,12 @@ const ConfigSchema = Type.Object({
     maximum: 600_000,
   }),
   SECVENTORY_QUERY_TIMEOUT_MS: Type.Integer({ default: limits.queryTimeoutMsDefault, minimum: 100, maximum: 600_000 }),
+  SECVENTORY_EVENT_STREAMS_MAX: Type.Integer({ default: limits.eventStreamsMaxDefault, minimum: 1, maximum: 100_000 }),
+  SECVENTORY_EVENT_STREAM_HEARTBEAT_MS: Type.Integer({
+    default: limits.eventStreamHeartbeatMsDefault,
+    minimum: 100,
+    maximum: 3_600_000,
+  }),
 });
 
 type Env = Static<typeof ConfigSchema>;
@@ -61,6 +67,8 @@ export interface Config {
   readonly connectionAcquireTimeoutMs: number;
   readonly statementTimeoutMs: number;
   readonly queryTimeoutMs: number;
+  readonly eventStreamsMax: number;
+  readonly eventStreamHeartbeatMs: number;
 }
 
 export class ConfigError extends Error {
@@ -92,5 +100,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     connectionAcquireTimeoutMs: e.SECVENTORY_CONNECTION_TIMEOUT_MS,
     statementTimeoutMs: e.SECVENTORY_STATEMENT_TIMEOUT_MS,
     queryTimeoutMs: e.SECVENTORY_QUERY_TIMEOUT_MS,
+    eventStreamsMax: e.SECVENTORY_EVENT_STREAMS_MAX,
+    eventStreamHeartbeatMs: e.SECVENTORY_EVENT_STREAM_HEARTBEAT_MS,
   };
 }

@@ -6,6 +6,7 @@ import type { CartOp } from '../engine/decide-cart.ts';
 import type { BatchCommittedEvent, CommitStatementEvent, EngineObserver } from '../engine/observer.ts';
 import type { ReadModel } from '../engine/read-ports.ts';
 import type { Command, CommandResult, CommandType, FailureCode } from '../engine/types.ts';
+import type { EventStreamObserver } from './event-streams.ts';
 import {
   bucketQuantileMs,
   outcomeError,
@@ -112,6 +113,17 @@ function resultOutcome(result: CommandResult): OutcomeIndex {
   return result.outcome.kind === 'rejected' ? outcomeRejected : outcomeOk;
 }
 
+/** What the event stream gauges read at scrape time (src/api/event-streams.ts has it). */
+export interface StreamGauges {
+  readonly openCount: number;
+  bufferedBytes(): number;
+  lagPositionsMax(): number;
+}
+
+// From the decision of an event to its write to a stream: milliseconds when a stream follows the
+// log, minutes or more while one replays it from an old position.
+const streamDelayBucketsSeconds = [0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2, 5, 10, 30, 60, 300, 3600];
+
 /** What the gauges read from the engine at scrape time (the engine's Registry has it). */
 export interface EngineGauges {
   readonly liveActors: number;
@@ -135,11 +147,12 @@ export interface SinceStart {
  * prom-client calls on children bound once in the constructor; anything that needs a loop or a
  * query waits for a scrape.
  */
-export class Metrics implements EngineObserver {
+export class Metrics implements EngineObserver, EventStreamObserver {
   readonly prometheus = new PrometheusRegistry();
   readonly startedAtMs = Date.now();
   readonly recent = new RecentWindow();
   private engine: EngineGauges | undefined;
+  private streams: StreamGauges | undefined;
 
   /** operation x outcome; exported to the counter on each scrape (see flushOperationCounts). */
   private readonly operationCounts = new Float64Array(operationNames.length * outcomeCount);
@@ -162,6 +175,8 @@ export class Metrics implements EngineObserver {
   private readonly storageErrors: Counter;
   private readonly invariantViolations: Counter;
   private readonly expiries: Counter;
+  private readonly streamEventsSent: Counter;
+  private readonly streamDelay: Histogram;
 
   private activeReservationsValue: number | null = null;
   private activeReservationsAtMs = Number.NEGATIVE_INFINITY;
@@ -230,6 +245,9 @@ export class Metrics implements EngineObserver {
       help: 'Reservations expired by the sweeper',
       registers,
     });
+    const stream = this.streamMetrics(registers);
+    this.streamEventsSent = stream.eventsSent;
+    this.streamDelay = stream.delay;
     this.registerGauges(registers);
     collectDefaultMetrics({ register: this.prometheus });
   }
@@ -266,6 +284,11 @@ export class Metrics implements EngineObserver {
   /** The registry takes this observer in its constructor, so it is handed over afterwards. */
   watch(engine: EngineGauges): void {
     this.engine = engine;
+  }
+
+  /** The event streams are built after the metrics, so they are handed over like the engine. */
+  watchStreams(streams: StreamGauges): void {
+    this.streams = streams;
   }
 
   get contentType(): string {
@@ -333,6 +356,11 @@ export class Metrics implements EngineObserver {
     this.expiries.inc(count);
   };
 
+  readonly eventsStreamed = (events: number, oldestAtMs: number): void => {
+    this.streamEventsSent.inc(events);
+    this.streamDelay.observe(Math.max(0, Date.now() - oldestAtMs) / 1000);
+  };
+
   /** Figures since this service started, for /stats. */
   sinceStart(): SinceStart {
     let operations = 0;
@@ -385,6 +413,51 @@ export class Metrics implements EngineObserver {
         this.activeReservationsQuery = undefined;
       });
     return this.activeReservationsQuery;
+  }
+
+  /** The event streams: what they wrote and how late, and gauges read from them at scrape time. */
+  private streamMetrics(registers: PrometheusRegistry[]) {
+    const eventsSent = new Counter({
+      name: 'secventory_event_stream_events_sent_total',
+      help: 'Events written to the event streams of this instance (an event sent to three streams counts three)',
+      registers,
+    });
+    const delay = new Histogram({
+      name: 'secventory_event_stream_delay_seconds',
+      help:
+        "Per page written to an event stream: time from its oldest event's decision (its `at`) to the write; " +
+        'how far behind the log the streams are',
+      buckets: streamDelayBucketsSeconds,
+      registers,
+    });
+    const streams = () => this.streams;
+    new Gauge({
+      name: 'secventory_event_streams_open',
+      help: 'Event streams (GET /events/stream) open on this instance',
+      registers,
+      collect() {
+        this.set(streams()?.openCount ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'secventory_event_stream_buffered_bytes',
+      help: "Bytes written to this instance's event streams that their clients have not read yet (in the process)",
+      registers,
+      collect() {
+        this.set(streams()?.bufferedBytes() ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'secventory_event_stream_lag_positions',
+      help:
+        'Largest distance, in log positions (about one per event), from the newest event this instance has ' +
+        'read to the last one a stream was given',
+      registers,
+      collect() {
+        this.set(streams()?.lagPositionsMax() ?? 0);
+      },
+    });
+    return { eventsSent, delay };
   }
 
   private registerGauges(registers: PrometheusRegistry[]): void {

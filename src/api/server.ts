@@ -20,6 +20,8 @@ import type { Metrics } from './metrics.ts';
 import { registerOpenApi } from './openapi.ts';
 import { installQueryIntegers } from './query-integers.ts';
 import { bulkRoutes } from './routes/bulk.ts';
+import { EventStreams } from './event-streams.ts';
+import { eventStreamRoutes } from './routes/event-stream.ts';
 import { eventRoutes } from './routes/events.ts';
 import { healthRoutes } from './routes/health.ts';
 import { opsRoutes } from './routes/ops.ts';
@@ -35,6 +37,8 @@ export interface ServerDeps {
   readonly expectedMigrations: readonly string[];
   readonly metrics: Metrics;
   readonly logger: Logger;
+  /** GET /events/stream: open streams at most, and the quiet time after which a comment is sent. */
+  readonly eventStreams: { readonly streamsMax: number; readonly heartbeatMs: number };
   /** Called on the new server before any hook or route is added: tests install their checks here. */
   readonly configure?: (app: FastifyInstance) => void;
 }
@@ -121,7 +125,30 @@ export async function buildServer(deps: ServerDeps) {
   await app.register(opsRoutes, { metrics: deps.metrics, registry: deps.registry });
   await app.register(reservationRoutes, { registry: deps.registry, readModel: deps.readModel });
   await app.register(eventRoutes, { eventLog: deps.eventLog });
+  await app.register(eventStreamRoutes, { streams: eventStreams(app, deps) });
   return app;
+}
+
+/**
+ * The event streams of this server, ended first when it closes: an open stream is an answer in
+ * progress, and the server's close would wait for it (bounded: eventStreamEndGraceMs).
+ */
+function eventStreams(app: FastifyInstance, deps: ServerDeps): EventStreams {
+  const streams = new EventStreams({
+    eventLog: deps.eventLog,
+    ...deps.eventStreams,
+    observer: deps.metrics,
+    onStorageError: (error) =>
+      app.log.warn(
+        { reason: error.message, sqlState: error.sqlState },
+        'event streams: the database does not answer; streams stay open and polls retry',
+      ),
+    onRecovered: () => app.log.info('event streams: the database answers again'),
+    onDefect: (error) => app.log.error({ err: error }, 'event stream failed'),
+  });
+  deps.metrics.watchStreams(streams);
+  app.addHook('preClose', () => streams.close());
+  return streams;
 }
 
 /**

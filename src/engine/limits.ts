@@ -129,6 +129,71 @@ export const eventLoopDelayMsMax = 2_000;
 /** The heap past which new requests are refused rather than risking an out-of-memory crash. */
 export const heapUsedBytesMax = 1536 * 1024 * 1024;
 
+// The event stream (GET /events/stream): live readers of the whole log, each a long-lived HTTP answer.
+
+/**
+ * Open streams per instance; past it, 503 overloaded. A stream holds a socket and, when its client
+ * reads slowly, up to eventStreamBufferBytes plus one page of messages (about 200 KB): 1,000 slow
+ * readers stay within 200 MB, far below heapUsedBytesMax.
+ */
+export const eventStreamsMaxDefault = 1_000;
+/**
+ * How often an instance asks the database for newly committed events while at least one stream is
+ * open. Events committed by any instance reach every stream within about this long (plus the time
+ * the transactions before them take to finish); one indexed query per interval costs the database
+ * nothing next to the commits. docs/API.md promises arrival within one second.
+ */
+export const eventStreamPollIntervalMs = 150;
+/**
+ * A comment line is sent after this long without data: proxies close connections idle for 60 s
+ * (nginx's proxy_read_timeout) or less, and EventSource clients cannot tell a silent log from a
+ * dead connection otherwise.
+ */
+export const eventStreamHeartbeatMsDefault = 15_000;
+/**
+ * The `retry:` sent to EventSource clients: how long they wait before reconnecting after a
+ * stream ends (shutdown, a database outage, a dropped connection). Sooner gains little over the
+ * poll interval and lets many clients hammer an instance that is starting.
+ */
+export const eventStreamRetryMs = 1_000;
+/**
+ * Events per page a stream reads and writes at once (from memory or the database). One page is
+ * one write to the socket: a slow reader holds at most one page beyond eventStreamBufferBytes.
+ */
+export const eventStreamPageLimit = 200;
+/**
+ * Bytes of messages a stream buffers before it waits for its socket to drain; the next page is
+ * read only then, so a reader that stops reading costs this much and one page, never more.
+ */
+export const eventStreamBufferBytes = 16 * 1024;
+/**
+ * The newest events an instance keeps in memory, each with its message text, so that streams at
+ * the head of the log (the usual case) read from memory instead of one query each: 8,192 events
+ * are about one second of the hot load and a few megabytes. A stream further behind reads the
+ * database until it catches up.
+ */
+export const eventStreamWindowEventsMax = 8_192;
+/**
+ * Pages of the window kept encoded: streams at the same position (all those following the head,
+ * usually) write the same bytes, so a page is joined and encoded once, not once per stream. A
+ * page is about 100 KB; streams at the head share a handful.
+ */
+export const eventStreamSharedPagesMax = 32;
+/** Pages the poller reads in one round; the rest waits for the next round, so one round stays short. */
+export const eventStreamPollPagesMax = 8;
+/** The poller's page: the largest the event log serves (eventPageLimitMax). */
+export const eventStreamPollPageLimit = 1_000;
+/**
+ * Streams behind the in-memory window read the database this many at a time: the pool is shared
+ * with the commits, and a hundred streams replaying the log must not take every connection.
+ */
+export const eventStreamReadsInFlightMax = 2;
+/**
+ * On shutdown every stream is ended; one whose client does not take the end within this long
+ * (a reader that stopped reading) has its connection closed, so shutdown stays within shutdownMsMax.
+ */
+export const eventStreamEndGraceMs = 500;
+
 /**
  * Shutdown (SIGTERM, SIGINT) ends the process within this long, whatever state the database is
  * in: a supervisor restarting the service, or an operator at a terminal, must not wait on a

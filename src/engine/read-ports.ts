@@ -46,4 +46,9 @@ export interface EventLog {
    * position of any event.
    */
   logEvents(afterPosition: string | null, limit: number): Promise<EventPage | null>;
+  /**
+   * The position of the last event `logEvents` can return now (null: none yet). `logEvents` after
+   * it returns exactly the events that become readable later.
+   */
+  logTail(): Promise<number | null>;
 }

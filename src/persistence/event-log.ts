@@ -116,4 +116,14 @@ export class PgEventLog implements EventLog {
       return cursor.rows[0]?.found === true ? pageOf(rows, limit) : null;
     });
   }
+
+  logTail(): Promise<number | null> {
+    return guarded('read the end of the event log', async () => {
+      const { rows } = await this.pool.query<{ position: number }>({
+        name: 'select_log_tail',
+        text: events.selectLogTail,
+      });
+      return rows[0]?.position ?? null;
+    });
+  }
 }

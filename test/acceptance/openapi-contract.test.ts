@@ -55,6 +55,18 @@ describe('the answer check', () => {
     expect(contract.check(notFound)).toEqual([]);
   });
 
+  it('passes an event stream (its body is a stream, not kept) and refuses one sent as another media type', () => {
+    const stream = answer({
+      route: '/events/stream',
+      url: '/events/stream?after=5',
+      headers: { 'x-request-id': 'req-1', 'content-type': 'text/event-stream' },
+      body: undefined,
+    });
+    expect(contract.check(stream)).toEqual([]);
+    const asJson = { ...stream, headers: { ...stream.headers, 'content-type': 'application/json' } };
+    expect(contract.check(asJson).join()).toContain('media type application/json is not one of text/event-stream');
+  });
+
   it('refuses a status the operation does not declare', () => {
     expect(contract.check(answer({ status: 409 })).join()).toContain('status not declared');
   });

@@ -208,4 +208,21 @@ describe('what a client reads from the document', () => {
     expect(doc.components.schemas.Reservation.properties.expiresAt.format).toBe('date-time');
     expect(doc.components.schemas.Reservation.properties.id.format).toBe('uuid');
   });
+
+  it('GET /events/stream is text/event-stream (a string), resumes by after or Last-Event-ID, filters by sku', () => {
+    const stream = doc.paths['/events/stream'].get;
+    expect(stream.operationId).toBe('streamEvents');
+    expect(stream.responses['200'].content).toEqual({ 'text/event-stream': { schema: { type: 'string' } } });
+    expect(stream.responses['503'].headers['retry-after'].required).toBe(true);
+    const parameters = stream.parameters.map((x: { in: string; name: string; schema: { type: string } }) => [
+      x.in,
+      x.name,
+      x.schema.type,
+    ]);
+    expect(parameters).toEqual([
+      ['query', 'after', 'integer'],
+      ['query', 'sku', 'string'],
+      ['header', 'last-event-id', 'string'],
+    ]);
+  });
 });

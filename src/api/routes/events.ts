@@ -2,39 +2,14 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Static } from 'typebox';
 import { eventPageLimitDefault } from '../../engine/limits.ts';
 import type { EventLog, EventPage as StoredPage, LoggedEvent } from '../../engine/read-ports.ts';
-import { isoOf } from '../../engine/time.ts';
 import { ApiError } from '../errors.ts';
+import { eventJson } from '../event-json.ts';
 import { jsonResponse, problemResponses } from '../responses.ts';
-import { Event, EventPage, EventPageQuery, ref, ReservationParams, SkuParams } from '../schemas.ts';
+import { EventPage, EventPageQuery, ref, ReservationParams, SkuParams } from '../schemas.ts';
 import type { RouteApp } from './route-app.ts';
 
 export interface EventRoutesOptions {
   readonly eventLog: EventLog;
-}
-
-type EventJson = Static<typeof Event>;
-
-/** docs/API.md's Event: absent fields are left out, never sent as null. */
-function eventJson(e: LoggedEvent): EventJson {
-  const json: EventJson = {
-    position: e.position,
-    seq: e.seq,
-    sku: e.sku,
-    type: e.type,
-    source: e.source,
-    inventory: { total: e.total, reserved: e.reserved, purchased: e.purchased },
-    at: isoOf(e.atMs),
-  };
-  if (e.reservationId !== null) json.reservationId = e.reservationId;
-  if (e.expiresAtMs !== null) json.expiresAt = isoOf(e.expiresAtMs);
-  if (e.quantity !== null) json.quantity = e.quantity;
-  if (e.delta !== null) json.delta = e.delta;
-  if (e.reason !== null) json.reason = e.reason;
-  if (e.code !== null) json.code = e.code;
-  if (e.requestId !== null) json.requestId = e.requestId;
-  if (e.idempotencyKey !== null) json.idempotencyKey = e.idempotencyKey;
-  if (e.lateMs !== null) json.lateMs = e.lateMs;
-  return json;
 }
 
 type PageQuery = Static<typeof EventPageQuery>;

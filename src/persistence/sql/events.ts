@@ -59,5 +59,18 @@ select ${eventColumns}
  order by e.tx_id, e.id
  limit $2::integer`;
 
+/**
+ * The position of the last event of the prefix selectLogHead and selectLogAfter read: the newest
+ * event of a transaction older than every transaction still running. Reading selectLogAfter from
+ * it yields exactly the events that commit later (the event streams start following there).
+ * Served backwards by the same index on (tx_id, id).
+ */
+export const selectLogTail = `
+select e.id as position
+  from inventory_events e
+ where e.tx_id < pg_snapshot_xmin(pg_current_snapshot())
+ order by e.tx_id desc, e.id desc
+ limit 1`;
+
 export const selectEventExists = `
 select exists (select 1 from inventory_events where id = $1::bigint) as found`;
