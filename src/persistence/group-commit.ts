@@ -1,10 +1,9 @@
-import type pg from 'pg';
 import { assert } from '../engine/errors.ts';
 import { groupProductsMax, groupsInFlightMax } from '../engine/limits.ts';
 import type { CommitResult } from '../engine/store.ts';
 import type { BatchWrite, IdempotencyRecord } from '../engine/types.ts';
 import { commitBatchesSql, commitValues } from './commit-columns.ts';
-import { statusConflictSqlState, storageError } from './database.ts';
+import { statusConflictSqlState, storageError, type DatabasePool } from './database.ts';
 
 interface Waiting {
   readonly write: BatchWrite;
@@ -53,7 +52,7 @@ export class GroupCommitter {
   private readonly skusInFlight = new Set<string>();
   private flushScheduled = false;
 
-  constructor(private readonly pool: pg.Pool) {}
+  constructor(private readonly pool: DatabasePool) {}
 
   /**
    * A cart's writes, alone in their own statement: a refusal of one product refuses all, which

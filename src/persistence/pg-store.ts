@@ -1,10 +1,9 @@
-import type pg from 'pg';
 import { assert } from '../engine/errors.ts';
 import { isReservationStatus } from '../engine/lifecycle.ts';
 import type { CommitResult, CreateProductResult, DueReservation, NewProduct, Store } from '../engine/store.ts';
 import { isoOf } from '../engine/time.ts';
 import type { BatchWrite, IdempotencyRecord, ProductState, Reservation } from '../engine/types.ts';
-import { guarded } from './database.ts';
+import { guarded, type DatabasePool } from './database.ts';
 import { GroupCommitter } from './group-commit.ts';
 import * as products from './sql/products.ts';
 import * as reservations from './sql/reservations.ts';
@@ -98,7 +97,7 @@ function productFromRow(row: ProductRow): ProductState {
 export class PgStore implements Store {
   private readonly committer: GroupCommitter;
 
-  constructor(private readonly pool: pg.Pool) {
+  constructor(private readonly pool: DatabasePool) {
     this.committer = new GroupCommitter(pool);
   }
 
