@@ -8,7 +8,7 @@ import pg from 'pg';
 import { freePort, postmasterOf } from '../../src/persistence/embedded-postgres.ts';
 import { primaryUrl } from '../../src/persistence/primary-search.ts';
 import { processesWorkingIn, processTree } from './postgres-processes.ts';
-import { sleep, waitUntil } from './wait.ts';
+import { waitUntil } from './wait.ts';
 
 // A pg_auto_failover formation on loopback, for the failover chaos test and the proof: a monitor,
 // a primary and a synchronous secondary, each `pg_autoctl run` as its own process tree, run as the
@@ -125,7 +125,7 @@ class Autoctl {
       stdio: ['ignore', 'pipe', 'pipe'],
       ...(this.user ?? {}),
     });
-    for (const stream of [child.stdout!, child.stderr!]) {
+    for (const stream of [child.stdout, child.stderr]) {
       createInterface({ input: stream }).on('line', (line) => {
         output.push(line);
         if (output.length > outputLinesMax) output.shift();
