@@ -201,29 +201,14 @@ export class AutoctlNode {
     return [...found];
   }
 
-  /** The postmaster and its children only; the keeper lives on. */
-  postgresProcesses(): number[] {
-    const postmaster = postmasterOf(this.pgdata)?.pid;
-    return postmaster === undefined ? [] : processTree([postmaster]);
-  }
-
-  /** The node's machine is lost: SIGKILL to the keeper and to every PostgreSQL process at once. */
+  /**
+   * The node's machine is lost: SIGKILL to the keeper, the postmaster and every backend at once
+   * (a postmaster killed alone is restarted by its keeper, sometimes before the monitor notices).
+   */
   async crash(): Promise<number[]> {
     const pids = this.processes();
     signal(pids, 'SIGKILL');
     await waitUntil(() => this.processes().length === 0, stopMsMax, `every process of node ${this.name} exited`);
-    return pids;
-  }
-
-  /** SIGKILL to the postmaster (and its backends): the keeper notices and tells the monitor. */
-  async killPostgres(): Promise<number[]> {
-    const pids = this.postgresProcesses();
-    signal(pids, 'SIGKILL');
-    await waitUntil(
-      () => pids.every((p) => !this.processes().includes(p)),
-      stopMsMax,
-      `${this.name}'s postgres exited`,
-    );
     return pids;
   }
 
@@ -332,7 +317,7 @@ export class Formation {
       await formation.addNode(autoctl, b, 'secondary');
       await formation.waitUntilHealthy(readyMsMax);
     } catch (error) {
-      const output = [monitor, a, b].map((n) => `--- ${n.name}\n${n.recentOutput(15)}`).join('\n');
+      const output = formation.recentOutput();
       await formation.destroy();
       throw new Error(`${(error as Error).message}\n${output}`, { cause: error });
     }
@@ -437,7 +422,11 @@ export class Formation {
       waitMsMax,
       'a primary and a synchronous secondary',
       100,
-    );
+    ).catch(async (error: Error) => {
+      throw new Error(
+        `${error.message}; now ${describeStates(await this.states().catch(() => []))}\n${this.recentOutput()}`,
+      );
+    });
     return primary!;
   }
 
@@ -457,6 +446,11 @@ export class Formation {
     } finally {
       await client.end().catch(() => {});
     }
+  }
+
+  /** The keepers' last lines, for a failure message. */
+  recentOutput(lines = 15): string {
+    return [this.monitor, ...this.nodes].map((n) => `--- ${n.name}\n${n.recentOutput(lines)}`).join('\n');
   }
 
   /** Stops every node and the monitor by pid (bounded), then removes the directory. */

@@ -62,7 +62,7 @@ function targetOf(params: URLSearchParams): TargetSessionAttrs | undefined {
   if (named === null) return undefined;
   const target = targets.find((t) => t === named);
   if (target === undefined) {
-    throw new DatabaseUrlError(`DATABASE_URL: target_session_attrs must be ${targets.join(', ')}, not "${named}"`);
+    throw new DatabaseUrlError(`DATABASE_URL: target_session_attrs must be read-write, primary or any, not "${named}"`);
   }
   return target;
 }
