@@ -79,16 +79,25 @@ function describe(c: Criterion): void {
     .map(([k, v]) => `\`${k.replace('pgautofailover.', '')} = ${v}\``)
     .join(', ');
   c.done.push(
-    'Started a pg_auto_failover formation on loopback: a monitor, a primary and a synchronous secondary (`pg_autoctl run` each, as the user `postgres`, fsync on), with the monitor tuned to fail over in seconds: ' +
-      `${timeouts} (milliseconds).`,
-    'Started one app process whose DATABASE_URL names both nodes, `postgres://postgres@<a>,<b>/secventory?target_session_attrs=read-write`, with the default timeouts, and created the products through it.',
-    `Started 16 clients reserving and then purchasing or cancelling each reservation, every request with its own Idempotency-Key. After ${answeredBeforeKill} answers, sent SIGKILL to the primary node's pg_autoctl, its postmaster and every backend at once (the machine is lost).`,
-    'Waited until the app served a reservation again, stopped the clients, and retried every request without a final answer with its own key until it had one.',
+    'Started a pg_auto_failover formation on loopback: a monitor, a primary and a synchronous secondary ' +
+      '(`pg_autoctl run` each, as the user `postgres`, fsync on), with the monitor tuned to fail over in ' +
+      `seconds: ${timeouts} (milliseconds).`,
+    'Started one app process whose DATABASE_URL names both nodes, ' +
+      '`postgres://postgres@<a>,<b>/secventory?target_session_attrs=read-write`, with the default timeouts, ' +
+      'and created the products through it.',
+    'Started 16 clients reserving and then purchasing or cancelling each reservation, every request with its ' +
+      `own Idempotency-Key. After ${answeredBeforeKill} answers, sent SIGKILL to the primary node's pg_autoctl, ` +
+      'its postmaster and every backend at once (the machine is lost).',
+    'Waited until the app served a reservation again, stopped the clients, and retried every request without ' +
+      'a final answer with its own key until it had one.',
   );
   c.expected.push(
-    'The monitor promotes the secondary; the same app process, not restarted, finds it and serves again within seconds.',
+    'The monitor promotes the secondary; the same app process, not restarted, finds it and serves again ' +
+      'within seconds.',
     'While no node takes writes, requests are answered 503 `storage_unavailable` (not acknowledged).',
-    'Every acknowledged write is on the new primary (none lost: the commit waited for the synchronous standby), every retried request took effect once, counters equal the sums over rows, and `secventory verify` passes on the new primary.',
+    'Every acknowledged write is on the new primary (none lost: the commit waited for the synchronous ' +
+      'standby), every retried request took effect once, counters equal the sums over rows, and ' +
+      '`secventory verify` passes on the new primary.',
   );
 }
 
@@ -205,7 +214,10 @@ async function check(c: Criterion, formation: Formation, run: Failover, moves: r
     '... of which had committed before the kill (the retry was a replay)': run.committedBut503,
   });
   c.notes.push(
-    "With the monitor's defaults (a node unhealthy after 20 s without a report, 30 s for an unreachable primary to demote itself) the same failover takes about a minute; the tuned values are in the first line above.",
-    'A write acknowledged while the formation runs on one node (after the secondary is lost, before it is back) is on that node only: see README, High availability.',
+    "With the monitor's defaults (a node unhealthy after 20 s without a report, 30 s for an unreachable " +
+      'primary to demote itself) the same failover takes about a minute; the tuned values are in the first ' +
+      'line above.',
+    'A write acknowledged while the formation runs on one node (after the secondary is lost, before it is ' +
+      'back) is on that node only: see README, High availability.',
   );
 }

@@ -33,7 +33,9 @@ export type Search =
   | { readonly kind: 'stopped' };
 
 /** Whether the session is read-only (a standby, or default_transaction_read_only) and in recovery. */
-const probeSql = `select current_setting('transaction_read_only') = 'on' as read_only, pg_is_in_recovery() as in_recovery`;
+const probeSql = `\
+select current_setting('transaction_read_only') = 'on' as read_only,
+       pg_is_in_recovery() as in_recovery`;
 
 const firstLine = (error: unknown) => (error instanceof Error ? error.message : String(error)).split('\n')[0]!;
 

@@ -56,14 +56,14 @@ afterAll(async () => {
 });
 
 describe('finding the server DATABASE_URL asks for', () => {
-  it('tries the hosts in order and takes the first that is read-write: a host that refuses connections is passed over', async () => {
+  it('takes the first host in order that is read-write: a host that refuses connections is passed over', async () => {
     const url = withHosts(db.url, `127.0.0.1:${closedPort},${serverOf(db.url)}`, '?target_session_attrs=read-write');
     const search = await locate(parseDatabaseUrl(url), { roundsMax: 1 });
     expect(search).toMatchObject({ kind: 'found', host: { port: Number(new URL(db.url).port) }, rounds: 1 });
     expect(await primaryUrl(url, { roundsMax: 1 })).toBe(withHosts(db.url, serverOf(db.url), ''));
   });
 
-  it('read-write passes over a server that refuses writes; primary and any take it (libpq target_session_attrs)', async () => {
+  it('read-write passes over a server that refuses writes; primary and any take it (as libpq does)', async () => {
     expect(await probeHost(readOnlyUrl, 'read-write')).toEqual({ kind: 'refused', why: 'read-only' });
     expect(await probeHost(readOnlyUrl, 'primary')).toEqual({ kind: 'accepted' });
     expect(await probeHost(readOnlyUrl, 'any')).toEqual({ kind: 'accepted' });
@@ -120,7 +120,7 @@ describe('the pool the service queries through', () => {
     }
   });
 
-  it('a write refused as read-only (25006) reaches its caller, and sends the locator looking for the primary again', async () => {
+  it('a write refused as read-only (25006) reaches its caller and sends the locator looking again', async () => {
     // primary takes a server out of recovery even when its sessions refuse writes: the write fails.
     const url = withHosts(readOnlyUrl, serverOf(readOnlyUrl), '?target_session_attrs=primary');
     const events: LocatorEvent[] = [];

@@ -308,7 +308,7 @@ describe.skipIf(missing)(`failover with pg_auto_failover${missing ? ` (${pgAutoc
       expect(stateOf(states, oldPrimary)?.reported, describeStates(states)).toBe('secondary');
     });
 
-    it('the frozen old primary acknowledged no write: every write acknowledged since the freeze is on the new primary', async () => {
+    it('the frozen old primary acknowledged nothing: each write acknowledged since is on the new one', async () => {
       const since = rig().log.attempted.map((e) => ({
         op: e.op,
         answers: e.answers.filter((a) => answeredAtMs(a) >= frozenAtMs),
