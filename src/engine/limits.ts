@@ -100,8 +100,8 @@ export const idleInTransactionTimeoutMs = 10_000;
 /** Hosts one DATABASE_URL may name: every search for the primary probes each of them. */
 export const databaseHostsMax = 16;
 /**
- * Each host gets this long to accept a connection and say whether it takes writes. A healthy
- * server answers in milliseconds; one that does not answer within 2 s (frozen, or behind a dead
+ * Each host gets this long to accept a connection, and as long again to say whether it takes
+ * writes. A healthy server answers in milliseconds; one that does not answer within 2 s (frozen, or behind a dead
  * link) is passed over in this round, so it cannot hold up finding the one that does.
  */
 export const primaryProbeMsMax = 2_000;

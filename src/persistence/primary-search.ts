@@ -39,7 +39,7 @@ select current_setting('transaction_read_only') = 'on' as read_only,
 
 const firstLine = (error: unknown) => (error instanceof Error ? error.message : String(error)).split('\n')[0]!;
 
-/** Connects to one host and asks whether it is the server `target` wants; bounded by primaryProbeMsMax each. */
+/** Connects to one host and asks whether it is the server `target` wants; primaryProbeMsMax for each step. */
 export async function probeHost(url: string, target: TargetSessionAttrs): Promise<Probe> {
   const client = new pg.Client({
     connectionString: url,
