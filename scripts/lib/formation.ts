@@ -170,6 +170,12 @@ function signal(pids: readonly number[], sig: NodeJS.Signals): void {
   }
 }
 
+/** The processes a signal struck, and when (epoch milliseconds, just before it was sent). */
+export interface Struck {
+  readonly pids: readonly number[];
+  readonly atMs: number;
+}
+
 /** One `pg_autoctl run` (a monitor or a data node) and the PostgreSQL it runs. */
 export class AutoctlNode {
   private keeper: ChildProcess | undefined;
@@ -205,18 +211,20 @@ export class AutoctlNode {
    * The node's machine is lost: SIGKILL to the keeper, the postmaster and every backend at once
    * (a postmaster killed alone is restarted by its keeper, sometimes before the monitor notices).
    */
-  async crash(): Promise<number[]> {
+  async crash(): Promise<Struck> {
     const pids = this.processes();
+    const atMs = Date.now();
     signal(pids, 'SIGKILL');
     await waitUntil(() => this.processes().length === 0, stopMsMax, `every process of node ${this.name} exited`);
-    return pids;
+    return { pids, atMs };
   }
 
   /** SIGSTOP to every process of the node: a machine that hangs, its connections open. */
-  freeze(): number[] {
+  freeze(): Struck {
     this.frozen = this.processes();
+    const atMs = Date.now();
     signal(this.frozen, 'SIGSTOP');
-    return this.frozen;
+    return { pids: this.frozen, atMs };
   }
 
   thaw(): void {

@@ -113,12 +113,11 @@ async function loseThePrimary(formation: Formation, app: ServerProcess): Promise
     if (survivor === undefined) throw new Error('a formation of two nodes has a secondary');
     const load = mixedLoad(log, failoverSkus, 'c8');
     let killedAtMs = 0;
-    let pids: number[] = [];
+    let pids: readonly number[] = [];
     let promotedMs = 0;
     try {
       await waitUntil(() => log.finalCount() >= answeredBeforeKill, 20_000, 'a load under way');
-      killedAtMs = Date.now();
-      pids = await lost.crash();
+      ({ pids, atMs: killedAtMs } = await lost.crash());
       await formation.waitForState((s) => takesWrites(s, survivor), serviceWithinMs, 'a new primary');
       promotedMs = Date.now() - killedAtMs;
       const probe = log.start({ kind: 'reserve', sku: failoverSkus[0], key: 'c8-probe', quantity: 1, ttlSeconds: 600 });

@@ -75,15 +75,14 @@ describe.skipIf(missing)(`failover with pg_auto_failover${missing ? ` (${pgAutoc
    * until the app serves again and `settle` is done, stops the load, and retries every request
    * without a final answer with its own key until it has one.
    */
-  async function underLoad(tag: string, fail: () => Promise<void>, settle: () => Promise<unknown>): Promise<Run> {
+  async function underLoad(tag: string, fail: () => Promise<number>, settle: () => Promise<unknown>): Promise<Run> {
     const { log } = rig();
     const load = mixedLoad(log, skus, tag);
     let failedAtMs: number;
     try {
       const before = log.finalCount();
       await waitUntil(() => log.finalCount() >= before + answeredBeforeFailure, 20_000, 'a load under way');
-      failedAtMs = Date.now();
-      await fail();
+      failedAtMs = await fail();
       await servedAgain(`${tag}-probe`);
       await settle();
     } finally {
@@ -154,7 +153,7 @@ describe.skipIf(missing)(`failover with pg_auto_failover${missing ? ` (${pgAutoc
       [lost, survivor] = nodes(primary.name);
       run = await underLoad(
         'lost',
-        async () => void (await lost.crash()),
+        async () => (await lost.crash()).atMs,
         () => formation.waitForState((s) => takesWrites(stateOf(s, survivor)), serviceWithinMs, 'a new primary'),
       );
       states = await formation.states();
@@ -202,7 +201,7 @@ describe.skipIf(missing)(`failover with pg_auto_failover${missing ? ` (${pgAutoc
       synchronous = await formation.replicatesSynchronously(primary);
       run = await underLoad(
         'back',
-        async () => void (await primary.crash()),
+        async () => (await primary.crash()).atMs,
         () => formation.waitForState((s) => takesWrites(stateOf(s, rejoined)), serviceWithinMs, 'the failover back'),
       );
       reportRun('failover back: primary node SIGKILLed', run, { from: primary.name, to: rejoined.name, rejoinMs });
@@ -240,8 +239,7 @@ describe.skipIf(missing)(`failover with pg_auto_failover${missing ? ` (${pgAutoc
       run = await underLoad(
         'alone',
         async () => {
-          const lostAtMs = Date.now();
-          await secondary.crash();
+          const { atMs } = await secondary.crash();
           // The monitor sets the primary to wait_primary, which empties synchronous_standby_names.
           syncDropped = formation
             .waitForState(
@@ -249,7 +247,8 @@ describe.skipIf(missing)(`failover with pg_auto_failover${missing ? ` (${pgAutoc
               serviceWithinMs,
               'the primary drops its synchronous standby',
             )
-            .then(() => Date.now() - lostAtMs);
+            .then(() => Date.now() - atMs);
+          return atMs;
         },
         async () => void (syncDroppedMs = await syncDropped!),
       );
@@ -284,10 +283,7 @@ describe.skipIf(missing)(`failover with pg_auto_failover${missing ? ` (${pgAutoc
       let takeoverMs = 0;
       run = await underLoad(
         'frozen',
-        async () => {
-          frozenAtMs = Date.now();
-          oldPrimary.freeze();
-        },
+        async () => (frozenAtMs = oldPrimary.freeze().atMs),
         async () => {
           takeoverMs = await formation.waitForState(
             (s) => takesWrites(stateOf(s, newPrimary)),
