@@ -1,9 +1,10 @@
 // npm run prove
-// Runs the seed's six acceptance criteria, and carts (criterion 7), as named scenarios against a
-// real server process (`node bin/secventory.js serve`) on its own embedded PostgreSQL (fsync on, a fresh directory
-// under the OS's temp dir), loopback only, and writes reports/proof.md and reports/proof.json.
-// Exits 1 when any criterion fails. Everything it starts is stopped by pid, and its directory
-// removed, also when it fails or is interrupted.
+// Runs the seed's six acceptance criteria, carts (criterion 7) and, where pg_autoctl is installed,
+// a failover on pg_auto_failover (criterion 8), as named scenarios against a real server process
+// (`node bin/secventory.js serve`) on its own embedded PostgreSQL (fsync on, a fresh directory under
+// the OS's temp dir), loopback only, and writes reports/proof.md and reports/proof.json. Exits 1
+// when any criterion fails. Everything it starts is stopped by pid, and its directory removed, also
+// when it fails or is interrupted.
 import os from 'node:os';
 import { freePort } from '../src/persistence/embedded-postgres.ts';
 import { checkPool } from './lib/check-pool.ts';
@@ -18,12 +19,19 @@ import { databaseKilled } from './prove/criterion-4-database-killed.ts';
 import { expiry } from './prove/criterion-5-expiry.ts';
 import { auditability } from './prove/criterion-6-audit.ts';
 import { carts } from './prove/criterion-7-carts.ts';
+import { failover } from './prove/criterion-8-failover.ts';
+import { pgAutoctlPath } from './lib/formation.ts';
 import { postgresVersion } from './prove/database-facts.ts';
 import { writeReports, type RunInfo } from './prove/report.ts';
 import { excerptOf, LogBook } from './prove/server-log.ts';
 
-/** The whole run must end well within 3 minutes; past this the proof fails rather than hang. */
-const runMsMax = 170_000;
+/** pg_autoctl, when installed: criterion 8 (failover) runs only where it can. */
+const pgAutoctl = pgAutoctlPath();
+/**
+ * The whole run must end well within 3 minutes (4 with the failover criterion, which starts a
+ * formation of three servers); past this the proof fails rather than hang.
+ */
+const runMsMax = pgAutoctl === null ? 170_000 : 260_000;
 /** The database the app under proof uses, on the proof's own PostgreSQL. */
 const databaseName = 'secventory';
 
@@ -35,12 +43,16 @@ const titles = [
   'Expired reservations restore stock, also after downtime',
   'Failures are auditable: log + audit trail account for every request',
   '2,000 concurrent carts over 20 products: all or nothing, no oversell',
+  'The primary node killed (pg_auto_failover): the secondary takes over, no acknowledged write lost',
 ] as const;
+/** The criteria this run proves: all but the failover when pg_autoctl is not installed. */
+const criteria = pgAutoctl === null ? titles.slice(0, 7) : titles;
 
 async function runCriterion<T>(
   ctx: ProofContext,
   number: number,
   scenario: (ctx: ProofContext, c: Criterion) => Promise<T>,
+  database: 'shared' | 'its own' = 'shared',
 ): Promise<{ result: CriterionResult; evidence: T | undefined }> {
   const c = new Criterion(number, titles[number - 1]!);
   process.stderr.write(`criterion ${number}: ${c.title} ...\n`);
@@ -60,6 +72,17 @@ async function runCriterion<T>(
           .map(excerptOf),
       );
   }
+  // A criterion on a database of its own verifies it itself, before it stops that database.
+  if (database === 'shared') await verifyShared(ctx, c);
+  const result = c.result();
+  process.stderr.write(
+    `criterion ${number}: ${result.pass ? 'PASS' : 'FAIL'}${result.error === null ? '' : ` (${result.error})`}\n`,
+  );
+  return { result, evidence };
+}
+
+/** secventory verify and the oracle on the proof's shared database, after a criterion. */
+async function verifyShared(ctx: ProofContext, c: Criterion): Promise<void> {
   try {
     c.verified(await ctx.verify());
   } catch (error) {
@@ -75,11 +98,6 @@ async function runCriterion<T>(
   } catch (error) {
     c.oracleFailed(error);
   }
-  const result = c.result();
-  process.stderr.write(
-    `criterion ${number}: ${result.pass ? 'PASS' : 'FAIL'}${result.error === null ? '' : ` (${result.error})`}\n`,
-  );
-  return { result, evidence };
 }
 
 type Setting = Omit<RunInfo, 'wallMs' | 'cleanupFailures'>;
@@ -99,9 +117,13 @@ async function prove(cleanup: Cleanup, results: CriterionResult[], setting: (inf
     postgres: await postgresVersion(sql),
     app: `node bin/secventory.js serve (pid ${ctx.app.pid}) on ${ctx.app.url}`,
   });
-  const run = async <T>(number: number, scenario: (ctx: ProofContext, c: Criterion) => Promise<T>) => {
+  const run = async <T>(
+    number: number,
+    scenario: (ctx: ProofContext, c: Criterion) => Promise<T>,
+    database: 'shared' | 'its own' = 'shared',
+  ) => {
     if (cleanup.started) throw new Error(`stopped before criterion ${number}: interrupted or out of time`);
-    const { result, evidence } = await runCriterion(ctx, number, scenario);
+    const { result, evidence } = await runCriterion(ctx, number, scenario, database);
     results.push(result);
     return evidence;
   };
@@ -115,6 +137,8 @@ async function prove(cleanup: Cleanup, results: CriterionResult[], setting: (inf
   const expired = await run(5, expiry);
   await run(6, (context, c) => auditability(context, c, { flash, purchases, killed, expiry: expired }));
   await run(7, carts);
+  // Its own formation of three servers and its own app, after everything else.
+  if (pgAutoctl !== null) await run(8, (context, c) => failover(context, c, pgAutoctl), 'its own');
 }
 
 async function main(): Promise<number> {
@@ -151,11 +175,11 @@ async function main(): Promise<number> {
   // Taken after the cleanup: a scenario still running past an overrun may not add to it any more.
   const finished = [...results];
   const info: RunInfo = { ...setting, wallMs: performance.now() - startedMs, cleanupFailures };
-  const summary = await writeReports(finished, titles.length, info, fatal);
+  const summary = await writeReports(finished, criteria.length, info, fatal);
   process.stdout.write(`${summary}\n`);
   const allPass =
     fatal === null &&
-    finished.length === titles.length &&
+    finished.length === criteria.length &&
     finished.every((r) => r.pass) &&
     cleanupFailures.length === 0;
   return allPass ? 0 : 1;

@@ -1,5 +1,4 @@
 import path from 'node:path';
-import type pg from 'pg';
 import type { Logger } from 'pino';
 import { Metrics } from './api/metrics.ts';
 import { buildServer, type ServerDeps } from './api/server.ts';
@@ -10,11 +9,12 @@ import type { EngineObserver } from './engine/observer.ts';
 import { idempotencyKeyOf } from './engine/fingerprint.ts';
 import { Registry } from './engine/registry.ts';
 import { Sweeper } from './engine/sweeper.ts';
-import { createPool } from './persistence/database.ts';
+import type { DatabasePool } from './persistence/database.ts';
 import { EmbeddedServer } from './persistence/embedded-postgres.ts';
 import { PgEventLog } from './persistence/event-log.ts';
 import { migrate, migrationsDir } from './persistence/migrate.ts';
 import { PgStore } from './persistence/pg-store.ts';
+import { openPool, type LocatorEvent, type OpenedPool } from './persistence/primary-locator.ts';
 import { PgReadModel } from './persistence/read-model.ts';
 import { runUntil, type ShutdownStep } from './shutdown.ts';
 import { readdirSync } from 'node:fs';
@@ -24,7 +24,7 @@ export interface App {
   readonly databaseUrl: string;
   readonly registry: Registry;
   readonly sweeper: Sweeper;
-  readonly pool: pg.Pool;
+  readonly pool: DatabasePool;
   readonly embedded: EmbeddedServer | undefined;
   /**
    * Stops in order: HTTP (draining), sweeper, actors, pool, then the embedded PostgreSQL if it was
@@ -152,10 +152,57 @@ export function composeObservers(observers: readonly EngineObserver[]): Required
   };
 }
 
+/**
+ * The pool every query of the service goes through (the store, the sweeper's, the reads of
+ * reservations and events, /health/ready): on DATABASE_URL's one host, or on whichever of its hosts
+ * is the primary, followed when it moves (src/persistence/primary-locator.ts).
+ */
+function openDatabasePool(databaseUrl: string, config: Config, logger: Logger): Promise<OpenedPool> {
+  return openPool(
+    databaseUrl,
+    {
+      poolSize: config.poolSize,
+      connectionAcquireTimeoutMs: config.connectionAcquireTimeoutMs,
+      statementTimeoutMs: config.statementTimeoutMs,
+      queryTimeoutMs: config.queryTimeoutMs,
+      idleInTransactionTimeoutMs,
+    },
+    (error) => logger.warn({ reason: error.message }, 'idle database connection failed; the pool replaces it'),
+    (event) => logLocatorEvent(logger, event),
+  );
+}
+
+function logLocatorEvent(logger: Logger, event: LocatorEvent): void {
+  switch (event.type) {
+    case 'searching':
+      logger.warn({ from: event.from, reason: event.reason }, 'looking for the primary among the DATABASE_URL hosts');
+      return;
+    case 'moved':
+      logger.warn(
+        { from: event.from, to: event.to, searchMs: Math.round(event.searchMs) },
+        'the primary moved: queries go to the new one',
+      );
+      return;
+    case 'stayed':
+      logger.info({ host: event.host }, 'the primary has not moved');
+      return;
+    case 'not-found':
+      logger.error(
+        { rounds: event.rounds, reasons: event.reasons },
+        'no DATABASE_URL host is the primary; the next failed query searches again',
+      );
+      return;
+    default: {
+      const unreachable: never = event;
+      throw new Error(`unknown locator event ${JSON.stringify(unreachable)}`);
+    }
+  }
+}
+
 /** What a start has set going so far: what a stop, or a failed start, must stop. */
 interface Running {
   embedded?: EmbeddedServer;
-  pool?: pg.Pool;
+  pool?: OpenedPool;
   registry?: Registry;
   sweeper?: Sweeper;
   passivation?: NodeJS.Timeout;
@@ -181,24 +228,15 @@ async function startParts(options: AppOptions, running: Running): Promise<App> {
     running.embedded = started.server;
     databaseUrl = started.url;
   }
-  const applied = await migrate(databaseUrl, {
+  const opened = (running.pool = await openDatabasePool(databaseUrl, config, logger));
+  // On the server the pool uses: with several hosts, the primary the locator found.
+  const applied = await migrate(opened.url(), {
     info: (m) => logger.debug(m),
     warn: (m) => logger.warn(m),
     error: (m) => logger.error(m),
   });
   if (applied.length > 0) logger.info({ applied }, 'migrations applied');
-
-  const pool = (running.pool = createPool(
-    {
-      connectionString: databaseUrl,
-      poolSize: config.poolSize,
-      connectionAcquireTimeoutMs: config.connectionAcquireTimeoutMs,
-      statementTimeoutMs: config.statementTimeoutMs,
-      queryTimeoutMs: config.queryTimeoutMs,
-      idleInTransactionTimeoutMs,
-    },
-    (error) => logger.warn({ reason: error.message }, 'idle database connection failed; the pool replaces it'),
-  ));
+  const { pool } = opened;
 
   const readModel = new PgReadModel(pool);
   const eventLog = new PgEventLog(pool);

@@ -6,6 +6,7 @@ import { ConfigError, loadConfig, type Config } from './config.ts';
 import { shutdownMsMax } from './engine/limits.ts';
 import { EmbeddedPostgresError } from './persistence/embedded-postgres.ts';
 import { migrate } from './persistence/migrate.ts';
+import { DatabaseUrlError, parseDatabaseUrl } from './persistence/multi-host.ts';
 import { verifyDatabase } from './audit/verify-database.ts';
 import { formatVerifyReport } from './audit/format-report.ts';
 
@@ -17,9 +18,13 @@ function exitWith(code: number, line: string): never {
 
 function configOrExit(): Config {
   try {
-    return loadConfig();
+    const config = loadConfig();
+    // The multi-host form (libpq's) is read by persistence; a URL it cannot read stops here, before anything starts.
+    if (config.databaseUrl !== undefined) parseDatabaseUrl(config.databaseUrl);
+    return config;
   } catch (error) {
     if (error instanceof ConfigError) exitWith(1, error.message);
+    if (error instanceof DatabaseUrlError) exitWith(1, `invalid configuration: ${error.message}`);
     throw error;
   }
 }

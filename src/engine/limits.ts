@@ -108,6 +108,31 @@ export const statementTimeoutMsDefault = 5_000;
 /** The client gives up on a query this long after sending it (a frozen server never answers). */
 export const queryTimeoutMsDefault = 6_000;
 export const idleInTransactionTimeoutMs = 10_000;
+
+// A DATABASE_URL naming several hosts (libpq's form, src/persistence/multi-host.ts): the service
+// finds the primary among them and follows it when it moves (src/persistence/primary-locator.ts).
+
+/** Hosts one DATABASE_URL may name: every search for the primary probes each of them. */
+export const databaseHostsMax = 16;
+/**
+ * Each host gets this long to accept a connection, and as long again to say whether it takes
+ * writes. A healthy server answers in milliseconds; one that does not answer within 2 s (frozen, or behind a dead
+ * link) is passed over in this round, so it cannot hold up finding the one that does.
+ */
+export const primaryProbeMsMax = 2_000;
+/**
+ * The pause between two rounds over the hosts when none of them was the primary: 100 ms, doubling
+ * up to 1 s. A failover takes seconds; polling faster would only add connections to the servers.
+ */
+export const primaryLocatePauseMsMin = 100;
+export const primaryLocatePauseMsMax = 1_000;
+/**
+ * Rounds of one search: about a minute at the longest pause. A search that finds no primary gives
+ * up and says so in the log; the next query that fails the same way starts another, so a longer
+ * outage is survived without a search that never ends. At start, no primary within one search
+ * fails the start.
+ */
+export const primaryLocateRoundsMax = 60;
 /** Products whose batches share one statement at most: bounds the statement's size and time. */
 export const groupProductsMax = 256;
 /**

@@ -3,6 +3,7 @@ import { eventsPerPage, verifyStatementTimeoutMs } from '../engine/limits.ts';
 import type { AuditEvent } from '../engine/types.ts';
 import { createPool, inTransaction } from './database.ts';
 import { eventFromRow, type EventRow } from './event-log.ts';
+import { primaryUrl } from './primary-search.ts';
 import * as sql from './sql/verify.ts';
 
 /** A product row as the audit reads it, with the sums of its reservation rows. */
@@ -171,7 +172,8 @@ export async function readAuditSnapshot<T>(
 ): Promise<T> {
   const pool = createPool(
     {
-      connectionString: databaseUrl,
+      // The primary's snapshot when DATABASE_URL names several hosts: the newest committed state.
+      connectionString: await primaryUrl(databaseUrl),
       poolSize: 1,
       connectionAcquireTimeoutMs: 10_000,
       statementTimeoutMs: verifyStatementTimeoutMs,

@@ -11,6 +11,13 @@ export interface PoolSettings {
 }
 
 /**
+ * What the persistence classes ask of a pool: queries, and a connection for a transaction, in
+ * their promise forms. A pg.Pool for one plain host; the PrimaryLocator (primary-locator.ts) that
+ * follows the primary of several.
+ */
+export type DatabasePool = Pick<pg.Pool, 'query' | 'connect'>;
+
+/**
  * A pool whose every wait is bounded: acquiring a connection, a statement on the server, a
  * query on the client (a frozen server never answers) and an open transaction left idle.
  */
@@ -50,8 +57,11 @@ function typeParser(oid: number, format?: 'text' | 'binary'): (value: string) =>
 export const statusConflictSqlState = 'SV409';
 
 // Classes and codes after which a retry can succeed: the connection or the server went away,
-// a timeout fired, or the server is starting or shutting down.
+// a timeout fired, the server is starting or shutting down, or it refused a write as read-only
+// (25006: a primary demoted to a standby, or a standby promoted but not yet taking writes; the
+// locator finds the new primary and the retry goes there).
 const transientSqlStates = new Set([
+  '25006',
   '57014',
   '57P01',
   '57P02',
@@ -95,7 +105,7 @@ export async function guarded<T>(what: string, work: () => Promise<T>): Promise<
 
 /** Runs `work` in a transaction on one connection; rolls back on any failure. */
 export async function inTransaction<T>(
-  pool: pg.Pool,
+  pool: DatabasePool,
   begin: string,
   work: (client: pg.PoolClient) => Promise<T>,
 ): Promise<T> {

@@ -1,7 +1,6 @@
-import type pg from 'pg';
 import type { EventLog, EventPage, LoggedEvent } from '../engine/read-ports.ts';
 import type { EventSource, EventType, RejectionCode } from '../engine/types.ts';
-import { guarded } from './database.ts';
+import { guarded, type DatabasePool } from './database.ts';
 import * as events from './sql/events.ts';
 import * as products from './sql/products.ts';
 import * as reservations from './sql/reservations.ts';
@@ -65,7 +64,7 @@ function pageOf(rows: readonly EventRow[], limit: number): EventPage {
  * and travel to PostgreSQL as text cast to bigint, so an 18-digit cursor is never rounded by a double.
  */
 export class PgEventLog implements EventLog {
-  constructor(private readonly pool: pg.Pool) {}
+  constructor(private readonly pool: DatabasePool) {}
 
   productEvents(sku: string, afterSeq: string, limit: number): Promise<EventPage | null> {
     return guarded('read product events', async () => {

@@ -1,11 +1,10 @@
-import type pg from 'pg';
 import { assert } from '../engine/errors.ts';
 import { groupProductsMax, groupsInFlightMax } from '../engine/limits.ts';
 import type { CommitStatementEvent } from '../engine/observer.ts';
 import type { CommitResult } from '../engine/store.ts';
 import type { BatchWrite, IdempotencyRecord } from '../engine/types.ts';
 import { commitBatchesSql, commitValues } from './commit-columns.ts';
-import { statusConflictSqlState, storageError } from './database.ts';
+import { statusConflictSqlState, storageError, type DatabasePool } from './database.ts';
 
 interface Waiting {
   readonly write: BatchWrite;
@@ -57,7 +56,7 @@ export class GroupCommitter {
   private flushScheduled = false;
 
   constructor(
-    private readonly pool: pg.Pool,
+    private readonly pool: DatabasePool,
     private readonly onStatement: (event: CommitStatementEvent) => void = () => {},
   ) {}
 

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PG_MIGRATE_LOCK_ID, runner } from 'node-pg-migrate';
 import pg from 'pg';
+import { primaryUrl } from './primary-search.ts';
 
 export const migrationsDir = fileURLToPath(new URL('../../migrations', import.meta.url));
 export const migrationsTable = 'secventory_migrations';
@@ -30,7 +31,8 @@ export interface MigrationLog {
  * every run. Either all of it is applied or none. Returns the numbered migrations it applied.
  */
 export async function migrate(databaseUrl: string, log: MigrationLog, directory = migrationsDir): Promise<string[]> {
-  const client = new pg.Client({ connectionString: databaseUrl });
+  // On the primary when DATABASE_URL names several hosts: a standby cannot take the schema.
+  const client = new pg.Client({ connectionString: await primaryUrl(databaseUrl) });
   client.on('error', (error) => log.warn(`migration connection: ${error.message}`));
   await client.connect();
   try {

@@ -1,4 +1,3 @@
-import type pg from 'pg';
 import { assert, StorageError } from '../engine/errors.ts';
 import { conflictRetriesMax } from '../engine/limits.ts';
 import { isReservationStatus } from '../engine/lifecycle.ts';
@@ -15,7 +14,7 @@ import type {
 } from '../engine/store.ts';
 import { isoOf } from '../engine/time.ts';
 import type { BatchWrite, IdempotencyRecord, Outcome, ProductState, Reservation } from '../engine/types.ts';
-import { guarded } from './database.ts';
+import { guarded, type DatabasePool } from './database.ts';
 import type { EngineObserver } from '../engine/observer.ts';
 import { GroupCommitter } from './group-commit.ts';
 import { importProducts } from './product-import.ts';
@@ -112,7 +111,7 @@ export class PgStore implements Store {
   private readonly committer: GroupCommitter;
 
   constructor(
-    private readonly pool: pg.Pool,
+    private readonly pool: DatabasePool,
     observer: EngineObserver = {},
   ) {
     this.committer = new GroupCommitter(pool, (event) => observer.commitStatement?.(event));

@@ -3,7 +3,7 @@ import { assert, InvariantViolation } from '../engine/errors.ts';
 import type { CreateProductsResult, ExistingProduct, NewProducts } from '../engine/store.ts';
 import { isoOf } from '../engine/time.ts';
 import { arrayLiteral } from './array-literal.ts';
-import { inTransaction, storageError } from './database.ts';
+import { inTransaction, storageError, type DatabasePool } from './database.ts';
 import * as idempotency from './sql/idempotency.ts';
 import * as products from './sql/products.ts';
 
@@ -28,7 +28,7 @@ interface SummaryRow {
 /** The unique key of idempotency_records: a key of the scope used meanwhile. */
 const recordKeyConstraint = 'idempotency_records_pkey';
 
-export async function importProducts(pool: pg.Pool, input: NewProducts): Promise<CreateProductsResult> {
+export async function importProducts(pool: DatabasePool, input: NewProducts): Promise<CreateProductsResult> {
   try {
     if (input.record === null) return { type: 'stored', outcome: await importOn(pool, input) };
     return await inTransaction(pool, 'BEGIN', async (client) => ({
@@ -45,7 +45,7 @@ export async function importProducts(pool: pg.Pool, input: NewProducts): Promise
 }
 
 /** The statements of one import, on one connection (in a transaction when there is a record). */
-async function importOn(sql: pg.Pool | pg.PoolClient, input: NewProducts) {
+async function importOn(sql: DatabasePool | pg.PoolClient, input: NewProducts) {
   const { nowMs, record } = input;
   // In SKU order (see insertProducts): the same order in every call and every instance.
   const wanted = [...input.products].sort((a, b) => (a.sku < b.sku ? -1 : a.sku > b.sku ? 1 : 0));
@@ -101,7 +101,10 @@ function assertFirstEvent(
   );
 }
 
-async function summaries(sql: pg.Pool | pg.PoolClient, skus: readonly string[]): Promise<Map<string, ExistingProduct>> {
+async function summaries(
+  sql: DatabasePool | pg.PoolClient,
+  skus: readonly string[],
+): Promise<Map<string, ExistingProduct>> {
   const { rows } = await sql.query<SummaryRow>(products.selectProductSummaries, [arrayLiteral(skus)]);
   return new Map(
     rows.map((r) => [

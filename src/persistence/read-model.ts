@@ -1,7 +1,6 @@
-import type pg from 'pg';
 import type { ReadModel } from '../engine/read-ports.ts';
 import type { Reservation } from '../engine/types.ts';
-import { guarded } from './database.ts';
+import { guarded, type DatabasePool } from './database.ts';
 import { appliedMigrations } from './migrate.ts';
 import { reservationFromRow, type ReservationRow } from './pg-store.ts';
 import * as reservations from './sql/reservations.ts';
@@ -9,7 +8,7 @@ import * as stats from './sql/stats.ts';
 
 /** The engine's ReadModel over PostgreSQL: reads that go straight to the database. */
 export class PgReadModel implements ReadModel {
-  constructor(private readonly pool: pg.Pool) {}
+  constructor(private readonly pool: DatabasePool) {}
 
   /** Every line of a reservation, in the order the client sent them (empty: no such reservation). */
   getReservationLines(id: string): Promise<Reservation[]> {

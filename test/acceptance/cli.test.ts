@@ -34,6 +34,16 @@ describe('configuration', () => {
     expect(stderr).toMatch(/secventory: invalid configuration/);
     expect(stderr).toMatch(message);
   });
+
+  it.each([
+    ['postgres://u@a:6001,b:x/db', /DATABASE_URL: the port of host b must be 1-65535, not "x"/],
+    ['postgres://u@a,b/db?target_session_attrs=standby', /target_session_attrs must be read-write, primary or any/],
+  ])('a malformed multi-host DATABASE_URL (%s) exits 1 with one line and no stack trace', async (value, message) => {
+    const { code, stderr } = await run(['serve'], { DATABASE_URL: value });
+    expect(code).toBe(1);
+    expect(stderr.trim().split('\n')).toEqual([expect.stringMatching(/^secventory: invalid configuration: /)]);
+    expect(stderr).toMatch(message);
+  });
 });
 
 describe('secventory serve on the embedded default', () => {

@@ -1,10 +1,9 @@
 import http from 'node:http';
 import net from 'node:net';
 import type { Readable } from 'node:stream';
-import type pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EventStreams } from '../../src/api/event-streams.ts';
-import { createPool } from '../../src/persistence/database.ts';
+import { createPool, type DatabasePool } from '../../src/persistence/database.ts';
 import { PgEventLog } from '../../src/persistence/event-log.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { CuttableProxy } from '../support/cuttable-proxy.ts';
@@ -20,7 +19,7 @@ afterAll(async () => {
 });
 
 /** The streams of one instance over `pool`, as the server builds them, and one stream's text. */
-function streamsOver(pool: pg.Pool, outages: string[] = []): EventStreams {
+function streamsOver(pool: DatabasePool, outages: string[] = []): EventStreams {
   const streams = new EventStreams({
     eventLog: new PgEventLog(pool),
     streamsMax: 1,
