@@ -20,6 +20,11 @@ const acceptedRequests: Record<string, { body?: unknown; key?: string }> = {
   cancelReservation: {},
   reserveCart: { body: { lines: [{ sku: 'HR-1', quantity: 1 }] }, key: 'hr-cart' },
   extendReservation: { body: { ttlSeconds: 60 } },
+  createProducts: { body: { products: [{ sku: 'HR-BULK', name: 'never created', stock: 1 }] }, key: 'hr-bulk' },
+  adjustStockInBulk: {
+    body: { adjustments: [{ sku: 'HR-1', delta: 1, reason: 'never applied' }] },
+    key: 'hr-adjust-bulk',
+  },
 };
 
 beforeAll(async () => {
