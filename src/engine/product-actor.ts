@@ -55,9 +55,10 @@ export interface HeldProduct {
   base(state: ProductState): Base;
   /**
    * After COMMIT only: the write becomes the actor's state. `commitStartedMs` (performance.now()
-   * when the commit was sent) times the commit for the observer, as the actor's own batches are.
+   * when the commit was sent) times the commit for the observer, as the actor's own batches are;
+   * `operations` is how many operations the write holds (carts of a batch), one by default.
    */
-  committed(state: ProductState, write: BatchWrite, commitStartedMs: number): void;
+  committed(state: ProductState, write: BatchWrite, commitStartedMs: number, operations?: number): void;
   /** After a commit in doubt: memory is no longer trusted. */
   drop(): void;
 }
@@ -221,9 +222,9 @@ export class ProductActor {
           return this.loadedState();
         },
         base: (state) => this.base(state),
-        committed: (state, write, commitStartedMs) => {
+        committed: (state, write, commitStartedMs, operations = 1) => {
           this.apply(state, write);
-          this.committedBatch(1, write, commitStartedMs);
+          this.committedBatch(operations, write, commitStartedMs);
         },
         drop: () => this.dropState(),
       };

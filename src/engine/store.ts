@@ -20,6 +20,12 @@ export type CommitResult =
   | { readonly type: 'conflict' }
   | { readonly type: 'known'; readonly records: readonly IdempotencyRecord[] };
 
+/** A key in its scope. */
+export interface ScopedKey {
+  readonly scope: string;
+  readonly key: string;
+}
+
 /** A due line: a reservation of several lines is due once per line (all share its expiry). */
 export interface DueReservation {
   readonly id: string;
@@ -46,8 +52,11 @@ export interface Store {
   findReservationSkus(id: string): Promise<string[]>;
   /** Every line of a reservation, in line order (empty when it does not exist). */
   findReservationLines(id: string): Promise<Reservation[]>;
-  /** A key's record in a scope other than a product's (a cart's route or reservation). */
-  findRecord(scope: string, key: string): Promise<IdempotencyRecord | null>;
+  /**
+   * The records of keys in scopes other than a product's (a cart's route or reservation), each
+   * with its scope; keys never used have none.
+   */
+  findRecords(keys: readonly ScopedKey[]): Promise<IdempotencyRecord[]>;
   /**
    * Commits the writes of several products as one: all of them or none (a cart). `conflict` when
    * any product moved, or when the operation's scoped key was used meanwhile (reload, look again).

@@ -1,7 +1,14 @@
 import type pg from 'pg';
 import { assert } from '../engine/errors.ts';
 import { isReservationStatus } from '../engine/lifecycle.ts';
-import type { CommitResult, CreateProductResult, DueReservation, NewProduct, Store } from '../engine/store.ts';
+import type {
+  CommitResult,
+  CreateProductResult,
+  DueReservation,
+  NewProduct,
+  ScopedKey,
+  Store,
+} from '../engine/store.ts';
 import { isoOf } from '../engine/time.ts';
 import type { BatchWrite, IdempotencyRecord, ProductState, Reservation } from '../engine/types.ts';
 import { guarded } from './database.ts';
@@ -55,8 +62,9 @@ interface ProductRow {
   active: [string, number, number, number, number, number][];
 }
 
-/** idempotency.selectIdempotencyRecord: outcome is jsonb, the Outcome the record was stored with. */
+/** idempotency.selectIdempotencyRecords: outcome is jsonb, the Outcome the record was stored with. */
 interface IdempotencyRow {
+  scope: string;
   key: string;
   fingerprint: string;
   outcome: IdempotencyRecord['outcome'];
@@ -184,15 +192,19 @@ export class PgStore implements Store {
     });
   }
 
-  findRecord(scope: string, key: string): Promise<IdempotencyRecord | null> {
-    return guarded('find idempotency record', async () => {
+  findRecords(keys: readonly ScopedKey[]): Promise<IdempotencyRecord[]> {
+    return guarded('find idempotency records', async () => {
       const { rows } = await this.pool.query<IdempotencyRow>({
-        name: 'select_idempotency_record',
-        text: idempotency.selectIdempotencyRecord,
-        values: [scope, key],
+        name: 'select_idempotency_records',
+        text: idempotency.selectIdempotencyRecords,
+        values: [keys.map((k) => k.scope), keys.map((k) => k.key)],
       });
-      const row = rows[0];
-      return row === undefined ? null : { scope, key: row.key, fingerprint: row.fingerprint, outcome: row.outcome };
+      return rows.map((row) => ({
+        scope: row.scope,
+        key: row.key,
+        fingerprint: row.fingerprint,
+        outcome: row.outcome,
+      }));
     });
   }
 

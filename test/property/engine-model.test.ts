@@ -14,6 +14,7 @@ import type {
 } from '../../src/engine/types.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { startEngine, type EngineInstance } from '../support/engine.ts';
+import { reservationOp } from '../support/reservation-op.ts';
 import { databaseViolations } from '../../scripts/lib/oracle.ts';
 
 // Model-based test of the whole engine (registry, actors, decide, PgStore, sweeper) against a real
@@ -424,7 +425,7 @@ class Finish extends Step {
     this.note = `${id.slice(0, 8)}${key === null ? '' : ` ${key}`}`;
     const expected: Expected =
       r === undefined ? { type: 'failed', code: 'reservation_not_found' } : modelExecute(m, r.sku, command);
-    const actual = await w.instances[this.via]!.registry.executeOnReservation(id, command);
+    const actual = await w.instances[this.via]!.registry.executeReservationOp(reservationOp(command));
     expectResult(actual, expected, this.toString());
     if (r !== undefined) rememberReal(m, r.sku, command, actual);
   }
@@ -472,7 +473,7 @@ async function send(
 ): Promise<CommandResult> {
   const registry = w.instances[via]!.registry;
   return command.type === 'purchase' || command.type === 'cancel'
-    ? registry.executeOnReservation(command.reservationId, command)
+    ? registry.executeReservationOp(reservationOp(command))
     : registry.execute(sku, command);
 }
 

@@ -6,6 +6,7 @@ import type { Store } from '../../src/engine/store.ts';
 import type { BatchWrite, Command, CommandResult, Outcome } from '../../src/engine/types.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { startEngine, type EngineInstance } from '../support/engine.ts';
+import { reservationOp } from '../support/reservation-op.ts';
 import { databaseViolations } from '../../scripts/lib/oracle.ts';
 
 // Races on the actor, the idempotency path and the version check, with fc.scheduler deciding
@@ -136,7 +137,7 @@ class Race {
   send(via: number, command: Exclude<Command, { type: 'expire' }>): Promise<CommandResult> {
     const registry = this.instances[via]!.registry;
     return command.type === 'purchase' || command.type === 'cancel'
-      ? registry.executeOnReservation(command.reservationId, command)
+      ? registry.executeReservationOp(reservationOp(command))
       : registry.execute(this.sku, command);
   }
 

@@ -43,11 +43,15 @@ export class StorageGate {
 
 function describeArgs(args: readonly unknown[]): string {
   const [first] = args;
-  if (Array.isArray(first)) return first.map((w) => describeWrite(w as BatchWrite)).join(' & ');
-  if (typeof first === 'object' && first !== null && 'versionBefore' in first) {
-    return describeWrite(first as BatchWrite);
-  }
-  return typeof first === 'string' ? first.slice(0, 16) : '';
+  if (Array.isArray(first)) return first.map(describeArg).join(' & ');
+  return describeArg(first);
+}
+
+function describeArg(arg: unknown): string {
+  if (typeof arg === 'object' && arg !== null && 'versionBefore' in arg) return describeWrite(arg as BatchWrite);
+  // A key in its scope (findRecords).
+  if (typeof arg === 'object' && arg !== null && 'key' in arg) return String(arg.key).slice(-8);
+  return typeof arg === 'string' ? arg.slice(0, 16) : '';
 }
 
 function describeWrite(w: BatchWrite): string {
