@@ -30,6 +30,8 @@ export type CartBatchDecision =
       readonly writes: readonly BatchWrite[];
       /** How many carts wrote to each product (for the observer). */
       readonly cartsBySku: ReadonlyMap<string, number>;
+      /** Each product the batch wrote to as it leaves it: what a batch decided on top of it starts from. */
+      readonly after: ReadonlyMap<string, Base>;
     }
   /** A product's view is stale (another instance wrote): reload it and decide the batch again. */
   | { readonly type: 'stale'; readonly sku: string };
@@ -56,14 +58,16 @@ export function decideCartBatch(
   }
   const writes: BatchWrite[] = [];
   const cartsBySku = new Map<string, number>();
+  const after = new Map<string, Base>();
   for (const sku of [...runs.keys()].sort()) {
     const run = runs.get(sku)!;
     const write = run.write(nowMs);
     if (write === null) continue;
     writes.push(write);
     cartsBySku.set(sku, run.carts);
+    after.set(sku, run.current);
   }
-  return { type: 'decided', results, writes, cartsBySku };
+  return { type: 'decided', results, writes, cartsBySku, after };
 }
 
 function decideOneCart(

@@ -36,6 +36,13 @@ export const cartBatchLinesMax = 4096;
  */
 export const cartsWaitingMax = 10_000;
 /**
+ * Batches of carts in flight at once in one hold of the cart lane: while one commits, the next is
+ * decided on top of it and its statement built, then sent as soon as the first returns (as an
+ * actor pipelines its batches). Each is guarded by the chain heads it was decided against, so one
+ * decided on top of a batch that fails cannot commit. Two are enough to overlap the two sides.
+ */
+export const cartBatchesInFlightMax = 2;
+/**
  * Version conflicts of a whole batch of carts (another instance wrote to one of its products)
  * before its carts are decided and committed one by one: a batch over many products meets other
  * writers more often than one cart does, and must not keep losing to them.

@@ -61,6 +61,8 @@ export interface HeldProduct {
   committed(state: ProductState, write: BatchWrite, commitStartedMs: number, operations?: number): void;
   /** After a commit in doubt: memory is no longer trusted. */
   drop(): void;
+  /** Whether anything else waits for this actor's turn: its own commands, a read, another holder. */
+  contended(): boolean;
 }
 
 /** Reservations of one line are routed by id without a query; a cart's go through the cart. */
@@ -227,6 +229,7 @@ export class ProductActor {
           this.committedBatch(operations, write, commitStartedMs);
         },
         drop: () => this.dropState(),
+        contended: () => this.queue !== undefined && this.queue.size > 0,
       };
       return work(held);
     });

@@ -58,10 +58,12 @@ export interface Store {
    */
   findRecords(keys: readonly ScopedKey[]): Promise<IdempotencyRecord[]>;
   /**
-   * Commits the writes of several products as one: all of them or none (a cart). `conflict` when
-   * any product moved, or when the operation's scoped key was used meanwhile (reload, look again).
+   * Commits the writes of several products as one: all of them or none (carts). `conflict` when
+   * any product moved, or when an operation's scoped key was used meanwhile (reload, look again).
+   * `after`: a commit still in flight that these writes were decided on top of; they are sent once
+   * it has settled (whatever its result), so they never take its products' locks first.
    */
-  commitAllOrNothing(writes: readonly BatchWrite[]): Promise<CommitResult>;
+  commitAllOrNothing(writes: readonly BatchWrite[], after?: Promise<unknown>): Promise<CommitResult>;
   /**
    * Commits the batch in one transaction, or writes nothing and says why: `conflict` when the
    * product's version is not `versionBefore` or its newest event's hash is not `hashBefore`; `known` when some of its idempotency keys were used

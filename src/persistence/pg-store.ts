@@ -208,8 +208,8 @@ export class PgStore implements Store {
     });
   }
 
-  commitAllOrNothing(writes: readonly BatchWrite[]): Promise<CommitResult> {
-    return this.committer.commitAllOrNothing(writes);
+  commitAllOrNothing(writes: readonly BatchWrite[], after?: Promise<unknown>): Promise<CommitResult> {
+    return this.committer.commitAllOrNothing(writes, after);
   }
 
   commitBatch(write: BatchWrite): Promise<CommitResult> {
