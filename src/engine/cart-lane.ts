@@ -3,6 +3,7 @@ import { CartSession } from './cart-session.ts';
 import { CartSettler } from './cart-settle.ts';
 import type { CartKey } from './decide-cart-batch.ts';
 import type { CartOp } from './decide-cart.ts';
+import { skusOf } from './decide-held-carts.ts';
 import { HeldSet } from './held-set.ts';
 import { holdAll } from './hold-all.ts';
 import { cartBatchLinesMax, cartBatchSizeMax, cartsWaitingMax } from './limits.ts';
@@ -121,7 +122,7 @@ export class CartLane {
       if (busy === undefined) open.push(w);
       else failEach([w], 'overloaded', `all actors of the shard of ${busy} are busy`);
     }
-    const skus = [...new Set(open.flatMap((w) => w.skus))].sort();
+    const skus = skusOf(open);
     if (skus.length === 0) return;
     const deps = {
       ...this.deps,

@@ -158,7 +158,7 @@ export class CartSession {
       case 'committed':
         // When recovering, what it was decided on is in doubt and it committed after all: it is
         // durable, so its callers are answered; memory, which missed it, is dropped and reloads.
-        if (this.recovering) this.held.dropAll();
+        if (this.recovering) this.held.drop();
         else this.apply(entry);
         answer(batch, decision);
         return;
@@ -169,7 +169,7 @@ export class CartSession {
       case 'failed':
         this.redoLater({ batch, cause: 'failed', error: settled.error });
         // In doubt: whatever it wrote or not, memory is no longer trusted.
-        this.held.dropAll();
+        this.held.drop();
         return;
       default: {
         const unreachable: never = settled;
@@ -200,7 +200,7 @@ export class CartSession {
       error instanceof Error ? error : new Error(String(error)),
     );
     this.recovering = true;
-    this.held.dropAll();
+    this.held.drop();
   }
 
   /** Nothing is in flight: each batch that did not commit goes through the careful path, in order. */

@@ -1,6 +1,6 @@
 import type { Clock } from './clock.ts';
 import { replayOrReused } from './decide-cart-batch.ts';
-import { decideHeldCarts } from './decide-held-carts.ts';
+import { decideHeldCarts, skusOf } from './decide-held-carts.ts';
 import { assert, StorageError } from './errors.ts';
 import type { HeldSet } from './held-set.ts';
 import { cartBatchConflictsMax, conflictRetriesMax } from './limits.ts';
@@ -60,7 +60,7 @@ export class CartSettler {
         return this.failed(open, held, error);
       }
       conflicts++;
-      this.versionConflict(attempt, held);
+      this.versionConflict(attempt, open, held);
       if (conflicts > conflictRetriesMax) return failEach(open, 'storage_unavailable', `${conflicts} attempts refused`);
       if (conflicts >= cartBatchConflictsMax && open.length > 1) return this.oneByOne(open, held);
     }
@@ -68,7 +68,7 @@ export class CartSettler {
 
   /** A storage or programming error: memory is no longer trusted, and nobody is told it worked. */
   async failed(open: readonly WaitingCart[], held: HeldSet, error: unknown): Promise<void> {
-    held.dropAll();
+    held.drop();
     if (!(error instanceof StorageError)) {
       this.deps.observer.invariantViolated?.(held.first.sku, error instanceof Error ? error : new Error(String(error)));
       return failEach(open, 'internal_error', 'the engine failed');
@@ -80,13 +80,18 @@ export class CartSettler {
     failEach(open, 'storage_unavailable', error.message);
   }
 
-  /** Another writer moved a product: reload before deciding again (all of them after a refused
-   * commit, which does not say which product moved). */
-  private versionConflict(attempt: Exclude<Attempt, { type: 'answered' }>, held: HeldSet): void {
-    const sku = attempt.type === 'stale' ? attempt.sku : held.first.sku;
-    this.deps.observer.versionConflict?.(sku);
-    if (attempt.type === 'stale') held.get(sku).drop();
-    else held.dropAll();
+  /**
+   * Another writer moved a product: it reloads before the batch is decided again (every product
+   * of the batch after a refused commit, which does not say which one moved).
+   */
+  private versionConflict(
+    attempt: Exclude<Attempt, { type: 'answered' }>,
+    open: readonly WaitingCart[],
+    held: HeldSet,
+  ) {
+    const skus = attempt.type === 'stale' ? [attempt.sku] : skusOf(open);
+    this.deps.observer.versionConflict?.(skus[0]!);
+    held.drop(skus);
   }
 
   private async oneByOne(open: readonly WaitingCart[], held: HeldSet): Promise<void> {

@@ -24,7 +24,7 @@ export async function decideHeldCarts(
   held: HeldSet,
   ahead: ReadonlyMap<string, Base> = new Map(),
 ): Promise<HeldDecision> {
-  const states = await held.states();
+  const states = await held.states(skusOf(batch));
   const bases = new Map<string, Base | null>();
   for (const [sku, state] of states) {
     bases.set(sku, state === null ? null : (ahead.get(sku) ?? held.get(sku).base(state)));
@@ -49,4 +49,9 @@ function linesInMemory(id: string, skus: readonly string[], bases: ReadonlyMap<s
     lines.push(line);
   }
   return lines.sort((a, b) => a.line - b.line);
+}
+
+/** The products a batch names, each once, in SKU order. */
+export function skusOf(batch: readonly WaitingCart[]): string[] {
+  return [...new Set(batch.flatMap((w) => w.skus))].sort();
 }

@@ -26,10 +26,10 @@ export class HeldSet {
     return held;
   }
 
-  /** Every product's committed state, loaded where memory does not hold it; null when absent. */
-  async states(): Promise<Map<string, ProductState | null>> {
-    const loaded = await Promise.all(this.all.map((h) => h.state()));
-    return new Map(this.all.map((h, i) => [h.sku, loaded[i]!]));
+  /** The committed state of each of `skus`, loaded where memory does not hold it; null when absent. */
+  async states(skus: readonly string[]): Promise<Map<string, ProductState | null>> {
+    const loaded = await Promise.all(skus.map((sku) => this.get(sku).state()));
+    return new Map(skus.map((sku, i) => [sku, loaded[i]!]));
   }
 
   /** Whether anything else waits for one of these actors (its own commands, a read, another holder). */
@@ -37,7 +37,8 @@ export class HeldSet {
     return this.all.some((h) => h.contended());
   }
 
-  dropAll(): void {
-    for (const h of this.all) h.drop();
+  /** Memory of these products (of all, without `skus`) is no longer trusted: they reload. */
+  drop(skus?: readonly string[]): void {
+    for (const h of skus === undefined ? this.all : skus.map((sku) => this.get(sku))) h.drop();
   }
 }
