@@ -19,6 +19,8 @@ export interface CartLaneDeps {
   readonly observer: EngineObserver;
   /** The product's actor; null when its shard is full of busy actors. */
   readonly actorFor: (sku: string) => ProductActor | null;
+  /** Batches in flight at once in one hold (limits.ts, cartBatchesInFlightMaxDefault). */
+  readonly batchesInFlightMax: number;
 }
 
 /**

@@ -5,7 +5,6 @@ import { decideHeldCarts, type HeldDecision } from './decide-held-carts.ts';
 import { assert, StorageError } from './errors.ts';
 import type { CartSettler } from './cart-settle.ts';
 import type { HeldSet } from './held-set.ts';
-import { cartBatchesInFlightMax } from './limits.ts';
 import type { EngineObserver } from './observer.ts';
 import type { Store } from './store.ts';
 import type { ProductState } from './types.ts';
@@ -16,6 +15,8 @@ export interface CartSessionDeps {
   readonly clock: Clock;
   readonly observer: EngineObserver;
   readonly settler: CartSettler;
+  /** Batches in flight at once (limits.ts, cartBatchesInFlightMaxDefault). */
+  readonly batchesInFlightMax: number;
   /** The oldest waiting carts whose products are all held (none when the first one is not). */
   readonly next: (held: HeldSet) => WaitingCart[];
   /** Settles when the next cart is submitted to the lane. */
@@ -98,7 +99,7 @@ export class CartSession {
   }
 
   private mayTake(): boolean {
-    return !this.recovering && this.inFlight.length < cartBatchesInFlightMax && !this.held.contended();
+    return !this.recovering && this.inFlight.length < this.deps.batchesInFlightMax && !this.held.contended();
   }
 
   /** One turn of the event loop; then whether carts that fit are waiting (and were dispatched). */

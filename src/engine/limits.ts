@@ -36,12 +36,16 @@ export const cartBatchLinesMax = 4096;
  */
 export const cartsWaitingMax = 10_000;
 /**
- * Batches of carts in flight at once in one hold of the cart lane: while one commits, the next is
- * decided on top of it and its statement built, then sent as soon as the first returns (as an
- * actor pipelines its batches). Each is guarded by the chain heads it was decided against, so one
- * decided on top of a batch that fails cannot commit. Two are enough to overlap the two sides.
+ * Batches of carts in flight at once in one hold of the cart lane. With two, while one commits the
+ * next is decided on top of it and its statement built, then sent as soon as the first returns (as
+ * an actor pipelines its batches; each is guarded by the chain heads it was decided against, so one
+ * decided on top of a batch that fails cannot commit). One by default: on the 2-core development
+ * machine, where the engine and PostgreSQL share the cores, one measured about 10 % more carts/s
+ * than two (README, Performance): overlapping buys no core there, and a larger batch costs the
+ * database less per cart (one product row per product per batch). Two pay where the database has
+ * cores of its own. A registry setting (RegistrySettings), so the tests run both.
  */
-export const cartBatchesInFlightMax = 2;
+export const cartBatchesInFlightMaxDefault = 1;
 /**
  * Version conflicts of a whole batch of carts (another instance wrote to one of its products)
  * before its carts are decided and committed one by one: a batch over many products meets other

@@ -5,7 +5,7 @@ import { assert, StorageError } from './errors.ts';
 import { chainEvents, genesisHash } from './event-hash.ts';
 import { productCreatedEvent } from './decide.ts';
 import { createFingerprintOf } from './fingerprint.ts';
-import { conflictRetriesMax, shardCount } from './limits.ts';
+import { cartBatchesInFlightMaxDefault, conflictRetriesMax, shardCount } from './limits.ts';
 import type { EngineObserver } from './observer.ts';
 import { ProductActor, type ActorSettings } from './product-actor.ts';
 import {
@@ -22,6 +22,8 @@ import { inventoryView } from './views.ts';
 export interface RegistrySettings extends ActorSettings {
   readonly liveActorsPerShardMax: number;
   readonly actorIdleMs: number;
+  /** Batches of carts in flight at once in one hold of the cart lane (cartBatchesInFlightMaxDefault). */
+  readonly cartBatchesInFlightMax?: number;
 }
 
 /** A create as asked for (POST /products). */
@@ -95,7 +97,13 @@ export class Registry {
     private readonly settings: RegistrySettings,
     private readonly observer: EngineObserver = {},
   ) {
-    this.carts = new Carts({ store, clock, observer, actorFor: (sku) => this.actorFor(sku) });
+    this.carts = new Carts({
+      store,
+      clock,
+      observer,
+      actorFor: (sku) => this.actorFor(sku),
+      batchesInFlightMax: settings.cartBatchesInFlightMax ?? cartBatchesInFlightMaxDefault,
+    });
   }
 
   get liveActors(): number {

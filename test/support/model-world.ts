@@ -29,8 +29,9 @@ let runs = 0;
  * Two engine instances over a database and the clock they share. The database is shared by all
  * runs of a file, so each run starts `spacingMs` earlier than the run before it and names its
  * products with its own prefix: no sweep of a run finds another run's reservations due, and no
- * cleanup of idempotency records reaches another run's records. `verify` is the file's check of
- * engine, database and model after every step.
+ * cleanup of idempotency records reaches another run's records. The second instance pipelines its
+ * batches of carts (two in flight), the first does not (the default), so a run exercises both.
+ * `verify` is the file's check of engine, database and model after every step.
  */
 export abstract class ModelWorld<M> {
   readonly run = runs++;
@@ -45,7 +46,7 @@ export abstract class ModelWorld<M> {
   ) {
     this.prefix = `${tag}${this.run}-${randomUUID().slice(0, 6)}`;
     this.clock = new ManualClock(Date.parse('2026-01-01T00:00:00Z') - this.run * spacingMs);
-    this.instances = [startEngine(databaseUrl, this.clock), startEngine(databaseUrl, this.clock)];
+    this.instances = [0, 1].map((i) => this.startInstance(i));
   }
 
   abstract verify(m: M): Promise<void>;
@@ -57,7 +58,11 @@ export abstract class ModelWorld<M> {
   /** A process restart: every bit of engine memory is gone; only the database remains. */
   async restart(i: number): Promise<void> {
     await this.instances[i]!.stop();
-    this.instances[i] = startEngine(this.databaseUrl, this.clock);
+    this.instances[i] = this.startInstance(i);
+  }
+
+  private startInstance(i: number): EngineInstance {
+    return startEngine(this.databaseUrl, this.clock, { settings: { cartBatchesInFlightMax: i + 1 } });
   }
 
   async stop(): Promise<void> {
