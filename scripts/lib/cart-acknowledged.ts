@@ -6,7 +6,9 @@ import { isCartOperation, scopeOf, type Attempted, type CartLine, type CartOpera
 
 // What clients were told about carts (reservations of several products), checked against the
 // tables in plain SQL, as acknowledged.ts does for one product: a cart is wholly there or wholly
-// absent, as it was answered, and a keyed retry took effect once. A cart's lines carry no key in
+// absent, as it was answered, and a keyed retry took effect once. Whether each reservation's rows
+// agree with each other (one status, one expiry, one row per line) is the oracle's to say
+// (oracle.ts, its cart-* checks), from the tables alone. A cart's lines carry no key in
 // the audit log (the key is the cart's, in its route's or reservation's scope), so an effect is
 // traced to the request that made it by the request id its events carry.
 
@@ -40,31 +42,6 @@ const what = (op: CartOperation) => `${op.kind} ${op.key}`;
 
 function cartAttempts(attempted: readonly Attempted[]): CartAttempt[] {
   return attempted.flatMap(({ op, answers }) => (isCartOperation(op) ? [{ op, answers }] : []));
-}
-
-/**
- * G4 for reservations of several lines: every reservation's rows share one status and one expiry,
- * and there are exactly `lines` of them, one for each place 0..lines-1. A cart reserved, bought,
- * cancelled, extended or expired on some products and not on others is listed here.
- */
-export async function partialReservations(sql: Queryable): Promise<string[]> {
-  const { rows } = await sql.query(
-    `
-    select id::text, count(*)::int as rows, min(lines)::int as lines_min, max(lines)::int as lines_max,
-           count(distinct line)::int as places, string_agg(distinct status, ',' order by status) as statuses,
-           count(distinct expires_at)::int as expiries
-      from reservations
-     group by id
-    having count(distinct status) > 1 or count(distinct expires_at) > 1 or min(lines) <> max(lines)
-        or count(*) <> min(lines) or count(distinct line) <> count(*) or max(line) >= min(lines)
-     limit $1::integer`,
-    [findingsListedMax],
-  );
-  return rows.map(
-    (r) =>
-      `reservation ${r.id}: ${r.rows} rows in ${r.places} places, lines ${r.lines_min}..${r.lines_max}, ` +
-      `statuses ${r.statuses}, ${r.expiries} expiries`,
-  );
 }
 
 async function storedOutcomes(sql: Queryable, ops: readonly CartOperation[]): Promise<Map<string, any>> {

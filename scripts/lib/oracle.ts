@@ -241,6 +241,18 @@ const checks = {
        group by r.id
       having count(distinct r.status) > 1 and bool_or(${forSkus('r.sku')})`,
   },
+  // ...and one expiry (an extension moves every line's at once)...
+  'cart-expiry': {
+    guarantee: 'G4',
+    sql: `
+      select min(r.sku) as sku, format('reservation %s has lines with different expiries: %s', r.id,
+                                       string_agg(r.sku || ' ' || to_char(r.expires_at at time zone 'UTC',
+                                                                          'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+                                                  ', ' order by r.line, r.sku)) as message
+        from reservations r
+       group by r.id
+      having count(distinct r.expires_at) > 1 and bool_or(${forSkus('r.sku')})`,
+  },
   // ...its rows are its lines: one `lines` for all, and the line numbers exactly 0..lines-1.
   'cart-lines': {
     guarantee: 'G4',
@@ -302,7 +314,7 @@ const oracleSql = checkNames
 /**
  * Every violation of G1 (also per reservation line), G2 (remembered reservations), G3, G4 (counters
  * equal the sums over the reservation rows, version = number of events, each reservation's lines
- * in one status and one transaction per operation) and G7 (events replay to the row step by step, the
+ * in one status with one expiry, and one transaction per operation) and G7 (events replay to the row step by step, the
  * hash chain holds, each reservation's history is a path of its lifecycle), for the given products,
  * or for the whole database when `skus` is omitted. At most violationsPerCheckMax per check.
  */
@@ -314,6 +326,15 @@ export async function databaseViolations(sql: Queryable, skus?: readonly string[
     sku: r.sku,
     message: r.message,
   }));
+}
+
+/**
+ * The violations that say a reservation is stored in part (G4): its rows disagree on status or
+ * expiry, or are not one per line.
+ */
+export function partialReservations(violations: readonly Violation[]): Violation[] {
+  const partial: readonly CheckName[] = ['cart-status', 'cart-expiry', 'cart-lines'];
+  return violations.filter((v) => partial.includes(v.check));
 }
 
 /** How many products each check found broken (a product counts once per check). */

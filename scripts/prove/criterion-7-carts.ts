@@ -1,5 +1,6 @@
 import { Agent } from 'undici';
-import { cartDurability, cartExactlyOnce, cartsAllOrNothing, partialReservations } from '../lib/cart-acknowledged.ts';
+import { cartDurability, cartExactlyOnce, cartsAllOrNothing } from '../lib/cart-acknowledged.ts';
+import { databaseViolations, partialReservations } from '../lib/oracle.ts';
 import { ApiClient, isFinal, type Answer } from '../lib/api-client.ts';
 import { OperationLog, type CartLine } from '../lib/request-accounting.ts';
 import { answerLine, figuresOf, tallyLine } from './answers.ts';
@@ -85,7 +86,9 @@ async function checkBurst(ctx: ProofContext, c: Criterion, log: OperationLog): P
   c.equal(
     'partial reservations in PostgreSQL (rows disagreeing on status or expiry, or not one per line)',
     [],
-    (await partialReservations(ctx.sql)).slice(0, 3),
+    partialReservations(await databaseViolations(ctx.sql))
+      .map((v) => v.message)
+      .slice(0, 3),
   );
   const once = await cartExactlyOnce(ctx.sql, log.attempted, cartSkus);
   c.equal(

@@ -7,11 +7,11 @@ import {
 } from './decide-bulk-adjustments.ts';
 import { assert, StorageError } from './errors.ts';
 import { holdAll } from './hold-all.ts';
-import { answerFromRecord, CallsInFlight } from './keyed-calls.ts';
+import { answerFromRecord, CallsInFlight, recordOf } from './keyed-calls.ts';
 import { conflictRetriesMax } from './limits.ts';
 import type { EngineObserver } from './observer.ts';
 import type { HeldProduct, ProductActor } from './product-actor.ts';
-import type { ScopedKey, Store } from './store.ts';
+import type { ClaimedKey, Store } from './store.ts';
 import type { BulkItem, Command, CommandResult, IdempotencyRecord, Outcome, ProductState } from './types.ts';
 
 /** Where the key of POST /stock-adjustments/bulk lives: the route, not a product. */
@@ -79,7 +79,7 @@ export class BulkAdjustments {
     }
   }
 
-  private scopedKey(call: BulkAdjustmentsCall): ScopedKey {
+  private scopedKey(call: BulkAdjustmentsCall): ClaimedKey {
     return { scope: bulkAdjustmentsScope, key: call.key, fingerprint: call.fingerprint };
   }
 
@@ -114,7 +114,7 @@ export class BulkAdjustments {
     call: BulkAdjustmentsCall,
   ): Promise<{ result: CommandResult; decision: BulkAdjustmentsDecision | null }> {
     for (let attempt = 0; attempt <= conflictRetriesMax; attempt++) {
-      const prior = await this.guard(() => this.deps.store.findRecord(bulkAdjustmentsScope, call.key));
+      const prior = await this.guard(() => recordOf(this.deps.store, bulkAdjustmentsScope, call.key));
       if ('type' in prior) return { result: prior, decision: null };
       if (prior.value !== null) return { result: answerFromRecord(prior.value, call.fingerprint), decision: null };
       const actors: ProductActor[] = [];

@@ -1,11 +1,11 @@
-import { CallsInFlight, answerFromRecord } from './keyed-calls.ts';
+import { CallsInFlight, answerFromRecord, recordOf } from './keyed-calls.ts';
 import type { Clock } from './clock.ts';
 import { productCreatedEvent } from './decide.ts';
 import { assert, StorageError } from './errors.ts';
 import { chainEvents, genesisHash } from './event-hash.ts';
 import { conflictRetriesMax } from './limits.ts';
 import type { EngineObserver } from './observer.ts';
-import type { ExistingProduct, NewBulkProduct, ScopedKey, Store } from './store.ts';
+import type { ClaimedKey, ExistingProduct, NewBulkProduct, Store } from './store.ts';
 import { isoOf } from './time.ts';
 import type { BulkItem, CommandResult, EventDraft, Outcome } from './types.ts';
 import { inventoryView } from './views.ts';
@@ -62,11 +62,11 @@ export class BulkProducts {
   }
 
   private async keyed(call: BulkProductsCall, key: string): Promise<CommandResult> {
-    const record: ScopedKey = { scope: bulkProductsScope, key, fingerprint: call.fingerprint };
+    const record: ClaimedKey = { scope: bulkProductsScope, key, fingerprint: call.fingerprint };
     for (let attempt = 0; attempt <= conflictRetriesMax; attempt++) {
       let prior;
       try {
-        prior = await this.deps.store.findRecord(bulkProductsScope, key);
+        prior = await recordOf(this.deps.store, bulkProductsScope, key);
       } catch (error) {
         return this.storageFailed(error);
       }
@@ -79,7 +79,7 @@ export class BulkProducts {
 
   private async create(
     call: BulkProductsCall,
-    record: ScopedKey | null,
+    record: ClaimedKey | null,
   ): Promise<CommandResult | 'key used meanwhile'> {
     const nowMs = this.deps.clock.nowMs();
     const products = newProducts(call, nowMs);

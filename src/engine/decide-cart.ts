@@ -48,8 +48,16 @@ export interface CartProduct {
 }
 
 export type CartDecision =
-  /** `writes` is empty when nothing changes (a replay by the lifecycle, an expiry not due). */
-  | { readonly type: 'decided'; readonly writes: readonly BatchWrite[]; readonly outcome: Outcome }
+  /**
+   * `writes` is empty when nothing changes (a replay by the lifecycle, an expiry not due).
+   * `products` holds each product's own decision: what it leaves, for the next cart of a batch.
+   */
+  | {
+      readonly type: 'decided';
+      readonly writes: readonly BatchWrite[];
+      readonly outcome: Outcome;
+      readonly products: ReadonlyMap<string, BatchDecision>;
+    }
   /** A product's view is stale (another instance wrote): reload it and decide again. */
   | { readonly type: 'stale'; readonly sku: string }
   | Extract<CommandResult, { type: 'failed' }>;
@@ -181,6 +189,7 @@ export function decideCart(
     type: 'decided',
     writes: writesOf(skus, all),
     outcome: cartRefusal(refused, skus, decided, commands, products),
+    products: all,
   };
 }
 
@@ -217,13 +226,16 @@ function accepted(
   products: ReadonlyMap<string, CartProduct>,
 ): CartDecision {
   const outcomes = skus.map((sku) => outcomeOf(decided.get(sku)!));
-  if (outcomes.every((o) => o.kind === 'noop')) return { type: 'decided', writes: [], outcome: { kind: 'noop' } };
+  if (outcomes.every((o) => o.kind === 'noop')) {
+    return { type: 'decided', writes: [], outcome: { kind: 'noop' }, products: decided };
+  }
   const lines = skus.map((sku) => lineAfter(sku, decided.get(sku)!, products.get(sku)!));
   const created = outcomes.some((o) => o.kind === 'reservation' && o.created);
   return {
     type: 'decided',
     writes: writesOf(skus, decided),
     outcome: { kind: 'reservation', created, reservation: reservationView(...lines) },
+    products: decided,
   };
 }
 

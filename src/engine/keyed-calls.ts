@@ -1,4 +1,11 @@
+import type { Store } from './store.ts';
 import type { CommandResult, IdempotencyRecord } from './types.ts';
+
+/** The record of one key in its scope, or null when the key was never used there. */
+export async function recordOf(store: Pick<Store, 'findRecords'>, scope: string, key: string) {
+  const [record] = await store.findRecords([{ scope, key }]);
+  return record ?? null;
+}
 
 /**
  * Keyed calls running in this instance, by slot (scope and key). A duplicate that arrives while

@@ -55,11 +55,14 @@ export interface HeldProduct {
   base(state: ProductState): Base;
   /**
    * After COMMIT only: the write becomes the actor's state. `commitStartedMs` (performance.now()
-   * when the commit was sent) times the commit for the observer, as the actor's own batches are.
+   * when the commit was sent) times the commit for the observer, as the actor's own batches are;
+   * `operations` is how many operations the write holds (carts of a batch), one by default.
    */
-  committed(state: ProductState, write: BatchWrite, commitStartedMs: number): void;
+  committed(state: ProductState, write: BatchWrite, commitStartedMs: number, operations?: number): void;
   /** After a commit in doubt: memory is no longer trusted. */
   drop(): void;
+  /** Whether anything else waits for this actor's turn: its own commands, a read, another holder. */
+  contended(): boolean;
 }
 
 /** Reservations of one line are routed by id without a query; a cart's go through the cart. */
@@ -221,11 +224,12 @@ export class ProductActor {
           return this.loadedState();
         },
         base: (state) => this.base(state),
-        committed: (state, write, commitStartedMs) => {
+        committed: (state, write, commitStartedMs, operations = 1) => {
           this.apply(state, write);
-          this.committedBatch(1, write, commitStartedMs);
+          this.committedBatch(operations, write, commitStartedMs);
         },
         drop: () => this.dropState(),
+        contended: () => this.queue !== undefined && this.queue.size > 0,
       };
       return work(held);
     });

@@ -7,7 +7,7 @@ import { assert, StorageError } from './errors.ts';
 import { chainEvents, genesisHash } from './event-hash.ts';
 import { productCreatedEvent } from './decide.ts';
 import { createFingerprintOf } from './fingerprint.ts';
-import { conflictRetriesMax, shardCount } from './limits.ts';
+import { cartBatchesInFlightMaxDefault, conflictRetriesMax, shardCount } from './limits.ts';
 import type { EngineObserver } from './observer.ts';
 import { ProductActor, type ActorSettings } from './product-actor.ts';
 import {
@@ -24,6 +24,8 @@ import { inventoryView } from './views.ts';
 export interface RegistrySettings extends ActorSettings {
   readonly liveActorsPerShardMax: number;
   readonly actorIdleMs: number;
+  /** Batches of carts in flight at once in one hold of the cart lane (cartBatchesInFlightMaxDefault). */
+  readonly cartBatchesInFlightMax?: number;
 }
 
 /** A create as asked for (POST /products). */
@@ -99,7 +101,13 @@ export class Registry {
     private readonly settings: RegistrySettings,
     private readonly observer: EngineObserver = {},
   ) {
-    this.carts = new Carts({ store, clock, observer, actorFor: (sku) => this.actorFor(sku) });
+    this.carts = new Carts({
+      store,
+      clock,
+      observer,
+      actorFor: (sku) => this.actorFor(sku),
+      batchesInFlightMax: settings.cartBatchesInFlightMax ?? cartBatchesInFlightMaxDefault,
+    });
     this.bulkProducts = new BulkProducts({ store, clock, observer });
     this.bulkAdjustments = new BulkAdjustments({
       store,
@@ -132,30 +140,16 @@ export class Registry {
     return result;
   }
 
-  /** Submits a command about a reservation (of one line or several) to whoever owns it. */
-  executeOnReservation(reservationId: string, command: Command): Promise<CommandResult> {
-    const op = reservationOpOf(reservationId, command);
-    if (op === null)
-      return Promise.resolve(
-        this.settleEarly('', command, {
-          type: 'failed',
-          code: 'validation_failed',
-          reason: `${command.type} is not an operation on a reservation`,
-        }),
-      );
-    return this.executeReservationOp(op, command);
-  }
-
   /** A new reservation of several products, all or nothing. */
   executeCart(op: Extract<CartOp, { type: 'reserve' }>): Promise<CommandResult> {
     return this.carts.execute(op);
   }
 
   /**
-   * An operation on an existing reservation. One line: its product's actor decides it in a batch
-   * like any command. Several: the cart holds all their actors and decides all lines at once.
+   * An operation on an existing reservation. One line: its product's actor decides its command in a
+   * batch like any other. Several: the cart lane decides all lines at once, batched with other carts.
    */
-  async executeReservationOp(op: Exclude<CartOp, { type: 'reserve' }>, asCommand?: Command): Promise<CommandResult> {
+  async executeReservationOp(op: Exclude<CartOp, { type: 'reserve' }>): Promise<CommandResult> {
     let skus: readonly string[];
     const known = this.reservationSku.get(op.reservationId);
     try {
@@ -167,15 +161,8 @@ export class Registry {
     const [sku] = skus;
     if (sku === undefined)
       return { type: 'failed', code: 'reservation_not_found', reason: `no reservation ${op.reservationId}` };
-    if (skus.length > 1) {
-      // A quantity without a SKU can only mean the line of a one-line reservation.
-      if (asCommand?.type === 'purchase' && asCommand.quantity !== undefined) {
-        const reason = 'a reservation of several lines is bought by naming its lines';
-        return this.carts.refused(op, { type: 'failed', code: 'validation_failed', reason });
-      }
-      return this.carts.execute(op);
-    }
-    const command = asCommand ?? oneLineCommand(op, sku);
+    if (skus.length > 1) return this.carts.execute(op, skus);
+    const command = oneLineCommand(op, sku);
     return command.type === 'failed' ? command : this.execute(sku, command);
   }
 
@@ -380,34 +367,6 @@ export class Registry {
   private settleEarly(sku: string, command: Command, result: CommandResult): CommandResult {
     this.observer.commandCompleted?.(sku, command, result, 0);
     return result;
-  }
-}
-
-/** A command about a reservation, as an operation on it (null for commands that are not). */
-function reservationOpOf(reservationId: string, command: Command): Exclude<CartOp, { type: 'reserve' }> | null {
-  switch (command.type) {
-    case 'purchase':
-      return {
-        type: 'purchase',
-        reservationId,
-        lines: null,
-        idempotencyKey: command.idempotencyKey,
-        requestId: command.requestId,
-      };
-    case 'cancel':
-      return { type: 'cancel', reservationId, idempotencyKey: command.idempotencyKey, requestId: command.requestId };
-    case 'extend':
-      return {
-        type: 'extend',
-        reservationId,
-        ttlSeconds: command.ttlSeconds,
-        idempotencyKey: command.idempotencyKey,
-        requestId: command.requestId,
-      };
-    case 'expire':
-      return { type: 'expire', reservationId };
-    default:
-      return null;
   }
 }
 

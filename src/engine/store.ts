@@ -38,9 +38,7 @@ export interface ExistingProduct {
 }
 
 /** A key in a scope of its own (a bulk route), with what its call asked for. */
-export interface ScopedKey {
-  readonly scope: string;
-  readonly key: string;
+export interface ClaimedKey extends ScopedKey {
   readonly fingerprint: string;
 }
 
@@ -49,7 +47,7 @@ export interface NewProducts {
   readonly products: readonly NewBulkProduct[];
   readonly nowMs: number;
   /** Where the call's answer is remembered, in the same transaction as the products; null without a key. */
-  readonly record: ScopedKey | null;
+  readonly record: ClaimedKey | null;
   /**
    * The call's answer from what the statement did: the SKUs it created, and the others as they
    * are. Called once, before the record (which stores what it returns) is written.
@@ -72,6 +70,12 @@ export type CommitResult =
   | { readonly type: 'committed' }
   | { readonly type: 'conflict' }
   | { readonly type: 'known'; readonly records: readonly IdempotencyRecord[] };
+
+/** A key in its scope. */
+export interface ScopedKey {
+  readonly scope: string;
+  readonly key: string;
+}
 
 /** A due line: a reservation of several lines is due once per line (all share its expiry). */
 export interface DueReservation {
@@ -99,13 +103,18 @@ export interface Store {
   findReservationSkus(id: string): Promise<string[]>;
   /** Every line of a reservation, in line order (empty when it does not exist). */
   findReservationLines(id: string): Promise<Reservation[]>;
-  /** A key's record in a scope other than a product's (a cart's route or reservation). */
-  findRecord(scope: string, key: string): Promise<IdempotencyRecord | null>;
   /**
-   * Commits the writes of several products as one: all of them or none (a cart). `conflict` when
-   * any product moved, or when the operation's scoped key was used meanwhile (reload, look again).
+   * The records of keys in scopes other than a product's (a cart's route or reservation), each
+   * with its scope; keys never used have none.
    */
-  commitAllOrNothing(writes: readonly BatchWrite[]): Promise<CommitResult>;
+  findRecords(keys: readonly ScopedKey[]): Promise<IdempotencyRecord[]>;
+  /**
+   * Commits the writes of several products as one: all of them or none (carts). `conflict` when
+   * any product moved, or when an operation's scoped key was used meanwhile (reload, look again).
+   * `after`: a commit still in flight that these writes were decided on top of; they are sent once
+   * it has settled (whatever its result), so they never take its products' locks first.
+   */
+  commitAllOrNothing(writes: readonly BatchWrite[], after?: Promise<unknown>): Promise<CommitResult>;
   /**
    * Commits the batch in one transaction, or writes nothing and says why: `conflict` when the
    * product's version is not `versionBefore` or its newest event's hash is not `hashBefore`; `known` when some of its idempotency keys were used
@@ -122,9 +131,9 @@ export interface Store {
    * Writes `outcome` under a scoped key unless the key has a record (then returns it), so a call
    * that applies its items one by one is bound to its key before the first item is applied.
    */
-  claimKey(key: ScopedKey, outcome: Outcome, atMs: number): Promise<ClaimResult>;
+  claimKey(key: ClaimedKey, outcome: Outcome, atMs: number): Promise<ClaimResult>;
   /** Replaces what a claimed key remembers (the same key and fingerprint) with the call's answer. */
-  completeKey(key: ScopedKey, outcome: Outcome): Promise<void>;
+  completeKey(key: ClaimedKey, outcome: Outcome): Promise<void>;
   findDueReservations(nowMs: number, limit: number): Promise<DueReservation[]>;
   deleteIdempotencyRecordsBefore(beforeMs: number, limit: number): Promise<number>;
 }

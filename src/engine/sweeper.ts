@@ -64,7 +64,7 @@ export class Sweeper {
           r.lines === 1
             ? this.registry.execute(r.sku, { type: 'expire', reservationId: r.id })
             : // A cart expires as a whole, all its products in one transaction.
-              this.registry.executeOnReservation(r.id, { type: 'expire', reservationId: r.id }),
+              this.registry.executeReservationOp({ type: 'expire', reservationId: r.id }),
         ),
       );
       const tally = tallyRound(results);

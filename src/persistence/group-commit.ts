@@ -61,17 +61,21 @@ export class GroupCommitter {
   ) {}
 
   /**
-   * A cart's writes, alone in their own statement: a refusal of one product refuses all, which
-   * must not take unrelated batches down with it. The cart holds its products' actors, so none of
-   * them has a batch in flight here.
+   * Carts' writes, alone in their own statement: a refusal of one product refuses all, which must
+   * not take unrelated batches down with it. The cart lane holds its products' actors, so none of
+   * them has an actor's batch in flight here. The parameters are built at once, and the statement
+   * is sent once `after` (the lane's batch before, still committing) has settled: the time spent
+   * building them overlaps that commit.
    */
-  async commitAllOrNothing(writes: readonly BatchWrite[]): Promise<CommitResult> {
+  async commitAllOrNothing(writes: readonly BatchWrite[], after?: Promise<unknown>): Promise<CommitResult> {
     const sorted = [...writes].sort((a, b) => (a.sku < b.sku ? -1 : a.sku > b.sku ? 1 : 0));
+    const values = commitValues(sorted, true);
+    if (after !== undefined) await after.catch(() => {});
     try {
       const { rows } = await this.pool.query<CommitRow>({
         name: 'commit_batches_all_or_nothing',
         text: commitBatchesSql,
-        values: commitValues(sorted, true),
+        values,
       });
       const results = resultsOf(rows[0]?.results, sorted.length);
       assert(

@@ -9,6 +9,7 @@ import type {
   DueReservation,
   NewProduct,
   NewProducts,
+  ClaimedKey,
   ScopedKey,
   Store,
 } from '../engine/store.ts';
@@ -67,8 +68,9 @@ interface ProductRow {
   active: [string, number, number, number, number, number][];
 }
 
-/** idempotency.selectIdempotencyRecord: outcome is jsonb, the Outcome the record was stored with. */
+/** idempotency.selectIdempotencyRecords: outcome is jsonb, the Outcome the record was stored with. */
 interface IdempotencyRow {
+  scope: string;
   key: string;
   fingerprint: string;
   outcome: IdempotencyRecord['outcome'];
@@ -199,20 +201,24 @@ export class PgStore implements Store {
     });
   }
 
-  findRecord(scope: string, key: string): Promise<IdempotencyRecord | null> {
-    return guarded('find idempotency record', async () => {
+  findRecords(keys: readonly ScopedKey[]): Promise<IdempotencyRecord[]> {
+    return guarded('find idempotency records', async () => {
       const { rows } = await this.pool.query<IdempotencyRow>({
-        name: 'select_idempotency_record',
-        text: idempotency.selectIdempotencyRecord,
-        values: [scope, key],
+        name: 'select_idempotency_records',
+        text: idempotency.selectIdempotencyRecords,
+        values: [keys.map((k) => k.scope), keys.map((k) => k.key)],
       });
-      const row = rows[0];
-      return row === undefined ? null : { scope, key: row.key, fingerprint: row.fingerprint, outcome: row.outcome };
+      return rows.map((row) => ({
+        scope: row.scope,
+        key: row.key,
+        fingerprint: row.fingerprint,
+        outcome: row.outcome,
+      }));
     });
   }
 
-  commitAllOrNothing(writes: readonly BatchWrite[]): Promise<CommitResult> {
-    return this.committer.commitAllOrNothing(writes);
+  commitAllOrNothing(writes: readonly BatchWrite[], after?: Promise<unknown>): Promise<CommitResult> {
+    return this.committer.commitAllOrNothing(writes, after);
   }
 
   commitBatch(write: BatchWrite): Promise<CommitResult> {
@@ -223,7 +229,7 @@ export class PgStore implements Store {
     return importProducts(this.pool, input);
   }
 
-  async claimKey(key: ScopedKey, outcome: Outcome, atMs: number): Promise<ClaimResult> {
+  async claimKey(key: ClaimedKey, outcome: Outcome, atMs: number): Promise<ClaimResult> {
     const values = [key.scope, key.key, key.fingerprint, JSON.stringify(outcome), isoOf(atMs)];
     // A claim that meets another's uncommitted claim waits for it; should that one roll back, the
     // key is free again and the next round claims it.
@@ -232,13 +238,13 @@ export class PgStore implements Store {
         this.pool.query(idempotency.insertIdempotencyRecordUnlessUsed, values),
       );
       if (rows.length === 1) return { type: 'claimed' };
-      const record = await this.findRecord(key.scope, key.key);
-      if (record !== null) return { type: 'used', record };
+      const [record] = await this.findRecords([key]);
+      if (record !== undefined) return { type: 'used', record };
     }
     throw new StorageError(`key ${key.key} in ${key.scope} neither claimed nor found`, true, undefined);
   }
 
-  async completeKey(key: ScopedKey, outcome: Outcome): Promise<void> {
+  async completeKey(key: ClaimedKey, outcome: Outcome): Promise<void> {
     const values = [key.scope, key.key, key.fingerprint, JSON.stringify(outcome)];
     const result = await guarded('complete idempotency record', () =>
       this.pool.query(idempotency.updateIdempotencyOutcome, values),

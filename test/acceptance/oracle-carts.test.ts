@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { databaseViolations, type CheckName, type Violation } from '../../scripts/lib/oracle.ts';
+import { databaseViolations, partialReservations, type CheckName, type Violation } from '../../scripts/lib/oracle.ts';
 import { cartLoad } from '../support/cart-mix.ts';
 import { createTestDatabase } from '../support/database.ts';
 import { tamper } from '../support/tamper.ts';
@@ -42,6 +42,26 @@ describe("the tests' oracle on carts", () => {
     expect(ofCheck(await databaseViolations(db.sql), 'cart-status')).toEqual([found]);
     expect(ofCheck(await databaseViolations(db.sql, ['C-C']), 'cart-status')).toEqual([found]);
     expect(ofCheck(await databaseViolations(db.sql, ['C-D']), 'cart-status')).toEqual([]);
+  });
+
+  it('G4: a cart whose lines disagree on their expiry is found, and is a reservation stored in part', async () => {
+    const { db, carts } = await loaded();
+    await db.sql.query(
+      `update reservations set expires_at = expires_at + interval '1 minute' where id = $1 and sku = 'C-D'`,
+      [carts.extended],
+    );
+    const found = ofCheck(await databaseViolations(db.sql), 'cart-expiry');
+    expect(found).toEqual([
+      {
+        check: 'cart-expiry',
+        guarantee: 'G4',
+        sku: 'C-C',
+        message: expect.stringMatching(
+          new RegExp(`^reservation ${carts.extended} has lines with different expiries: C-C \\S+Z, C-D \\S+Z$`),
+        ),
+      },
+    ]);
+    expect(partialReservations(await databaseViolations(db.sql, ['C-D']))).toEqual(found);
   });
 
   it('G4: a cart that lost a line, or whose rows repeat a line number, is found', async () => {

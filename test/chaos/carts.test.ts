@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { isFinal } from '../../scripts/lib/api-client.ts';
-import { cartDurability, cartExactlyOnce, partialReservations } from '../../scripts/lib/cart-acknowledged.ts';
+import { cartDurability, cartExactlyOnce } from '../../scripts/lib/cart-acknowledged.ts';
+import { databaseViolations, partialReservations } from '../../scripts/lib/oracle.ts';
 import { committedUnacknowledged, type CartLine } from '../../scripts/lib/request-accounting.ts';
 import { sleep, waitUntil } from '../../scripts/lib/wait.ts';
 import { startCartLoad } from '../support/cart-load.ts';
@@ -95,7 +96,7 @@ async function cartsThrough(
 function itKeepsCartsWhole(retriedAfter: () => number, failure: string): void {
   it(`G4: no cart is partial after ${failure}: every reservation's rows share one status and one expiry, one row per line`, async () => {
     const { sql } = rig();
-    expect(await partialReservations(sql)).toEqual([]);
+    expect(partialReservations(await databaseViolations(sql))).toEqual([]);
     const { rows } = await sql.query(`select distinct status from reservations where lines > 1 order by status`);
     expect(
       rows.map((x) => x.status),

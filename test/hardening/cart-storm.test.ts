@@ -1,13 +1,8 @@
 import { Agent } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  cartDurability,
-  cartExactlyOnce,
-  cartsAllOrNothing,
-  partialReservations,
-} from '../../scripts/lib/cart-acknowledged.ts';
+import { cartDurability, cartExactlyOnce, cartsAllOrNothing } from '../../scripts/lib/cart-acknowledged.ts';
 import { ApiClient, isFinal } from '../../scripts/lib/api-client.ts';
-import { databaseViolations } from '../../scripts/lib/oracle.ts';
+import { databaseViolations, partialReservations } from '../../scripts/lib/oracle.ts';
 import { OperationLog, type CartLine } from '../../scripts/lib/request-accounting.ts';
 import { verifyDatabase } from '../../src/audit/verify-database.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
@@ -141,7 +136,7 @@ describe(`a storm of ${cartCount} carts from ${clients} clients over ${productCo
     const { checked, missing } = await cartDurability(t.db.sql, log.attempted);
     expect(missing).toEqual([]);
     expect(checked).toBeGreaterThanOrEqual(cartCount);
-    expect(await partialReservations(t.db.sql)).toEqual([]);
+    expect(partialReservations(await databaseViolations(t.db.sql))).toEqual([]);
     const { rows } = await t.db.sql.query(`select status, count(*)::int as n from reservations group by status`);
     expect(rows.every((r) => r.status === 'active')).toBe(true);
     expect((await cartExactlyOnce(t.db.sql, log.attempted, skus)).unexplainedReservations).toEqual([]);

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ManualClock } from '../../src/engine/clock.ts';
 import type { CartLine, CartOp } from '../../src/engine/decide-cart.ts';
 import { idempotencyRetentionMs, reservationLifetimeMaxSeconds } from '../../src/engine/limits.ts';
 import type {
@@ -15,7 +14,15 @@ import type {
 } from '../../src/engine/types.ts';
 import { databaseViolations } from '../../scripts/lib/oracle.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { startEngine, type EngineInstance } from '../support/engine.ts';
+import {
+  Advance,
+  AdvanceToExpiry,
+  ModelStep,
+  ModelWorld,
+  Passivate,
+  propertySettings,
+  Restart,
+} from '../support/model-world.ts';
 
 // Model-based test of carts (reservations of several products) over the whole engine: two engine
 // instances on one PostgreSQL, random sequences of carts, one-product reservations, partial and
@@ -23,12 +30,10 @@ import { startEngine, type EngineInstance } from '../support/engine.ts';
 // the engine and on a small model. After every step the two agree on every product's counters and
 // every reservation's lines and status, and the database satisfies G1-G4 and G7 (the oracle).
 //
-// PROPERTY_RUNS sets the number of runs (the default keeps this file under a minute);
-// PROPERTY_SEED and PROPERTY_PATH replay a failing run (fast-check prints both).
+// The harness (two instances, the shared clock, the steps every model takes) is
+// test/support/model-world.ts; PROPERTY_RUNS, PROPERTY_SEED and PROPERTY_PATH as it says.
 
-const numRuns = Number(process.env.PROPERTY_RUNS ?? 40);
-const seed = process.env.PROPERTY_SEED === undefined ? undefined : Number(process.env.PROPERTY_SEED);
-const path = process.env.PROPERTY_PATH;
+const settings = propertySettings(40);
 const commandsMax = 40;
 const lifetimeMs = reservationLifetimeMaxSeconds * 1000;
 const runSpacingMs = 60 * 24 * 3600 * 1000;
@@ -307,16 +312,15 @@ function modelPurchase(m: Model, r: ModelReservation, asked: readonly CartLine[]
  * reservation lives longer), so no sweep of this run finds another run's reservations due. Keys
  * carry the run's prefix, since a new cart's key lives in a scope all runs share.
  */
-class World {
-  static runs = 0;
-  readonly run = World.runs++;
-  readonly prefix = `c${this.run}-${randomUUID().slice(0, 6)}`;
-  readonly clock = new ManualClock(Date.parse('2026-01-01T00:00:00Z') - this.run * runSpacingMs);
-  readonly instances: EngineInstance[] = [startEngine(db.url, this.clock), startEngine(db.url, this.clock)];
+class World extends ModelWorld<Model> {
   private keySeq = 0;
 
-  sku(letter: Letter): string {
-    return `${this.prefix}-${letter}`;
+  constructor() {
+    super(db.url, 'c', runSpacingMs);
+  }
+
+  verify(m: Model): Promise<void> {
+    return checkWorld(m, this);
   }
 
   key(): string {
@@ -333,15 +337,6 @@ class World {
       case 'reservation':
         return registry.executeReservationOp(sent.op);
     }
-  }
-
-  async restart(i: number): Promise<void> {
-    await this.instances[i]!.stop();
-    this.instances[i] = startEngine(db.url, this.clock);
-  }
-
-  async stop(): Promise<void> {
-    await Promise.all(this.instances.map((x) => x.stop()));
   }
 }
 
@@ -446,22 +441,7 @@ async function checkWorld(m: Model, w: World): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Commands
 
-abstract class Step implements fc.AsyncCommand<Model, World> {
-  /** Filled in while running, so a counterexample shows the keys and ids it used. */
-  protected note = '';
-  check(_m: Readonly<Model>): boolean {
-    return true;
-  }
-  async run(m: Model, w: World): Promise<void> {
-    await this.apply(m, w);
-    await checkWorld(m, w);
-  }
-  protected abstract apply(m: Model, w: World): Promise<void>;
-  abstract describe(): string;
-  toString(): string {
-    return this.note === '' ? this.describe() : `${this.describe()} [${this.note}]`;
-  }
-}
+abstract class Step extends ModelStep<Model, World> {}
 
 interface LineAsked {
   readonly letter: Letter;
@@ -678,46 +658,6 @@ function otherPayload(sent: Sent): Sent {
   }
 }
 
-class Advance extends Step {
-  constructor(readonly ms: number) {
-    super();
-  }
-  describe() {
-    return `advance ${this.ms}ms`;
-  }
-  async apply(m: Model, w: World) {
-    m.nowMs += this.ms;
-    w.clock.advance(this.ms);
-  }
-}
-
-/** Moves the clock to just before, at or just after an active reservation's expiry: the boundary. */
-class AdvanceToExpiry extends Step {
-  constructor(
-    readonly pick: number,
-    readonly offsetMs: -1 | 0 | 1,
-  ) {
-    super();
-  }
-  private target(m: Readonly<Model>): number | undefined {
-    const future = m.reservations.filter((r) => r.status === 'active' && r.expiresAtMs + this.offsetMs > m.nowMs);
-    const r = future[this.pick % Math.max(future.length, 1)];
-    return r === undefined ? undefined : r.expiresAtMs + this.offsetMs;
-  }
-  override check(m: Readonly<Model>) {
-    return this.target(m) !== undefined;
-  }
-  describe() {
-    return `advance to expiry of active#${this.pick} ${this.offsetMs >= 0 ? '+' : ''}${this.offsetMs}ms`;
-  }
-  async apply(m: Model, w: World) {
-    const ms = this.target(m)! - m.nowMs;
-    this.note = `${ms}ms`;
-    m.nowMs += ms;
-    w.clock.advance(ms);
-  }
-}
-
 /** G6: one sweep expires exactly the active reservations whose expiresAt has passed, each as a whole. */
 class Sweep extends Step {
   constructor(readonly via: number) {
@@ -734,28 +674,6 @@ class Sweep extends Step {
     const report = await w.instances[this.via]!.sweeper.sweepOnce();
     // `due` counts lines (a cart is due once per line), `expired` reservations.
     expect(report).toEqual({ due: due.reduce((n, r) => n + r.lines.length, 0), expired: due.length, failed: 0 });
-  }
-}
-
-/** A process restart: every bit of engine memory is gone; only the database remains. */
-class Restart extends Step {
-  constructor(readonly which: number) {
-    super();
-  }
-  describe() {
-    return `restart instance#${this.which}`;
-  }
-  async apply(_m: Model, w: World) {
-    await w.restart(this.which);
-  }
-}
-
-class Passivate extends Step {
-  describe() {
-    return 'passivate idle actors';
-  }
-  async apply(_m: Model, w: World) {
-    for (const instance of w.instances) instance.registry.passivateIdle();
   }
 }
 
@@ -819,11 +737,11 @@ const commandArbitraries: fc.Arbitrary<Step>[] = [
   ),
   ...weighted(
     1,
-    fc.integer({ min: 1, max: 120_000 }).map((ms) => new Advance(ms)),
+    fc.integer({ min: 1, max: 120_000 }).map((ms) => new Advance<Model, World>(ms)),
   ),
   ...weighted(
     2,
-    fc.tuple(pick, fc.constantFrom<-1 | 0 | 1>(-1, 0, 1)).map(([p, o]) => new AdvanceToExpiry(p, o)),
+    fc.tuple(pick, fc.constantFrom<-1 | 0 | 1>(-1, 0, 1)).map(([p, o]) => new AdvanceToExpiry<Model, World>(p, o)),
   ),
   ...weighted(
     2,
@@ -831,11 +749,11 @@ const commandArbitraries: fc.Arbitrary<Step>[] = [
   ),
   ...weighted(
     1,
-    via.map((v) => new Restart(v)),
+    via.map((v) => new Restart<Model, World>(v)),
   ),
   ...weighted(
     1,
-    fc.constant(null).map(() => new Passivate()),
+    fc.constant(null).map(() => new Passivate<Model, World>()),
   ),
 ];
 
@@ -875,7 +793,7 @@ describe('carts model', () => {
           await world.stop();
         }
       }),
-      { numRuns, seed, path, verbose: 1 },
+      { ...settings, verbose: 1 },
     );
   }, 600_000);
 

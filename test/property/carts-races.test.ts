@@ -52,8 +52,13 @@ class CartRace {
     batchSizeMax: number,
   ) {
     this.gate = new StorageGate(s);
-    this.instances = ['I0', 'I1'].map((name) =>
-      startEngine(db.url, this.clock, { settings: { batchSizeMax }, wrapStore: this.gate.wrap(name), poolSize: 3 }),
+    // The second instance pipelines its batches of carts (two in flight); the first does not.
+    this.instances = ['I0', 'I1'].map((name, i) =>
+      startEngine(db.url, this.clock, {
+        settings: { batchSizeMax, cartBatchesInFlightMax: i + 1 },
+        wrapStore: this.gate.wrap(name),
+        poolSize: 3,
+      }),
     );
   }
 

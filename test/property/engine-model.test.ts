@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ManualClock } from '../../src/engine/clock.ts';
 import { stockMax } from '../../src/engine/limits.ts';
 import type {
   Command,
@@ -13,19 +12,26 @@ import type {
   ReservationView,
 } from '../../src/engine/types.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { startEngine, type EngineInstance } from '../support/engine.ts';
+import {
+  Advance,
+  AdvanceToExpiry,
+  ModelStep,
+  ModelWorld,
+  Passivate,
+  propertySettings,
+  Restart,
+} from '../support/model-world.ts';
+import { reservationOp } from '../support/reservation-op.ts';
 import { databaseViolations } from '../../scripts/lib/oracle.ts';
 
 // Model-based test of the whole engine (registry, actors, decide, PgStore, sweeper) against a real
 // PostgreSQL: random sequences of commands run both on the engine and on a model a few lines long,
 // and after every step the two must agree and the database must satisfy G1-G4 and G7.
 //
-// PROPERTY_RUNS sets the number of runs (default keeps this file well under a minute);
-// PROPERTY_SEED and PROPERTY_PATH replay a failing run (fast-check prints both).
+// The harness (two instances, the shared clock, the steps every model takes) is
+// test/support/model-world.ts; PROPERTY_RUNS, PROPERTY_SEED and PROPERTY_PATH as it says.
 
-const numRuns = Number(process.env.PROPERTY_RUNS ?? 40);
-const seed = process.env.PROPERTY_SEED === undefined ? undefined : Number(process.env.PROPERTY_SEED);
-const path = process.env.PROPERTY_PATH;
+const settings = propertySettings(40);
 const commandsMax = 40;
 
 let db: TestDatabase;
@@ -218,33 +224,16 @@ function finishReservation(p: ModelProduct, r: ModelReservation, to: Reservation
 // The real system
 
 /**
- * Two engine instances over the run's database, and the clock they share. Each run lives in its
- * own week, earlier than every run before it: the database is shared by all runs of the file,
- * and so no sweep of this run finds another run's reservations due, and no idempotency cleanup
- * reaches another run's records.
+ * Two engine instances over the file's database. Each run lives in its own week, earlier than
+ * every run before it (see ModelWorld).
  */
-class World {
-  static runs = 0;
-  readonly run = World.runs++;
-  readonly prefix = `m${this.run}-${randomUUID().slice(0, 6)}`;
-  readonly clock = new ManualClock(Date.parse('2026-01-01T00:00:00Z') - this.run * 7 * 24 * 3600 * 1000);
-  readonly instances: EngineInstance[];
-
+class World extends ModelWorld<Model> {
   constructor() {
-    this.instances = [startEngine(db.url, this.clock), startEngine(db.url, this.clock)];
+    super(db.url, 'm', 7 * 24 * 3600 * 1000);
   }
 
-  sku(letter: Letter): string {
-    return `${this.prefix}-${letter}`;
-  }
-
-  async restart(i: number): Promise<void> {
-    await this.instances[i]!.stop();
-    this.instances[i] = startEngine(db.url, this.clock);
-  }
-
-  async stop(): Promise<void> {
-    await Promise.all(this.instances.map((x) => x.stop()));
+  verify(m: Model): Promise<void> {
+    return checkWorld(m, this);
   }
 }
 
@@ -324,24 +313,7 @@ async function checkWorld(m: Model, w: World): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Commands
 
-type EngineCommand = fc.AsyncCommand<Model, World>;
-
-abstract class Step implements EngineCommand {
-  /** Filled in while running, so a counterexample shows the keys and ids it used. */
-  protected note = '';
-  check(_m: Readonly<Model>): boolean {
-    return true;
-  }
-  async run(m: Model, w: World): Promise<void> {
-    await this.apply(m, w);
-    await checkWorld(m, w);
-  }
-  protected abstract apply(m: Model, w: World): Promise<void>;
-  abstract describe(): string;
-  toString(): string {
-    return this.note === '' ? this.describe() : `${this.describe()} [${this.note}]`;
-  }
-}
+abstract class Step extends ModelStep<Model, World> {}
 
 class CreateProduct extends Step {
   constructor(
@@ -424,7 +396,7 @@ class Finish extends Step {
     this.note = `${id.slice(0, 8)}${key === null ? '' : ` ${key}`}`;
     const expected: Expected =
       r === undefined ? { type: 'failed', code: 'reservation_not_found' } : modelExecute(m, r.sku, command);
-    const actual = await w.instances[this.via]!.registry.executeOnReservation(id, command);
+    const actual = await w.instances[this.via]!.registry.executeReservationOp(reservationOp(command));
     expectResult(actual, expected, this.toString());
     if (r !== undefined) rememberReal(m, r.sku, command, actual);
   }
@@ -472,7 +444,7 @@ async function send(
 ): Promise<CommandResult> {
   const registry = w.instances[via]!.registry;
   return command.type === 'purchase' || command.type === 'cancel'
-    ? registry.executeOnReservation(command.reservationId, command)
+    ? registry.executeReservationOp(reservationOp(command))
     : registry.execute(sku, command);
 }
 
@@ -569,46 +541,6 @@ class KeyOnOtherProduct extends Step {
   }
 }
 
-class Advance extends Step {
-  constructor(readonly ms: number) {
-    super();
-  }
-  describe() {
-    return `advance ${this.ms}ms`;
-  }
-  async apply(m: Model, w: World) {
-    m.nowMs += this.ms;
-    w.clock.advance(this.ms);
-  }
-}
-
-/** Moves the clock to just before, at or just after an active reservation's expiry: the boundary. */
-class AdvanceToExpiry extends Step {
-  constructor(
-    readonly pick: number,
-    readonly offsetMs: -1 | 0 | 1,
-  ) {
-    super();
-  }
-  private target(m: Readonly<Model>): number | undefined {
-    const future = m.reservations.filter((r) => r.status === 'active' && r.expiresAtMs + this.offsetMs > m.nowMs);
-    const r = future[this.pick % Math.max(future.length, 1)];
-    return r === undefined ? undefined : r.expiresAtMs + this.offsetMs;
-  }
-  override check(m: Readonly<Model>) {
-    return this.target(m) !== undefined;
-  }
-  describe() {
-    return `advance to expiry of active#${this.pick} ${this.offsetMs >= 0 ? '+' : ''}${this.offsetMs}ms`;
-  }
-  async apply(m: Model, w: World) {
-    const ms = this.target(m)! - m.nowMs;
-    this.note = `${ms}ms`;
-    m.nowMs += ms;
-    w.clock.advance(ms);
-  }
-}
-
 /** G6: one sweep expires exactly the active reservations whose expiresAt has passed. */
 class Sweep extends Step {
   describe() {
@@ -619,28 +551,6 @@ class Sweep extends Step {
     for (const r of due) finishReservation(m.products.get(r.sku)!, r, 'expired', m.nowMs);
     const report = await w.instances[0]!.sweeper.sweepOnce();
     expect(report).toEqual({ due: due.length, expired: due.length, failed: 0 });
-  }
-}
-
-/** A process restart: every bit of engine memory is gone; only the database remains. */
-class Restart extends Step {
-  constructor(readonly which: number) {
-    super();
-  }
-  describe() {
-    return `restart instance#${this.which}`;
-  }
-  async apply(_m: Model, w: World) {
-    await w.restart(this.which);
-  }
-}
-
-class Passivate extends Step {
-  describe() {
-    return 'passivate idle actors';
-  }
-  async apply(_m: Model, w: World) {
-    for (const instance of w.instances) instance.registry.passivateIdle();
   }
 }
 
@@ -675,11 +585,11 @@ const commandArbitraries = [
   fc.tuple(pick, via).map(([p, v]) => new Replay(p, v)),
   fc.tuple(pick, via).map(([p, v]) => new ReuseKey(p, v)),
   fc.tuple(pick, letter, fc.integer({ min: 1, max: 4 }), via).map(([p, l, q, v]) => new KeyOnOtherProduct(p, l, q, v)),
-  fc.integer({ min: 1, max: 120_000 }).map((ms) => new Advance(ms)),
-  fc.tuple(pick, fc.constantFrom<-1 | 0 | 1>(-1, 0, 1)).map(([p, o]) => new AdvanceToExpiry(p, o)),
+  fc.integer({ min: 1, max: 120_000 }).map((ms) => new Advance<Model, World>(ms)),
+  fc.tuple(pick, fc.constantFrom<-1 | 0 | 1>(-1, 0, 1)).map(([p, o]) => new AdvanceToExpiry<Model, World>(p, o)),
   fc.constant(null).map(() => new Sweep()),
-  via.map((v) => new Restart(v)),
-  fc.constant(null).map(() => new Passivate()),
+  via.map((v) => new Restart<Model, World>(v)),
+  fc.constant(null).map(() => new Passivate<Model, World>()),
 ];
 
 /** The stock of A and B, created before the commands run. */
@@ -721,7 +631,7 @@ describe('engine model', () => {
           }
         },
       ),
-      { numRuns, seed, path, verbose: 1 },
+      { ...settings, verbose: 1 },
     );
   }, 600_000);
 });

@@ -2,18 +2,17 @@ import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/engine/clock.ts';
-import type { Store } from '../../src/engine/store.ts';
-import type { BatchWrite, Command, CommandResult, Outcome } from '../../src/engine/types.ts';
+import type { Command, CommandResult, Outcome } from '../../src/engine/types.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { startEngine, type EngineInstance } from '../support/engine.ts';
+import { reservationOp } from '../support/reservation-op.ts';
+import { drive, driveRetrying, releaseAll, StorageGate } from '../support/storage-gate.ts';
 import { databaseViolations } from '../../scripts/lib/oracle.ts';
 
 // Races on the actor, the idempotency path and the version check, with fc.scheduler deciding
-// the order in which storage calls start. Every storage call of both engine instances waits at a
-// gate; the driver lets the system settle (no call in flight, every continuation parked at its
-// next gate) and then the scheduler releases one gate of its choosing. So a run explores one
-// interleaving of storage calls across actors, instances and the sweeper, and a failing seed
-// replays the same interleaving.
+// the order in which storage calls start (the gate and the driver of test/support/storage-gate.ts):
+// a run explores one interleaving of storage calls across actors, instances and the sweeper, and a
+// failing seed replays the same interleaving.
 //
 // PROPERTY_RUNS sets the number of runs per property; PROPERTY_SEED and PROPERTY_PATH replay a
 // failing run (fast-check prints both).
@@ -21,8 +20,6 @@ import { databaseViolations } from '../../scripts/lib/oracle.ts';
 const numRuns = Number(process.env.PROPERTY_RUNS ?? 40);
 const seed = process.env.PROPERTY_SEED === undefined ? undefined : Number(process.env.PROPERTY_SEED);
 const path = process.env.PROPERTY_PATH;
-const turnsMax = 5_000;
-const retriesMax = 10;
 
 let db: TestDatabase;
 beforeAll(async () => {
@@ -31,86 +28,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await db?.drop();
 });
-
-// ---------------------------------------------------------------------------------------------
-// The gate and the driver
-
-class StorageGate {
-  /** Off while a run sets itself up and checks its results: calls pass straight through. */
-  enabled = false;
-  inFlight = 0;
-  constructor(private readonly s: fc.Scheduler) {}
-
-  /** Wraps every method of a store so that it starts only when the scheduler says so. */
-  wrap(instance: string): (store: Store) => Store {
-    return (store) =>
-      new Proxy(store, {
-        get: (target, property, receiver) => {
-          const value = Reflect.get(target, property, receiver);
-          if (typeof value !== 'function') return value;
-          return async (...args: unknown[]) => {
-            if (this.enabled)
-              await this.s.schedule(Promise.resolve(), `${instance}.${String(property)}(${describeArgs(args)})`);
-            this.inFlight++;
-            try {
-              return await value.apply(target, args);
-            } finally {
-              this.inFlight--;
-            }
-          };
-        },
-      });
-  }
-}
-
-function describeArgs(args: readonly unknown[]): string {
-  const [first] = args;
-  if (typeof first === 'object' && first !== null && 'versionBefore' in first) {
-    const w = first as BatchWrite;
-    return `v${w.versionBefore}->v${w.counters.version}, ${w.events.map((e) => e.type).join('+') || 'no events'}`;
-  }
-  return typeof first === 'string' ? first.slice(0, 12) : '';
-}
-
-const settleTick = () => new Promise((resolve) => setImmediate(resolve));
-
-/** Waits until no storage call is in flight and every continuation has run to its next gate. */
-async function settle(gate: StorageGate): Promise<void> {
-  for (;;) {
-    while (gate.inFlight > 0) await new Promise((resolve) => setTimeout(resolve, 1));
-    for (let i = 0; i < 3; i++) await settleTick();
-    if (gate.inFlight === 0) return;
-  }
-}
-
-/** Runs `work` to its end, releasing one gated storage call at a time in the scheduler's order. */
-async function drive<T>(s: fc.Scheduler, gate: StorageGate, work: Promise<T>): Promise<T> {
-  let settled = false;
-  work.then(
-    () => (settled = true),
-    () => (settled = true),
-  );
-  for (let turn = 0; turn < turnsMax; turn++) {
-    await settle(gate);
-    if (settled) return work;
-    if (s.count() === 0) throw new Error('the work waits for something that is neither storage nor done');
-    await s.waitNext(1);
-  }
-  throw new Error(`the race did not end in ${turnsMax} turns`);
-}
-
-/** A client that retries a 503 with the same command (and so the same key), as docs/API.md allows. */
-async function driveRetrying(
-  s: fc.Scheduler,
-  gate: StorageGate,
-  send: () => Promise<CommandResult>,
-): Promise<CommandResult> {
-  let result = await drive(s, gate, send());
-  for (let i = 0; i < retriesMax && result.type === 'failed' && result.code === 'storage_unavailable'; i++) {
-    result = await drive(s, gate, send());
-  }
-  return result;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Two instances on one database, with gated storage
@@ -136,7 +53,7 @@ class Race {
   send(via: number, command: Exclude<Command, { type: 'expire' }>): Promise<CommandResult> {
     const registry = this.instances[via]!.registry;
     return command.type === 'purchase' || command.type === 'cancel'
-      ? registry.executeOnReservation(command.reservationId, command)
+      ? registry.executeReservationOp(reservationOp(command))
       : registry.execute(this.sku, command);
   }
 
@@ -169,8 +86,7 @@ class Race {
 
   /** Also after a failed run: storage calls still parked at a gate are let through first. */
   async stop(): Promise<void> {
-    this.gate.enabled = false;
-    for (let i = 0; i < turnsMax && this.s.count() > 0; i++) await this.s.waitNext(1);
+    await releaseAll(this.s, this.gate);
     await Promise.all(this.instances.map((i) => i.stop()));
   }
 }

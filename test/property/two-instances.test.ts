@@ -6,6 +6,7 @@ import type { CommandResult, FailureCode } from '../../src/engine/types.ts';
 import { verifyDatabase } from '../../src/audit/verify-database.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { startEngine, type EngineInstance } from '../support/engine.ts';
+import { reservationOp } from '../support/reservation-op.ts';
 
 // Two engine instances over one database, without SKU affinity and without the refreshing reads
 // the model test makes after every step: each instance keeps whatever view it last had, so the
@@ -90,17 +91,16 @@ async function run(
     }
     case 'purchase':
     case 'cancel':
-      return registry.executeOnReservation(reservationAt(o.pick), {
-        type: o.type,
-        reservationId: reservationAt(o.pick),
-        idempotencyKey: null,
-        requestId: `r-${n}`,
-      });
+      return registry.executeReservationOp(
+        reservationOp({
+          type: o.type,
+          reservationId: reservationAt(o.pick),
+          idempotencyKey: null,
+          requestId: `r-${n}`,
+        }),
+      );
     case 'expire':
-      return registry.executeOnReservation(reservationAt(o.pick), {
-        type: 'expire',
-        reservationId: reservationAt(o.pick),
-      });
+      return registry.executeReservationOp({ type: 'expire', reservationId: reservationAt(o.pick) });
     case 'adjust':
       return registry.execute(skus[o.sku]!, {
         type: 'adjust',

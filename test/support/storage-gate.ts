@@ -6,7 +6,7 @@ import type { BatchWrite, CommandResult } from '../../src/engine/types.ts';
 // gate; the driver lets the system settle (no call in flight, every continuation parked at its
 // next gate) and then the scheduler releases one gate of its choosing. So a run explores one
 // interleaving of storage calls across actors, carts, instances and the sweeper, and a failing
-// seed replays the same interleaving. (The same gate as test/property/races.test.ts.)
+// seed replays the same interleaving. Used by test/property/races.test.ts and carts-races.test.ts.
 
 /** Turns of the driver before a race counts as never ending (a deadlock or a livelock). */
 export const turnsMax = 5_000;
@@ -28,6 +28,11 @@ export class StorageGate {
           if (typeof value !== 'function') return value;
           return async (...args: unknown[]) => {
             const label = `${instance}.${String(property)}(${describeArgs(args)})`;
+            // A commit sent after another one settles (the cart lane's `after`) starts only then:
+            // parked at the gate before it, it would count as in flight while waiting for a call
+            // the scheduler has not let through yet, and the driver would wait for it forever.
+            const after = args.find((arg) => arg instanceof Promise);
+            if (after !== undefined) await (after as Promise<unknown>).catch(() => {});
             if (this.enabled) await this.s.schedule(Promise.resolve(), label);
             this.inFlight++;
             try {
@@ -43,11 +48,15 @@ export class StorageGate {
 
 function describeArgs(args: readonly unknown[]): string {
   const [first] = args;
-  if (Array.isArray(first)) return first.map((w) => describeWrite(w as BatchWrite)).join(' & ');
-  if (typeof first === 'object' && first !== null && 'versionBefore' in first) {
-    return describeWrite(first as BatchWrite);
-  }
-  return typeof first === 'string' ? first.slice(0, 16) : '';
+  if (Array.isArray(first)) return first.map(describeArg).join(' & ');
+  return describeArg(first);
+}
+
+function describeArg(arg: unknown): string {
+  if (typeof arg === 'object' && arg !== null && 'versionBefore' in arg) return describeWrite(arg as BatchWrite);
+  // A key in its scope (findRecords).
+  if (typeof arg === 'object' && arg !== null && 'key' in arg) return String(arg.key).slice(-8);
+  return typeof arg === 'string' ? arg.slice(0, 16) : '';
 }
 
 function describeWrite(w: BatchWrite): string {
