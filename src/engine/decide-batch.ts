@@ -91,6 +91,8 @@ class Working implements DecisionView {
   readonly drafts: EventDraft[] = [];
   readonly inserted: Reservation[] = [];
   readonly changed: StatusChange[] = [];
+  /** Where each reservation's change is in `changed`: a row is changed once per batch. */
+  private readonly changedAt = new Map<string, number>();
   readonly remembered: IdempotencyRecord[] = [];
   private readonly records: Map<string, IdempotencyRecord>;
 
@@ -139,12 +141,26 @@ class Working implements DecisionView {
     for (const r of decision.reservations) this.changes.set(r.id, r);
     this.drafts.push(...decision.events);
     this.inserted.push(...decision.inserted);
-    this.changed.push(...decision.changed);
+    for (const c of decision.changed) this.change(c);
     this.results.push({ type: 'done', outcome: decision.outcome, replayed: false });
     if (key !== null) {
       const record: IdempotencyRecord = { key, fingerprint, outcome: decision.outcome };
       this.records.set(key, record);
       this.remembered.push(record);
+    }
+  }
+
+  /**
+   * Several commands of a batch may change one reservation (two extensions, an extension and a
+   * purchase): the commit updates its row once, from the status it had, so they are one change.
+   */
+  private change(c: StatusChange): void {
+    const at = this.changedAt.get(c.id);
+    if (at === undefined) {
+      this.changedAt.set(c.id, this.changed.length);
+      this.changed.push(c);
+    } else {
+      this.changed[at] = mergedChange(this.changed[at], c);
     }
   }
 
@@ -178,4 +194,15 @@ export function assertCounters(c: Counters, when: string): void {
   assert(Number.isSafeInteger(c.reserved) && c.reserved >= 0, `G3: reserved >= 0 (${when})`);
   assert(Number.isSafeInteger(c.purchased) && c.purchased >= 0, `G3: purchased >= 0 (${when})`);
   assert(c.reserved + c.purchased <= c.total, `G1: reserved + purchased <= total (${when})`);
+}
+
+/**
+ * Two changes of one reservation line in one transaction are one change: from where the first
+ * found it to where the second leaves it (the commit updates a row once, from the status it had).
+ * An extension's expiry stays unless the later change moves it again.
+ */
+export function mergedChange(earlier: StatusChange | undefined, later: StatusChange): StatusChange {
+  if (earlier === undefined) return later;
+  assert(earlier.to === later.from, 'a later change starts where the earlier one left the line');
+  return { ...later, from: earlier.from, expiresAtMs: later.expiresAtMs ?? earlier.expiresAtMs };
 }

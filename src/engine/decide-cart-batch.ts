@@ -1,4 +1,4 @@
-import { assertCounters, type Base, type BatchDecision } from './decide-batch.ts';
+import { assertCounters, mergedChange, type Base, type BatchDecision } from './decide-batch.ts';
 import { decideCart, lineCommands, type CartOp, type CartProduct } from './decide-cart.ts';
 import { assert } from './errors.ts';
 import type { AuditEvent, BatchWrite, CommandResult, IdempotencyRecord, Reservation, StatusChange } from './types.ts';
@@ -177,17 +177,6 @@ class ProductRun {
       idempotency: this.idempotency,
     };
   }
-}
-
-/**
- * Two changes of one reservation line in one transaction are one change: from where the first
- * found it to where the second leaves it (the commit updates a row once, from the status it had).
- * An extension's expiry stays unless the later change moves it again.
- */
-export function mergedChange(earlier: StatusChange | undefined, later: StatusChange): StatusChange {
-  if (earlier === undefined) return later;
-  assert(earlier.to === later.from, 'a later change starts where the earlier one left the line');
-  return { ...later, from: earlier.from, expiresAtMs: later.expiresAtMs ?? earlier.expiresAtMs };
 }
 
 /**

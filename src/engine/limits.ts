@@ -40,10 +40,10 @@ export const cartsWaitingMax = 10_000;
  * next is decided on top of it and its statement built, then sent as soon as the first returns (as
  * an actor pipelines its batches; each is guarded by the chain heads it was decided against, so one
  * decided on top of a batch that fails cannot commit). One by default: on the 2-core development
- * machine, where the engine and PostgreSQL share the cores, one measured about 10 % more carts/s
- * than two (README, Performance): overlapping buys no core there, and a larger batch costs the
- * database less per cart (one product row per product per batch). Two pay where the database has
- * cores of its own. A registry setting (RegistrySettings), so the tests run both.
+ * machine, where the engine and PostgreSQL share the cores, one measured as many carts/s as two or
+ * more (README, Performance): overlapping buys no core there, and a larger batch costs the database
+ * less per cart (one product row per product per batch). Two should pay where the database has cores
+ * of its own. A registry setting (RegistrySettings), so the tests run both.
  */
 export const cartBatchesInFlightMaxDefault = 1;
 /**

@@ -193,4 +193,31 @@ describe('pipelined batches of one product', () => {
     expect(rows[0]).toEqual({ reserved: 3, rows: 2 });
     expect(await databaseViolations(db.sql)).toEqual([]);
   });
+  it('G4: extensions of one reservation sent at once, several in one batch, all commit: one change of its row per batch', async () => {
+    const db = await createTestDatabase();
+    cleanup.push(() => db.drop());
+    const { engine, gate } = await engineWithGate(db);
+    await engine.registry.createProduct('PIPE-4', 'pipe', 10, 'test');
+    const reserved = await engine.registry.execute('PIPE-4', reserve());
+    const id =
+      reserved.type === 'done' && reserved.outcome.kind === 'reservation' ? reserved.outcome.reservation.id : '';
+    const extend = (ttlSeconds: number) =>
+      engine.registry.executeReservationOp({
+        type: 'extend',
+        reservationId: id,
+        ttlSeconds,
+        idempotencyKey: null,
+        requestId: 'pipelining-test',
+      });
+    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => extend(600 + i)));
+    expect(results.map((r) => r.type === 'done' && r.outcome.kind)).toEqual(Array(10).fill('reservation'));
+    // The first went out alone; the others waited for it, and several of them were one batch.
+    const extensions = gate.commits.slice(1).map((c) => c.write.events.length);
+    expect(extensions.reduce((a, b) => a + b)).toBe(10);
+    expect(Math.max(...extensions), 'extensions of one reservation in one batch').toBeGreaterThan(1);
+    expect(gate.commits.every((c) => c.result?.type === 'committed')).toBe(true);
+    const { rows } = await db.sql.query(`select count(*)::int as n from inventory_events where type = 'extended'`);
+    expect(rows[0].n).toBe(10);
+    expect(await databaseViolations(db.sql)).toEqual([]);
+  });
 });

@@ -180,8 +180,9 @@ const partOf = (id: string): CartLine[] => [{ ...firstLines.get(id)!, quantity: 
 function toDecide(op: CartOp, world: World): CartToDecide {
   const existing = op.type === 'reserve' ? [] : linesOf(world, op.reservationId);
   const opSkus = (op.type === 'reserve' ? op.lines.map((l) => l.sku) : existing.map((r) => r.sku)).sort();
-  const keyed = op.type !== 'expire' && op.idempotencyKey !== null;
-  const key = keyed ? { scope: scopeOf(op), key: op.idempotencyKey, fingerprint: cartFingerprintOf(op) } : null;
+  const idempotencyKey = op.type === 'expire' ? null : op.idempotencyKey;
+  const key =
+    idempotencyKey === null ? null : { scope: scopeOf(op), key: idempotencyKey, fingerprint: cartFingerprintOf(op) };
   return { op, skus: opSkus, existing, key };
 }
 

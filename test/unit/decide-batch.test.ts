@@ -197,6 +197,22 @@ describe('decideBatch: the write and the state after', () => {
     expect(d.write!.atMs).toBe(nowMs);
   });
 
+  it('G4: commands of one batch that change one reservation write one change of its row, to where the last leaves it', () => {
+    const extend = (ttlSeconds: number): Command => ({
+      type: 'extend',
+      reservationId: held,
+      ttlSeconds,
+      idempotencyKey: null,
+      requestId: 'req',
+    });
+    const d = decided(batchOf(extend(120), extend(300), purchase(held)));
+    expect(d.write!.events.map((e) => e.type)).toEqual(['extended', 'extended', 'purchased']);
+    // The commit updates the row once, from the status it has: one change, keeping the last expiry.
+    expect(d.write!.changed).toEqual([
+      { id: held, from: 'active', to: 'purchased', atMs: nowMs, purchasedQuantity: 3, expiresAtMs: nowMs + 300_000 },
+    ]);
+  });
+
   it('G1: a rejection for insufficient stock is itself an event: the version moves, the stock does not', () => {
     const d = decided(batchOf(reserve('k', 8)));
     expect(d.results).toMatchObject([{ type: 'done', outcome: { kind: 'rejected', code: 'insufficient_stock' } }]);
