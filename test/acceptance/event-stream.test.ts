@@ -131,6 +131,9 @@ describe('GET /events/stream: resumable', () => {
     await waitUntil(() => follower.received.length >= beforeSecondCut, 20_000, 'events after the first cut');
     proxy.cut();
     await load;
+    // The follower may have had every event before the second cut: wait for it to reconnect by
+    // itself, so that what it holds afterwards is checked across that reconnection too.
+    await waitUntil(() => follower.opens >= 3, 20_000, 'the reconnection after the second cut');
 
     const log = await expectSameAsLog(t, follower);
     console.info(`event stream: ${log.length} events, ${follower.opens} connections, ${proxy.cuts} cuts`);
