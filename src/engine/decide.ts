@@ -58,14 +58,7 @@ export function decide(view: DecisionView, command: Command, nowMs: number): Dec
         reservationId: command.newReservation ? null : command.reservationId,
         quantity: command.quantity,
       });
-      return {
-        outcome: r.outcome,
-        events: [r.event],
-        counters: r.counters,
-        inserted: [],
-        changed: [],
-        reservations: [],
-      };
+      return decisionOf(r);
     }
     default: {
       const unreachable: never = command;
@@ -124,6 +117,11 @@ function rejection(
     event: draft(after, nowMs, meta, { type: 'rejected', code, ...fields }),
     outcome: { kind: 'rejected', code, detail },
   };
+}
+
+/** A decision that only records a rejection: one `rejected` event, nothing else changed. */
+function decisionOf(r: ReturnType<typeof rejection>): Decision {
+  return { outcome: r.outcome, events: [r.event], counters: r.counters, inserted: [], changed: [], reservations: [] };
 }
 
 function decideReserve(view: DecisionView, command: Extract<Command, { type: 'reserve' }>, nowMs: number): Decision {
@@ -249,14 +247,7 @@ function refuseUnlessActive(view: DecisionView, r: Reservation, meta: Meta, nowM
       reservationId: r.id,
       quantity: r.quantity,
     });
-    return {
-      outcome: rej.outcome,
-      events: [rej.event],
-      counters: rej.counters,
-      inserted: [],
-      changed: [],
-      reservations: [],
-    };
+    return decisionOf(rej);
   }
   if (nowMs >= r.expiresAtMs) {
     // docs/API.md: a purchase or cancel after expiresAt expires the reservation in that moment.
@@ -304,14 +295,7 @@ function decidePurchase(view: DecisionView, command: Extract<Command, { type: 'p
       `asked to buy ${bought} of ${r.sku}, reserved ${r.quantity}`,
       { reservationId: r.id, quantity: bought },
     );
-    return {
-      outcome: rej.outcome,
-      events: [rej.event],
-      counters: rej.counters,
-      inserted: [],
-      changed: [],
-      reservations: [],
-    };
+    return decisionOf(rej);
   }
   const to = nextStatus(r.status, { type: 'PURCHASE' });
   if (to === null) throw new Error('decide: lifecycle refused PURCHASE from active');
@@ -355,14 +339,7 @@ function decideExtend(view: DecisionView, command: Extract<Command, { type: 'ext
       `reservation ${r.id} already expires at its lifetime cap ${new Date(capMs).toISOString()}`,
       { reservationId: r.id, quantity: r.quantity },
     );
-    return {
-      outcome: rej.outcome,
-      events: [rej.event],
-      counters: rej.counters,
-      inserted: [],
-      changed: [],
-      reservations: [],
-    };
+    return decisionOf(rej);
   }
   const expiresAtMs = Math.min(nowMs + command.ttlSeconds * 1000, capMs);
   const after = bump(view.counters, {});
